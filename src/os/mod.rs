@@ -1,0 +1,1 @@
+//! The operating system: network namespaces, TUN devices, processes. The only unsafe code.

@@ -1,0 +1,1 @@
+//! Terminal output shared by subcommands: colour decisions, progress, number formatting.
