@@ -9,6 +9,8 @@
 //! - [`engine`]: the event loop, NAT table and pipes that record and replay.
 //! - [`cmd`]: one file per subcommand, glue only; [`cli`] ties them to the command line.
 
+#![deny(unsafe_code)]
+
 pub mod cli;
 pub mod cmd;
 pub mod engine;
