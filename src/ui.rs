@@ -1,1 +1,233 @@
 //! Terminal output shared by subcommands: colour decisions, progress, number formatting.
+//!
+//! Rules every subcommand follows through these helpers: colour only when the stream is a
+//! terminal and `NO_COLOR` is not set; progress only on a terminal stderr and never with `-q`;
+//! machine-readable output (`--json`, raw bytes) never goes through [`Style`].
+//!
+//! Printing: write to a locked stdout with `writeln!(out, ..)?` rather than `println!`, so a
+//! closed pipe comes back as a `BrokenPipe` error, which `main` turns into a clean exit.
+
+use std::fmt::Display;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// Which standard stream a decision is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn is_terminal(self) -> bool {
+        match self {
+            Stream::Stdout => std::io::stdout().is_terminal(),
+            Stream::Stderr => std::io::stderr().is_terminal(),
+        }
+    }
+}
+
+/// Whether to colour output written to `stream`: it is a terminal, `NO_COLOR` is unset or
+/// empty (<https://no-color.org>), and `TERM` is not `dumb`.
+pub fn color_enabled(stream: Stream) -> bool {
+    color_allowed_by_env(
+        std::env::var_os("NO_COLOR").as_deref(),
+        std::env::var_os("TERM").as_deref(),
+    ) && stream.is_terminal()
+}
+
+fn color_allowed_by_env(
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
+}
+
+/// ANSI styling that turns into plain text when colour is off.
+///
+/// ```
+/// use plg::ui::Style;
+/// let s = Style::plain();
+/// assert_eq!(s.red("refused"), "refused");
+/// assert_eq!(Style::new(true).bold("x"), "\x1b[1mx\x1b[0m");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Style {
+    enabled: bool,
+}
+
+impl Style {
+    pub fn new(enabled: bool) -> Style {
+        Style { enabled }
+    }
+
+    /// Colour as [`color_enabled`] decides for `stream`.
+    pub fn for_stream(stream: Stream) -> Style {
+        Style::new(color_enabled(stream))
+    }
+
+    /// No colour at all.
+    pub fn plain() -> Style {
+        Style::new(false)
+    }
+
+    pub fn enabled(self) -> bool {
+        self.enabled
+    }
+
+    fn paint(self, code: &str, text: impl Display) -> String {
+        if self.enabled {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    pub fn bold(self, text: impl Display) -> String {
+        self.paint("1", text)
+    }
+    pub fn dim(self, text: impl Display) -> String {
+        self.paint("2", text)
+    }
+    pub fn red(self, text: impl Display) -> String {
+        self.paint("31", text)
+    }
+    pub fn green(self, text: impl Display) -> String {
+        self.paint("32", text)
+    }
+    pub fn yellow(self, text: impl Display) -> String {
+        self.paint("33", text)
+    }
+    pub fn cyan(self, text: impl Display) -> String {
+        self.paint("36", text)
+    }
+}
+
+/// A byte count for people: `512 B`, `1.5 KiB`, `200.0 MiB` (binary units, one decimal).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    // Move up while the one-decimal rendering would read 1024.0 or more.
+    while value >= 1023.95 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// A duration in nanoseconds for people: `850 ns`, `12.5 µs`, `3.2 ms`, `4.56 s`, `2m05s`,
+/// `1h02m`.
+pub fn human_duration(ns: u64) -> String {
+    const US: u64 = 1_000;
+    const MS: u64 = 1_000_000;
+    const S: u64 = 1_000_000_000;
+    match ns {
+        0..US => format!("{ns} ns"),
+        US..MS => format!("{:.1} µs", ns as f64 / US as f64),
+        MS..S => format!("{:.1} ms", ns as f64 / MS as f64),
+        _ if ns < 60 * S => format!("{:.2} s", ns as f64 / S as f64),
+        _ if ns < 3600 * S => {
+            let s = ns / S;
+            format!("{}m{:02}s", s / 60, s % 60)
+        }
+        _ => {
+            let m = ns / S / 60;
+            format!("{}h{:02}m", m / 60, m % 60)
+        }
+    }
+}
+
+/// A byte-counting progress bar on stderr, hidden when stderr is not a terminal or `quiet`.
+/// Advance it with `inc(bytes)` and end it with `finish_and_clear()`.
+pub fn progress_bar(total_bytes: u64, label: &str, quiet: bool) -> indicatif::ProgressBar {
+    let bar = if quiet || !Stream::Stderr.is_terminal() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::with_draw_target(
+            Some(total_bytes),
+            indicatif::ProgressDrawTarget::stderr(),
+        )
+    };
+    bar.set_length(total_bytes);
+    let style = indicatif::ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+    )
+    .expect("the progress template is valid")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_prefix(label.to_string());
+    bar
+}
+
+/// A one-line live status on stderr (for record and replay), hidden like [`progress_bar`].
+/// Update it with `set_message(..)`; it redraws a few times a second on its own.
+pub fn status_line(quiet: bool) -> indicatif::ProgressBar {
+    if quiet || !Stream::Stderr.is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    let style = indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {wide_msg}")
+        .expect("the status template is valid");
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn bytes() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1024), "1.0 KiB");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(200 * 1024 * 1024), "200.0 MiB");
+        assert_eq!(human_bytes(1024 * 1024 - 1), "1.0 MiB");
+        assert_eq!(human_bytes(u64::MAX), "16.0 EiB");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(human_duration(0), "0 ns");
+        assert_eq!(human_duration(850), "850 ns");
+        assert_eq!(human_duration(12_500), "12.5 µs");
+        assert_eq!(human_duration(3_200_000), "3.2 ms");
+        assert_eq!(human_duration(4_560_000_000), "4.56 s");
+        assert_eq!(human_duration(125_000_000_000), "2m05s");
+        assert_eq!(human_duration(3_720_000_000_000), "1h02m");
+        assert!(!human_duration(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn style_is_plain_when_off() {
+        let s = Style::plain();
+        assert_eq!(s.bold("a"), "a");
+        assert_eq!(s.green(3), "3");
+        assert_eq!(Style::new(true).red("x"), "\x1b[31mx\x1b[0m");
+    }
+
+    #[test]
+    fn no_color_and_dumb_terminals_turn_colour_off() {
+        assert!(color_allowed_by_env(None, None));
+        assert!(color_allowed_by_env(
+            Some(OsStr::new("")),
+            Some(OsStr::new("xterm"))
+        ));
+        assert!(!color_allowed_by_env(Some(OsStr::new("1")), None));
+        assert!(!color_allowed_by_env(None, Some(OsStr::new("dumb"))));
+    }
+
+    #[test]
+    fn progress_is_hidden_when_quiet() {
+        assert!(progress_bar(10, "x", true).is_hidden());
+        assert!(status_line(true).is_hidden());
+    }
+}

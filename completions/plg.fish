@@ -1,0 +1,55 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_plg_global_optspecs
+    string join \n h/help V/version
+end
+
+function __fish_plg_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_plg_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_plg_using_subcommand
+    set -l cmd (__fish_plg_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c plg -n "__fish_plg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c plg -n "__fish_plg_needs_command" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_needs_command" -f -a "record" -d 'Run commands in private namespaces and record every TCP conversation'
+complete -c plg -n "__fish_plg_needs_command" -f -a "replay" -d 'Replay a capture against live programs, playing the missing peers'
+complete -c plg -n "__fish_plg_needs_command" -f -a "inspect" -d 'Show what a capture holds'
+complete -c plg -n "__fish_plg_needs_command" -f -a "export" -d 'Convert a capture to pcap, plain pcapng or stream files'
+complete -c plg -n "__fish_plg_needs_command" -f -a "diff" -d 'Compare two captures and report behavioural drift'
+complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng; replaced if it exists)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens (on PORT, or on any port). Detected from the kernel\'s socket table, without sending a packet. Repeatable' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not prefix each output line with the process name'
+complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
+complete -c plg -n "__fish_plg_using_subcommand record" -l allow-external -d 'Relay connections to the gateway address (subnet+1) to the host\'s loopback, recorded like any other. Without it, processes can reach only each other'
+complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
+complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand record" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand export" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand diff" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand diff" -s V -l version -d 'Print version'
