@@ -203,10 +203,8 @@ impl<R: Read> CaptureReader<R> {
                 }
             }
         } else {
-            self.sections
-                .last()
-                .expect("first block checked to be a section header")
-                .endian
+            // The first block was checked to be a section header, so there is a section.
+            self.sections[self.section_of(at)].endian
         };
         let len = endian.u32(head[4..8].try_into().unwrap()) as usize;
         block::check_total_len(len).map_err(|m| self.malformed(at, m))?;
