@@ -229,14 +229,24 @@ fn child_setup(
         if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) != 0 {
             return Err(fail(7));
         }
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        for sig in 1..65 {
+        // The raw syscall, not glibc's sigaction(): glibc refuses (EINVAL) signals 32 and 33,
+        // which it reserves for itself, yet an ignored 32 inherited from whoever started plg
+        // would survive exec (seen here: the test harness's parent ignores signal 32). An
+        // all-zero kernel `struct sigaction` is SIG_DFL, no flags, empty mask on every arch;
+        // the buffer is larger than any arch's struct. The last argument is sizeof(sigset_t)
+        // in the kernel's sense (64 signals).
+        let dfl = [0u64; 8];
+        for sig in 1..=64 {
             if sig == libc::SIGKILL || sig == libc::SIGSTOP {
                 continue;
             }
-            // Fails (EINVAL) for the two real-time signals glibc reserves; that is fine.
-            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                dfl.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            );
         }
     }
     Ok(())
