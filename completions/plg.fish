@@ -47,8 +47,25 @@ complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print h
 complete -c plg -n "__fish_plg_using_subcommand record" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Print version'
-complete -c plg -n "__fish_plg_using_subcommand inspect" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers' -r
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l direction -d 'With --raw: which side\'s bytes' -r -f -a "client\t'The bytes the client sent'
+server\t'The bytes the server sent'"
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l connections -d 'One line per connection: ends, start, duration, bytes each way, how it ended'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l hex -d 'With --conn: show every chunk as a hex dump'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l text -d 'With --conn: show every chunk as text (non-printable bytes as \'.\')'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l raw -d 'With --conn: write the exact bytes one side sent to stdout (needs --direction)'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l check -d 'Verify integrity and consistency: exit 0 when sound, 1 when not, saying what is wrong'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l json -d 'Machine-readable output (docs/JSON.md)'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand export" -l pcap -d 'Write a classic pcap (nanosecond timestamps, raw IPv4 link type)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand export" -l pcapng -d 'Write a standard pcapng, one interface per process, without plg\'s custom blocks' -r -F
+complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write each connection\'s bytes into DIR, one file per direction, named ID-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT' -r -F
+complete -c plg -n "__fish_plg_using_subcommand export" -l conn -d 'Only this connection (repeat or separate with commas for several)' -r
+complete -c plg -n "__fish_plg_using_subcommand export" -l process -d 'Only connections and packets of this process, by name (repeatable)' -r
+complete -c plg -n "__fish_plg_using_subcommand export" -l port -d 'Only connections and UDP packets with this port at either end (repeatable)' -r
+complete -c plg -n "__fish_plg_using_subcommand export" -l force -d 'Replace the output if it exists'
+complete -c plg -n "__fish_plg_using_subcommand export" -s q -l quiet -d 'No progress bar and no closing line'
 complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand export" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s h -l help -d 'Print help'

@@ -38,7 +38,7 @@ Each subcommand is also reached through a link to this binary named plg-<subcomm
 
 Exit status:
   0  success
-  1  a difference or a failed check (plg diff, plg inspect --check)
+  1  the answer is no: the captures differ (diff), the capture is not sound (inspect)
   2  an error: bad arguments, an unreadable capture, a system failure
   plg record and plg replay exit with the status of the main command they ran.";
 
