@@ -11,9 +11,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod cli;
 pub mod cmd;
 pub mod engine;
+pub mod export;
 pub mod format;
 pub mod os;
 pub mod ui;

@@ -1,10 +1,952 @@
-//! `plg inspect`.
+//! `plg inspect`: what a capture holds. A summary by default; `--connections` a table,
+//! `--conn ID` one conversation, `--check` an integrity verdict; `--json` for each (the wire
+//! format is `docs/JSON.md`).
+//!
+//! Glue and presentation only: every figure comes from [`crate::analysis`], in one streaming
+//! pass, so inspecting a capture of any size takes constant memory.
 
+use crate::analysis::{protocol_name, side, Analyzer, CaptureInfo, ConnStats, InOrder, Problem};
+use crate::format::{
+    CaptureReader, CloseKind, ConnId, Direction, ExitStatus, Mode, Outcome, Record,
+};
+use crate::ui::{human_bytes, human_duration, Style};
+use serde_json::{json, Value};
+use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// Version of the `--json` output; see docs/JSON.md for what changes it.
+pub const JSON_VERSION: u32 = 1;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    super::not_available("inspect")
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Side {
+    /// The bytes the client sent.
+    Client,
+    /// The bytes the server sent.
+    Server,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(
+    about = "Show what a capture holds",
+    long_about = "Show what a capture holds: by default a summary (processes, connections, \
+        bytes, packets, and whether the capture is complete); --connections lists every \
+        connection; --conn shows one conversation as Follow TCP Stream does; --check verifies \
+        the capture's integrity.",
+    after_help = "Exit status: 0 fine, 1 --check found a problem or --conn names no \
+        connection, 2 an error (unreadable or damaged capture, bad arguments)."
+)]
+pub struct Args {
+    /// The capture to inspect.
+    pub file: PathBuf,
+
+    /// One line per connection: ends, start, duration, bytes each way, how it ended.
+    #[arg(long, conflicts_with_all = ["conn", "check"])]
+    pub connections: bool,
+
+    /// Show the conversation of connection ID in time order, with direction markers.
+    #[arg(long, value_name = "ID", conflicts_with = "check")]
+    pub conn: Option<ConnId>,
+
+    /// With --conn: show every chunk as a hex dump.
+    #[arg(long, requires = "conn", conflicts_with = "text")]
+    pub hex: bool,
+
+    /// With --conn: show every chunk as text (non-printable bytes as '.').
+    #[arg(long, requires = "conn")]
+    pub text: bool,
+
+    /// With --conn: write the exact bytes one side sent to stdout (needs --direction).
+    #[arg(
+        long,
+        requires_all = ["conn", "direction"],
+        conflicts_with_all = ["json", "hex", "text"]
+    )]
+    pub raw: bool,
+
+    /// With --raw: which side's bytes.
+    #[arg(long, value_enum, requires = "raw")]
+    pub direction: Option<Side>,
+
+    /// Verify integrity and consistency: exit 0 when sound, 1 when not, saying what is wrong.
+    #[arg(long)]
+    pub check: bool,
+
+    /// Machine-readable output (docs/JSON.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let reader = CaptureReader::open(&args.file)?;
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let style = if args.json || args.raw {
+        Style::plain()
+    } else {
+        Style::for_stream(crate::ui::Stream::Stdout)
+    };
+    let file = args.file.display().to_string();
+    let code = if let Some(id) = args.conn {
+        conversation(reader, &args, id, &file, style, &mut out)?
+    } else if args.connections {
+        connections(reader, &args, &file, style, &mut out)?
+    } else if args.check {
+        check(reader, &args, &file, style, &mut out)?
+    } else {
+        summary(reader, &args, &file, style, &mut out)?
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+/// Reads the whole capture through the analyzer; `each` sees every finished connection.
+/// A read error is kept in the returned summary (and not returned): each view decides.
+fn analyze(
+    reader: CaptureReader<io::BufReader<std::fs::File>>,
+    mut each: impl FnMut(ConnStats, Option<ConnId>) -> io::Result<()>,
+) -> io::Result<(CaptureInfo, Vec<ConnStats>)> {
+    let mut a = Analyzer::new();
+    let mut reader = reader;
+    while let Some(rec) = reader.next() {
+        match rec {
+            Ok(rec) => {
+                if let Some(done) = a.record(&rec, reader.position()) {
+                    each(done, a.min_open_id())?;
+                }
+            }
+            Err(e) => {
+                a.read_error(&e);
+                break;
+            }
+        }
+    }
+    Ok(a.finish())
+}
+
+/// The error that stopped reading, as `main` prints it.
+fn read_failure(file: &str, p: &Problem) -> anyhow::Error {
+    anyhow::anyhow!("{file}: at byte {}: {}", p.offset, p.message)
+}
+
+// ---- summary -------------------------------------------------------------------------------
+
+fn summary(
+    reader: CaptureReader<io::BufReader<std::fs::File>>,
+    args: &Args,
+    file: &str,
+    st: Style,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let (info, _) = analyze(reader, |_, _| Ok(()))?;
+    if args.json {
+        let v = summary_json(&info, file);
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+    } else {
+        print_summary(&info, file, st, out)?;
+    }
+    match &info.read_error {
+        Some(p) => {
+            out.flush()?;
+            Err(read_failure(file, p))
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn state_text(info: &CaptureInfo) -> &'static str {
+    if info.read_error.is_some() {
+        "damaged"
+    } else if info.summary.is_some() {
+        "complete"
+    } else {
+        "truncated (no closing summary)"
+    }
+}
+
+fn exit_text(s: Option<ExitStatus>) -> String {
+    match s {
+        Some(ExitStatus::Exited(c)) => format!("exit {c}"),
+        Some(ExitStatus::Signaled(n)) => format!("signal {n}"),
+        None => "running".into(),
+    }
+}
+
+fn print_summary(
+    info: &CaptureInfo,
+    file: &str,
+    st: Style,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    let state = state_text(info);
+    let state = if info.is_complete() {
+        st.green(state)
+    } else {
+        st.red(state)
+    };
+    writeln!(out, "{} {file}: {state}", st.bold("capture"))?;
+    if let Some(s) = &info.session {
+        let mode = match s.mode {
+            Mode::Record => "record",
+            Mode::Replay => "replay",
+        };
+        writeln!(
+            out,
+            "written by plg {} (format {}), mode {mode}",
+            s.plg_version, s.format_version
+        )?;
+        writeln!(
+            out,
+            "started     {}, lasted {}",
+            utc(s.start_ns),
+            human_duration(info.duration_ns())
+        )?;
+        writeln!(out, "subnet      {}/{}", s.subnet, s.prefix_len)?;
+    }
+    writeln!(out, "{} {}", st.bold("processes"), info.processes.len())?;
+    let width = info
+        .processes
+        .iter()
+        .map(|p| p.process.name.len())
+        .max()
+        .unwrap_or(0);
+    for p in &info.processes {
+        let pr = &p.process;
+        let live = if pr.live {
+            ""
+        } else {
+            " (played from the recording)"
+        };
+        writeln!(
+            out,
+            "  {:<width$}  {:<15}  {:<9}  {}{live}",
+            pr.name,
+            pr.addr,
+            exit_text(p.exit.map(|e| e.status)),
+            pr.command
+        )?;
+    }
+    writeln!(
+        out,
+        "{} {} ({} refused, {} unreachable, {} reset, {} unfinished)",
+        st.bold("connections"),
+        info.connections,
+        info.refused,
+        info.unreachable,
+        info.reset,
+        info.unfinished
+    )?;
+    writeln!(
+        out,
+        "bytes       client to server {}, server to client {} ({} data blocks)",
+        human_bytes(info.bytes[0]),
+        human_bytes(info.bytes[1]),
+        info.data_blocks
+    )?;
+    let by: Vec<String> = info
+        .protocols
+        .iter()
+        .map(|(p, n)| format!("{} {n}", protocol_name(*p)))
+        .collect();
+    let by = if by.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", by.join(", "))
+    };
+    writeln!(out, "packets     {} non-TCP{by}", info.packets)?;
+    if let Some(s) = &info.summary {
+        writeln!(out, "ipv6        {} packets dropped", s.ipv6_dropped)?;
+    }
+    for ((block, kind), n) in &info.unknown {
+        let what = match kind {
+            Some(k) => format!("plg block kind {k}"),
+            None => format!("block type 0x{block:08x}"),
+        };
+        writeln!(
+            out,
+            "{}",
+            st.yellow(format!("skipped     {n} unknown {what}"))
+        )?;
+    }
+    if info.problem_count > 0 {
+        writeln!(
+            out,
+            "{}",
+            st.red(format!(
+                "problems    {} (see plg inspect --check)",
+                info.problem_count
+            ))
+        )?;
+    }
+    Ok(())
+}
+
+fn summary_json(info: &CaptureInfo, file: &str) -> Value {
+    let session = info.session.as_ref();
+    let processes: Vec<Value> = info
+        .processes
+        .iter()
+        .map(|p| {
+            json!({
+                "index": p.process.index,
+                "name": p.process.name,
+                "addr": p.process.addr.to_string(),
+                "command": p.process.command,
+                "live": p.process.live,
+                "exit": p.exit.map(|e| exit_json(e.status, e.time_ns)),
+            })
+        })
+        .collect();
+    let by_protocol: serde_json::Map<String, Value> = info
+        .protocols
+        .iter()
+        .map(|(p, n)| (protocol_name(*p), json!(n)))
+        .collect();
+    let unknown: Vec<Value> = info
+        .unknown
+        .iter()
+        .map(|((b, k), n)| json!({"block_type": b, "kind": k, "count": n}))
+        .collect();
+    json!({
+        "version": JSON_VERSION,
+        "view": "summary",
+        "file": file,
+        "complete": info.is_complete(),
+        "plg_version": session.map(|s| s.plg_version.clone()),
+        "format_version": session.map(|s| s.format_version),
+        "mode": session.map(|s| match s.mode { Mode::Record => "record", Mode::Replay => "replay" }),
+        "subnet": session.map(|s| format!("{}/{}", s.subnet, s.prefix_len)),
+        "start_ns": session.map(|s| s.start_ns),
+        "duration_ns": info.duration_ns(),
+        "processes": processes,
+        "connections": {
+            "total": info.connections,
+            "refused": info.refused,
+            "unreachable": info.unreachable,
+            "reset": info.reset,
+            "unfinished": info.unfinished,
+        },
+        "bytes": {"client_to_server": info.bytes[0], "server_to_client": info.bytes[1]},
+        "data_blocks": info.data_blocks,
+        "packets": {"total": info.packets, "bytes": info.packet_bytes, "by_protocol": by_protocol},
+        "ipv6_dropped": info.summary.map(|s| s.ipv6_dropped),
+        "unknown_blocks": unknown,
+        "problems": info.problem_count,
+        "error": info.read_error.as_ref().map(problem_json),
+    })
+}
+
+fn exit_json(s: ExitStatus, time_ns: u64) -> Value {
+    match s {
+        ExitStatus::Exited(c) => json!({"code": c, "signal": null, "time_ns": time_ns}),
+        ExitStatus::Signaled(n) => json!({"code": null, "signal": n, "time_ns": time_ns}),
+    }
+}
+
+fn problem_json(p: &Problem) -> Value {
+    json!({"offset": p.offset, "message": p.message})
+}
+
+// ---- connections ---------------------------------------------------------------------------
+
+fn close_text(c: Option<(CloseKind, u64)>) -> &'static str {
+    match c {
+        Some((CloseKind::Fin, _)) => "fin",
+        Some((CloseKind::Rst, _)) => "rst",
+        None => "open",
+    }
+}
+
+fn conn_json(c: &ConnStats, info: &Names, start_ns: u64) -> Value {
+    let o = &c.open;
+    let end = |s: usize| {
+        c.closes[s].map(|(k, t)| json!({"kind": close_text(Some((k, t))), "time_ns": t}))
+    };
+    json!({
+        "id": o.id,
+        "client": {"process": o.client, "name": info.name(o.client), "addr": o.client_addr.ip().to_string(), "port": o.client_addr.port()},
+        "server": {"process": o.server, "name": info.name(o.server), "addr": o.server_addr.ip().to_string(), "port": o.server_addr.port()},
+        "outcome": match o.outcome { Outcome::Established => "established", Outcome::Refused => "refused", Outcome::Unreachable => "unreachable" },
+        "start_ns": o.time_ns,
+        "offset_ns": o.time_ns.saturating_sub(start_ns),
+        "duration_ns": c.duration_ns(),
+        "bytes": {"client_to_server": c.bytes[0], "server_to_client": c.bytes[1]},
+        "data_blocks": {"client_to_server": c.data_blocks[0], "server_to_client": c.data_blocks[1]},
+        "client_close": end(0),
+        "server_close": end(1),
+        "end": c.end().as_str(),
+    })
+}
+
+/// Process names as the records announce them (processes come first in a capture).
+#[derive(Default)]
+struct Names(Vec<(u16, String)>);
+
+impl Names {
+    fn name(&self, i: u16) -> String {
+        if i == crate::format::EXTERNAL {
+            return "external".into();
+        }
+        self.0
+            .iter()
+            .find(|(j, _)| *j == i)
+            .map_or_else(|| format!("p{i}"), |(_, n)| n.clone())
+    }
+}
+
+fn connections(
+    reader: CaptureReader<io::BufReader<std::fs::File>>,
+    args: &Args,
+    file: &str,
+    st: Style,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let start_ns = reader.session().map_or(0, |s| s.start_ns);
+    // Finished connections are printed as soon as every lower id has finished too.
+    let mut order = InOrder::default();
+    let mut first = true;
+    let mut a = Analyzer::new();
+    let mut names = Names::default();
+    let mut reader = reader;
+    if args.json {
+        write!(
+            out,
+            "{{\"version\":{JSON_VERSION},\"view\":\"connections\",\"file\":{},\"connections\":[",
+            Value::from(file)
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{}",
+            st.bold(format!(
+                "{:>5}  {:<28}  {:<28}  {:>10}  {:>9}  {:>10}  {:>10}  {}",
+                "ID", "CLIENT", "SERVER", "START", "DURATION", "C>S", "S>C", "END"
+            ))
+        )?;
+    }
+    let mut emit = |c: &ConnStats, names: &Names, out: &mut dyn Write| -> io::Result<()> {
+        if args.json {
+            if !first {
+                write!(out, ",")?;
+            }
+            first = false;
+            serde_json::to_writer(&mut *out, &conn_json(c, names, start_ns))?;
+            Ok(())
+        } else {
+            print_conn_line(c, names, start_ns, st, out)
+        }
+    };
+    let mut error = None;
+    while let Some(rec) = reader.next() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        if let Record::Process(p) = &rec {
+            names.0.push((p.index, p.name.clone()));
+        }
+        if let Some(done) = a.record(&rec, reader.position()) {
+            for c in order.push(done, a.min_open_id()) {
+                emit(&c, &names, out)?;
+            }
+        }
+    }
+    let (_, unfinished) = a.finish();
+    for c in order.drain(unfinished) {
+        emit(&c, &names, out)?;
+    }
+    if args.json {
+        writeln!(out, "]}}")?;
+    }
+    match error {
+        Some(e) => {
+            out.flush()?;
+            Err(e.into())
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn print_conn_line(
+    c: &ConnStats,
+    names: &Names,
+    start_ns: u64,
+    st: Style,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let o = &c.open;
+    let end = c.end().as_str();
+    let end = match c.end() {
+        crate::analysis::End::Fin => end.to_string(),
+        crate::analysis::End::Unfinished => st.yellow(end),
+        _ => st.red(end),
+    };
+    writeln!(
+        out,
+        "{:>5}  {:<28}  {:<28}  {:>10}  {:>9}  {:>10}  {:>10}  {end}",
+        o.id,
+        format!("{} {}", names.name(o.client), o.client_addr),
+        format!("{} {}", names.name(o.server), o.server_addr),
+        format!("+{:.6}", o.time_ns.saturating_sub(start_ns) as f64 / 1e9),
+        human_duration(c.duration_ns()),
+        human_bytes(c.bytes[0]),
+        human_bytes(c.bytes[1]),
+    )
+}
+
+// ---- one conversation ----------------------------------------------------------------------
+
+/// How chunks are shown.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Show {
+    Auto,
+    Hex,
+    Text,
+}
+
+/// Whether bytes read as text: UTF-8 (a character cut at the end is fine: reads split
+/// anywhere) without control characters other than tab, CR, LF.
+pub fn is_text(b: &[u8]) -> bool {
+    let valid = match std::str::from_utf8(b) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    };
+    valid
+        && b.iter()
+            .all(|&c| c >= 0x20 && c != 0x7f || c == b'\t' || c == b'\r' || c == b'\n')
+}
+
+/// Writes `b` as a hex dump, offsets continuing from `base`.
+pub fn hex_dump(b: &[u8], base: u64, out: &mut dyn Write) -> io::Result<()> {
+    for (i, line) in b.chunks(16).enumerate() {
+        let mut hex = String::with_capacity(50);
+        for (j, x) in line.iter().enumerate() {
+            if j == 8 {
+                hex.push(' ');
+            }
+            hex.push_str(&format!("{x:02x} "));
+        }
+        let ascii: String = line
+            .iter()
+            .map(|&c| {
+                if (0x20..0x7f).contains(&c) {
+                    c as char
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        writeln!(out, "{:08x}  {hex:<49} |{ascii}|", base + (i * 16) as u64)?;
+    }
+    Ok(())
+}
+
+/// Text with control characters shown as '.', CR dropped before LF.
+fn printable(b: &[u8]) -> String {
+    let s = String::from_utf8_lossy(b);
+    let mut t = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\t' => t.push(c),
+            c if c.is_control() => t.push('.'),
+            c => t.push(c),
+        }
+    }
+    t
+}
+
+/// Base64 (RFC 4648, padded) for `--json` data.
+pub fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(b.len().div_ceil(3) * 4);
+    for c in b.chunks(3) {
+        let n = u32::from(c[0]) << 16
+            | u32::from(*c.get(1).unwrap_or(&0)) << 8
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+fn dir_text(d: Direction) -> &'static str {
+    match d {
+        Direction::ClientToServer => "client_to_server",
+        Direction::ServerToClient => "server_to_client",
+    }
+}
+
+fn conversation(
+    reader: CaptureReader<io::BufReader<std::fs::File>>,
+    args: &Args,
+    id: ConnId,
+    file: &str,
+    st: Style,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let start_ns = reader.session().map_or(0, |s| s.start_ns);
+    let show = if args.hex {
+        Show::Hex
+    } else if args.text {
+        Show::Text
+    } else {
+        Show::Auto
+    };
+    let raw_side = args.direction.map(|d| match d {
+        Side::Client => Direction::ClientToServer,
+        Side::Server => Direction::ServerToClient,
+    });
+    let mut names = Names::default();
+    let mut a = Analyzer::new();
+    let mut found: Option<ConnStats> = None;
+    let mut finished = false;
+    let mut last_dir: Option<Direction> = None;
+    let mut offsets = [0u64; 2];
+    let mut first_event = true;
+    let mut at_line_start = true;
+    let mut reader = reader;
+    let mut error = None;
+
+    while let Some(rec) = reader.next() {
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        };
+        let at = reader.position();
+        match &rec {
+            Record::Process(p) => names.0.push((p.index, p.name.clone())),
+            Record::ConnOpen(o) if o.id == id && found.is_none() => {
+                let c = ConnStats {
+                    open: *o,
+                    bytes: [0; 2],
+                    data_blocks: [0; 2],
+                    closes: [None; 2],
+                    last_ns: o.time_ns,
+                };
+                if args.json {
+                    write!(
+                        out,
+                        "{{\"version\":{JSON_VERSION},\"view\":\"conversation\",\"file\":{},\"connection\":{},\"events\":[",
+                        Value::from(file),
+                        conn_json(&c, &names, start_ns)
+                    )?;
+                } else if !args.raw {
+                    let outcome = match o.outcome {
+                        Outcome::Established => st.green("established"),
+                        Outcome::Refused => st.red("refused"),
+                        Outcome::Unreachable => st.red("unreachable"),
+                    };
+                    writeln!(
+                        out,
+                        "{} {id}: {} {} -> {} {}, {outcome} at +{:.6} s",
+                        st.bold("connection"),
+                        names.name(o.client),
+                        o.client_addr,
+                        names.name(o.server),
+                        o.server_addr,
+                        o.time_ns.saturating_sub(start_ns) as f64 / 1e9
+                    )?;
+                }
+                found = Some(c);
+            }
+            Record::Data(d) if d.id == id && found.is_some() => {
+                let s = side(d.dir);
+                if args.raw {
+                    if Some(d.dir) == raw_side {
+                        out.write_all(&d.bytes)?;
+                    }
+                } else if args.json {
+                    if !first_event {
+                        write!(out, ",")?;
+                    }
+                    first_event = false;
+                    serde_json::to_writer(
+                        &mut *out,
+                        &json!({"type": "data", "direction": dir_text(d.dir), "time_ns": d.time_ns,
+                                "offset": offsets[s], "len": d.bytes.len(), "data": base64(&d.bytes)}),
+                    )?;
+                } else {
+                    let c = found.as_ref().expect("found");
+                    if last_dir != Some(d.dir) {
+                        if !at_line_start {
+                            writeln!(out)?;
+                        }
+                        let (from, to) = match d.dir {
+                            Direction::ClientToServer => (c.open.client, c.open.server),
+                            Direction::ServerToClient => (c.open.server, c.open.client),
+                        };
+                        let head = format!(
+                            "{} {} to {}, at +{:.6} s",
+                            if s == 0 { "==>" } else { "<==" },
+                            names.name(from),
+                            names.name(to),
+                            d.time_ns.saturating_sub(start_ns) as f64 / 1e9
+                        );
+                        let head = if s == 0 {
+                            st.cyan(head)
+                        } else {
+                            st.yellow(head)
+                        };
+                        writeln!(out, "{head}")?;
+                        last_dir = Some(d.dir);
+                        at_line_start = true;
+                    }
+                    let as_text = match show {
+                        Show::Text => true,
+                        Show::Hex => false,
+                        Show::Auto => is_text(&d.bytes),
+                    };
+                    if as_text {
+                        let t = printable(&d.bytes);
+                        out.write_all(t.as_bytes())?;
+                        if !t.is_empty() {
+                            at_line_start = t.ends_with('\n');
+                        }
+                    } else {
+                        if !at_line_start {
+                            writeln!(out)?;
+                        }
+                        hex_dump(&d.bytes, offsets[s], out)?;
+                        at_line_start = true;
+                    }
+                }
+                offsets[s] += d.bytes.len() as u64;
+            }
+            Record::ConnClose(cl) if cl.id == id && found.is_some() && !args.raw => {
+                let c = found.as_ref().expect("found");
+                let who = match cl.dir {
+                    Direction::ClientToServer => c.open.client,
+                    Direction::ServerToClient => c.open.server,
+                };
+                let kind = match cl.kind {
+                    CloseKind::Fin => "fin",
+                    CloseKind::Rst => "rst",
+                };
+                if args.json {
+                    if !first_event {
+                        write!(out, ",")?;
+                    }
+                    first_event = false;
+                    serde_json::to_writer(
+                        &mut *out,
+                        &json!({"type": "close", "direction": dir_text(cl.dir), "time_ns": cl.time_ns, "kind": kind}),
+                    )?;
+                } else {
+                    if !at_line_start {
+                        writeln!(out)?;
+                    }
+                    at_line_start = true;
+                    last_dir = None;
+                    let line = format!(
+                        "--- {} closed ({}) at +{:.6} s",
+                        names.name(who),
+                        kind.to_uppercase(),
+                        cl.time_ns.saturating_sub(start_ns) as f64 / 1e9
+                    );
+                    writeln!(out, "{}", st.dim(line))?;
+                }
+            }
+            _ => {}
+        }
+        if found.is_some() {
+            if let Some(done) = a.record(&rec, at) {
+                if done.open.id == id {
+                    found = Some(done);
+                    finished = true;
+                    break;
+                }
+            }
+        } else {
+            a.record(&rec, at);
+        }
+    }
+    let Some(mut c) = found else {
+        if let Some(e) = error {
+            return Err(e.into());
+        }
+        eprintln!("plg: inspect: {file} holds no connection {id}");
+        return Ok(ExitCode::from(1));
+    };
+    if !finished {
+        let (_, open) = a.finish();
+        if let Some(o) = open.into_iter().find(|o| o.open.id == id) {
+            c = o;
+        }
+    }
+    if args.json {
+        writeln!(out, "],\"stats\":{}}}", conn_json(&c, &names, start_ns))?;
+    } else if !args.raw {
+        if !at_line_start {
+            writeln!(out)?;
+        }
+        writeln!(
+            out,
+            "{}",
+            st.dim(format!(
+                "--- {}: {} client to server, {} server to client, lasted {}",
+                c.end().as_str(),
+                human_bytes(c.bytes[0]),
+                human_bytes(c.bytes[1]),
+                human_duration(c.duration_ns())
+            ))
+        )?;
+    }
+    match error {
+        Some(e) => {
+            out.flush()?;
+            Err(e.into())
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+// ---- check ---------------------------------------------------------------------------------
+
+fn check(
+    reader: CaptureReader<io::BufReader<std::fs::File>>,
+    args: &Args,
+    file: &str,
+    st: Style,
+    out: &mut impl Write,
+) -> anyhow::Result<ExitCode> {
+    let (info, _) = analyze(reader, |_, _| Ok(()))?;
+    let mut problems: Vec<Problem> = Vec::new();
+    if let Some(p) = &info.read_error {
+        problems.push(p.clone());
+    } else if info.summary.is_none() {
+        problems.push(Problem {
+            offset: info_end(file),
+            message: "truncated: the capture has no closing summary".into(),
+        });
+    }
+    problems.extend(info.problems.iter().cloned());
+    let total = info.problem_count + (problems.len() - info.problems.len()) as u64;
+    let ok = problems.is_empty();
+    if args.json {
+        let v = json!({
+            "version": JSON_VERSION,
+            "view": "check",
+            "file": file,
+            "ok": ok,
+            "complete": info.is_complete(),
+            "problem_count": total,
+            "problems": problems.iter().map(problem_json).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut *out, &v)?;
+        writeln!(out)?;
+    } else if ok {
+        writeln!(
+            out,
+            "{file}: {} ({} records, {} connections, complete)",
+            st.green("ok"),
+            info.records,
+            info.connections
+        )?;
+    } else {
+        for p in &problems {
+            writeln!(out, "{file}: at byte {}: {}", p.offset, p.message)?;
+        }
+        if total > problems.len() as u64 {
+            writeln!(out, "... and {} more", total - problems.len() as u64)?;
+        }
+        writeln!(out, "{file}: {} ({total} problems)", st.red("NOT OK"))?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Where a truncated capture ends: its size.
+fn info_end(file: &str) -> u64 {
+    std::fs::metadata(file).map_or(0, |m| m.len())
+}
+
+/// A wall-clock time in ns since the epoch as `YYYY-MM-DD HH:MM:SS.mmm UTC`.
+pub fn utc(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        ns % 1_000_000_000 / 1_000_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00.000 UTC");
+        assert_eq!(utc(951_782_400_123_000_000), "2000-02-29 00:00:00.123 UTC");
+        assert_eq!(
+            utc(1_700_000_000_000_000_000),
+            "2023-11-14 22:13:20.000 UTC"
+        );
+    }
+
+    #[test]
+    fn text_detection() {
+        assert!(is_text(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert!(is_text("caf\u{e9}".as_bytes()));
+        assert!(is_text(&"caf\u{e9}".as_bytes()[..4]), "a cut character");
+        assert!(!is_text(b"\x00\x01binary"));
+        assert!(!is_text(b"*1\r\n\x1b[0m"));
+    }
+
+    #[test]
+    fn hex_dump_layout() {
+        let mut v = Vec::new();
+        hex_dump(b"0123456789abcdefXY", 16, &mut v).unwrap();
+        let s = String::from_utf8(v).unwrap();
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.len(), 2);
+        assert!(lines[0].starts_with("00000010  30 31 32 33 34 35 36 37  38 39"));
+        assert!(lines[0].ends_with("|0123456789abcdef|"));
+        assert!(lines[1].starts_with("00000020  58 59 "));
+    }
 }
