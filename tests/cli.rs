@@ -224,10 +224,26 @@ fn seed_command_line_is_parsed_by_record() {
     let legacy =
         plg::cli::normalize_args(std::iter::once("plg").chain(args).map(Into::into).collect());
     assert_eq!(legacy[1], "record");
-    if let Err(e) = plg::cli::parse(legacy.clone()) {
-        let line = plg::cli::usage_error_line(&e, &legacy);
-        assert!(line.contains("plg record --help"), "{line}");
+    match plg::cli::parse(legacy.clone()) {
+        Ok(cli) => assert!(
+            matches!(cli.command, plg::cli::Command::Record(_)),
+            "{:?}",
+            cli.command
+        ),
+        Err(e) => {
+            let line = plg::cli::usage_error_line(&e, &legacy);
+            assert!(line.contains("plg record --help"), "{line}");
+        }
     }
+}
+
+/// Errors found while running (not while parsing) follow the same convention.
+#[test]
+fn runtime_errors_are_one_line_exit_2() {
+    let dir = TempDir::new("missing");
+    let missing = dir.path().join("no-such.traffic");
+    let out = run(plg().arg("inspect").arg(&missing));
+    assert_one_line_error(&out, "inspect of a missing file");
 }
 
 #[test]
