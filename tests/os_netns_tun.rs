@@ -230,7 +230,7 @@ fn host_sockets_stay_in_the_starting_namespace() {
     let host = Netns::current().unwrap().inode().unwrap();
     let hs = HostSockets::start().unwrap();
 
-    let (ns, ()) = Netns::create_with(|| loopback_up()).unwrap();
+    let (ns, ()) = Netns::create_with(loopback_up).unwrap();
     let ns_inode = ns.inode().unwrap();
     let hs = std::sync::Arc::new(hs);
     let hs2 = hs.clone();

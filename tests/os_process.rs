@@ -76,7 +76,7 @@ fn output(child: Child) -> (Option<i32>, String, String) {
 }
 
 fn fresh_ns() -> Netns {
-    Netns::create_with(|| loopback_up()).unwrap().0
+    Netns::create_with(loopback_up).unwrap().0
 }
 
 #[test]

@@ -9,7 +9,7 @@
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
 use anyhow::{bail, Context};
@@ -120,8 +120,21 @@ pub fn create_tun(cfg: &TunConfig) -> anyhow::Result<OwnedFd> {
     // `ifr_qlen` is `ifru_ivalue`, which shares its offset with `ifru_metric`.
     ifr.ifr_ifru.ifru_metric =
         libc::c_int::try_from(cfg.txqueuelen).context("txqueuelen out of range")?;
-    ifreq_ioctl(&sock, libc::SIOCSIFTXQLEN, &mut ifr)
-        .with_context(|| format!("failed to set txqueuelen {} on {name}", cfg.txqueuelen))?;
+    match ifreq_ioctl(&sock, libc::SIOCSIFTXQLEN, &mut ifr) {
+        Ok(()) => {}
+        // Rootless trap: the kernel checks SIOCSIFTXQLEN with capable(CAP_NET_ADMIN), i.e. in
+        // the *initial* user namespace, while the other SIOCSIF* ioctls use ns_capable. So
+        // inside a user namespace it fails with EPERM; netlink (what `ip link set txqueuelen`
+        // uses) checks the namespace's own capability and works.
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => {
+            set_txqueuelen_netlink(&sock, &name, cfg.txqueuelen)
+                .with_context(|| format!("failed to set txqueuelen {} on {name}", cfg.txqueuelen))?
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("failed to set txqueuelen {} on {name}", cfg.txqueuelen))
+        }
+    }
 
     let mut ifr = ifreq_named(&name)?;
     ifreq_ioctl(&sock, libc::SIOCGIFFLAGS, &mut ifr)
@@ -136,6 +149,75 @@ pub fn create_tun(cfg: &TunConfig) -> anyhow::Result<OwnedFd> {
         add_route(&sock, &name, dst, prefix)?;
     }
     Ok(tun)
+}
+
+/// Sets the txqueuelen with one RTM_NEWLINK request (IFLA_TXQLEN) on a NETLINK_ROUTE socket
+/// created on the calling thread (so, in its namespace), and waits for the kernel's ack.
+fn set_txqueuelen_netlink(ioctl_sock: &OwnedFd, name: &str, qlen: u32) -> anyhow::Result<()> {
+    let mut ifr = ifreq_named(name)?;
+    ifreq_ioctl(ioctl_sock, libc::SIOCGIFINDEX, &mut ifr)
+        .with_context(|| format!("failed to find the index of {name}"))?;
+    // SAFETY: SIOCGIFINDEX filled `ifru_ifindex`.
+    let index = unsafe { ifr.ifr_ifru.ifru_ifindex };
+
+    // nlmsghdr (16) | ifinfomsg (16) | rtattr (4) + u32 (4), all native-endian.
+    let mut msg = Vec::with_capacity(40);
+    msg.extend_from_slice(&40u32.to_ne_bytes()); // nlmsg_len
+    msg.extend_from_slice(&libc::RTM_NEWLINK.to_ne_bytes()); // nlmsg_type (u16)
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_ACK) as u16;
+    msg.extend_from_slice(&flags.to_ne_bytes()); // nlmsg_flags
+    msg.extend_from_slice(&1u32.to_ne_bytes()); // nlmsg_seq
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel fills it in
+    msg.push(libc::AF_UNSPEC as u8); // ifi_family
+    msg.push(0); // padding
+    msg.extend_from_slice(&0u16.to_ne_bytes()); // ifi_type
+    msg.extend_from_slice(&index.to_ne_bytes()); // ifi_index
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // ifi_flags
+    msg.extend_from_slice(&0u32.to_ne_bytes()); // ifi_change
+    msg.extend_from_slice(&8u16.to_ne_bytes()); // rta_len
+    msg.extend_from_slice(&libc::IFLA_TXQLEN.to_ne_bytes()); // rta_type (u16)
+    msg.extend_from_slice(&qlen.to_ne_bytes());
+    debug_assert_eq!(msg.len(), 40);
+
+    // SAFETY: socket(2) has no memory preconditions; the fd is checked and owned at once.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_ROUTE,
+        )
+    };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error()).context("failed to open a netlink socket");
+    }
+    // SAFETY: `raw` was just returned by socket(2) and is owned by nobody else.
+    let nl = unsafe { OwnedFd::from_raw_fd(raw) };
+    // An unconnected netlink socket sends to the kernel (port 0).
+    // SAFETY: `msg` is a live buffer of `msg.len()` bytes.
+    let n = unsafe { libc::send(nl.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error()).context("failed to send a netlink request");
+    }
+    let mut buf = [0u8; 1024];
+    // SAFETY: `buf` is a live, writable buffer of `buf.len()` bytes.
+    let n = unsafe { libc::recv(nl.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error()).context("failed to read the netlink reply");
+    }
+    let reply = &buf[..n as usize];
+    // The ack is an NLMSG_ERROR message whose first field (after the 16-byte header) is
+    // 0 or a negative errno.
+    let ty = reply.get(4..6).map(|b| u16::from_ne_bytes([b[0], b[1]]));
+    let code = reply
+        .get(16..20)
+        .map(|b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+    match (ty, code) {
+        (Some(t), Some(0)) if t == libc::NLMSG_ERROR as u16 => Ok(()),
+        (Some(t), Some(e)) if t == libc::NLMSG_ERROR as u16 => {
+            Err(std::io::Error::from_raw_os_error(-e)).context("netlink RTM_NEWLINK refused")
+        }
+        _ => bail!("unexpected netlink reply ({} bytes)", reply.len()),
+    }
 }
 
 fn open_tun_device() -> anyhow::Result<OwnedFd> {
