@@ -1,10 +1,293 @@
-//! `plg record`.
+//! `plg record`: run each command in its own network namespace, relay and record every TCP
+//! connection between them. Validates everything before the first side effect, then hands
+//! over to `engine::session`.
 
+use crate::cli::UsageError;
+use crate::engine::plan::{self, Subnet};
+use crate::engine::session::{self, Options, ProcSpec, Ready};
+use crate::format::{CaptureWriter, ExitStatus, Mode, Process, Session, FORMAT_VERSION};
+use anyhow::Context as _;
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+/// Run commands in private network namespaces and record every TCP conversation between them.
+///
+/// Each CMD is one shell command line (run with `sh -c`) in its own network namespace with one
+/// TUN device. Process i gets address subnet+2+i (10.0.0.2 for p0 with the default subnet;
+/// subnet+1 is the gateway) and the hostname pN (or its --names entry); every process resolves
+/// every other by name. The session ends when the last command (or those named with --main)
+/// exits; the others get SIGTERM, then SIGKILL after --grace. plg exits with the main command's
+/// status. Without --ready, each command but the last gets up to one second to start listening
+/// before the next one starts.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "Examples:\n  \
+    plg record -f web.traffic --ready p0:8000 'python3 -m http.server 8000' 'curl -s http://p0:8000/'\n  \
+    plg record -f kv.traffic --names db,app 'redis-server' 'redis-cli -h db ping'")]
+pub struct Args {
+    /// Capture file to write (pcapng; replaced if it exists).
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: PathBuf,
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    super::not_available("record")
+    /// Subnet of the processes (p0 gets its second address).
+    #[arg(short = 's', long, value_name = "CIDR", default_value = "10.0.0.0/24")]
+    pub subnet: String,
+
+    /// Names of the processes, in order, comma separated (default: p0, p1, ...).
+    #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
+    pub names: Vec<String>,
+
+    /// Start later commands only once process NAME listens (on PORT, or on any port).
+    /// Detected from the kernel's socket table, without sending a packet. Repeatable.
+    #[arg(long, value_name = "NAME[:PORT]")]
+    pub ready: Vec<String>,
+
+    /// Give up waiting for --ready after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub ready_timeout: u64,
+
+    /// The session ends when this process exits (repeatable; default: the last command).
+    #[arg(long = "main", value_name = "NAME")]
+    pub main: Vec<String>,
+
+    /// Seconds between SIGTERM and SIGKILL for the processes still running at the end.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub grace: f64,
+
+    /// Do not prefix each output line with the process name.
+    #[arg(long)]
+    pub no_prefix: bool,
+
+    /// No status line and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Relay connections to the gateway address (subnet+1) to the host's loopback, recorded
+    /// like any other. Without it, processes can reach only each other.
+    #[arg(long)]
+    pub allow_external: bool,
+
+    /// MTU of the virtual links (the MSS applications see follows from it).
+    #[arg(long, value_name = "BYTES", default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=65521))]
+    pub mtu: u32,
+
+    /// Disable segmentation/checksum offload through the TUN devices (slower; for debugging).
+    #[arg(long)]
+    pub no_offload: bool,
+
+    /// Shell command lines, one per process.
+    #[arg(value_name = "CMD", required = true)]
+    pub commands: Vec<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let opts = options(&args)?;
+    // Must come before any thread exists: a user namespace needs a single-threaded process,
+    // and the signal mask is inherited by threads created later.
+    crate::os::rootless::enter_user_namespace_if_needed()?;
+    let signals = crate::os::signals::block_and_signalfd()?;
+
+    let file = File::create(&args.file)
+        .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
+    // Until recording starts, a failure leaves no file behind; after, what was written stays.
+    let guard = RemoveOnError(Some(args.file.clone()));
+    let net = session::build_network(&opts)?;
+    let start_ns = crate::engine::now_ns();
+    let session = Session {
+        format_version: FORMAT_VERSION,
+        mode: Mode::Record,
+        subnet: opts.subnet.network,
+        prefix_len: opts.subnet.prefix_len,
+        start_ns,
+        plg_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let procs: Vec<Process> = opts
+        .procs
+        .iter()
+        .enumerate()
+        .map(|(i, p)| Process {
+            index: i as u16,
+            name: p.name.clone(),
+            command: p.command.clone().unwrap_or_default(),
+            addr: opts.subnet.process_addr(i),
+            live: true,
+        })
+        .collect();
+    let writer = CaptureWriter::new(BufWriter::with_capacity(1 << 20, file), &session, &procs)
+        .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
+    let (engine, proc_ns) = session::start_engine(&opts, net, writer)?;
+    let status = status_line(opts.quiet);
+    let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
+    guard.disarm();
+    let outcome = outcome?;
+
+    if !opts.quiet {
+        eprintln!("{}", summary_paragraph(&args, &procs, &outcome));
+    }
+    Ok(ExitCode::from(outcome.exit_code))
+}
+
+struct RemoveOnError(Option<PathBuf>);
+impl RemoveOnError {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+impl Drop for RemoveOnError {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Turns the flags into a checked plan; every user mistake is found here, before any effect.
+pub fn options(args: &Args) -> anyhow::Result<Options> {
+    let usage = |m: String| anyhow::Error::new(UsageError(m));
+    let subnet = Subnet::parse(&args.subnet).map_err(usage)?;
+    let n = args.commands.len();
+    if n > subnet.capacity() {
+        return Err(usage(format!(
+            "{n} commands but subnet {subnet} has room for {} processes",
+            subnet.capacity()
+        )));
+    }
+    plan::validate_names(&args.names, n).map_err(usage)?;
+    let names: Vec<String> = (0..n).map(|i| plan::process_name(&args.names, i)).collect();
+    let index_of = |name: &str| -> anyhow::Result<usize> {
+        names
+            .iter()
+            .position(|n| n == name)
+            .or_else(|| {
+                name.strip_prefix('p')
+                    .and_then(|d| d.parse().ok())
+                    .filter(|i| *i < n)
+            })
+            .ok_or_else(|| {
+                usage(format!(
+                    "no process is named '{name}' (known: {})",
+                    names.join(", ")
+                ))
+            })
+    };
+    let mut ready = Vec::new();
+    for r in &args.ready {
+        let (name, port) = match r.rsplit_once(':') {
+            Some((name, port)) => {
+                let port: u16 = port
+                    .parse()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| usage(format!("--ready {r}: '{port}' is not a port")))?;
+                (name, Some(port))
+            }
+            None => (r.as_str(), None),
+        };
+        ready.push(Ready {
+            index: index_of(name)?,
+            port,
+        });
+    }
+    let main = if args.main.is_empty() {
+        vec![n - 1]
+    } else {
+        args.main
+            .iter()
+            .map(|m| index_of(m))
+            .collect::<anyhow::Result<_>>()?
+    };
+    if !(args.grace.is_finite() && args.grace >= 0.0) {
+        return Err(usage(format!("--grace {}: expected seconds", args.grace)));
+    }
+    for c in &args.commands {
+        if c.trim().is_empty() {
+            return Err(usage("a command is empty".to_string()));
+        }
+    }
+    Ok(Options {
+        subnet,
+        procs: names
+            .into_iter()
+            .zip(&args.commands)
+            .map(|(name, c)| ProcSpec {
+                name,
+                command: Some(c.clone()),
+            })
+            .collect(),
+        ready,
+        main,
+        grace: Duration::from_secs_f64(args.grace),
+        ready_timeout: Duration::from_secs(args.ready_timeout),
+        prefix_output: !args.no_prefix,
+        quiet: args.quiet,
+        allow_external: args.allow_external,
+        mtu: args.mtu,
+        offload: !args.no_offload,
+    })
+}
+
+fn describe_exit(s: Option<ExitStatus>) -> String {
+    match s {
+        Some(ExitStatus::Exited(127)) => "exited 127 (command not found)".into(),
+        Some(ExitStatus::Exited(c)) => format!("exited {c}"),
+        Some(ExitStatus::Signaled(s)) => {
+            let name = nix::sys::signal::Signal::try_from(s)
+                .map(|s| s.as_str())
+                .unwrap_or("?");
+            format!("killed by {name}")
+        }
+        None => "still running at the end".into(),
+    }
+}
+
+fn summary_paragraph(args: &Args, procs: &[Process], o: &session::Outcome) -> String {
+    use crate::ui::{human_bytes, human_duration};
+    let s = &o.summary;
+    let mut out = format!(
+        "plg: recorded {} process{} for {} into {}: {} connection{} ({} refused, {} reset), \
+         {} client->server, {} server->client, {} other packet{}",
+        procs.len(),
+        if procs.len() == 1 { "" } else { "es" },
+        human_duration(o.elapsed.as_nanos() as u64),
+        args.file.display(),
+        s.connections,
+        if s.connections == 1 { "" } else { "s" },
+        s.refused,
+        s.resets,
+        human_bytes(s.bytes_c2s),
+        human_bytes(s.bytes_s2c),
+        s.packets,
+        if s.packets == 1 { "" } else { "s" },
+    );
+    if s.ipv6_dropped > 0 {
+        out.push_str(&format!(", {} IPv6 packets dropped", s.ipv6_dropped));
+    }
+    out.push('.');
+    if let Some(sig) = o.interrupted {
+        out.push_str(&format!(" Stopped by {}.", sig.as_str()));
+    }
+    for (p, e) in procs.iter().zip(&o.exits) {
+        out.push_str(&format!(
+            " {} ({}) {}.",
+            p.name,
+            p.command,
+            describe_exit(*e)
+        ));
+    }
+    out
+}
+
+/// The live status line on stderr: only on a terminal, and not with -q.
+fn status_line(quiet: bool) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if quiet || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
+        bar.set_style(style);
+    }
+    bar
 }

@@ -1,1 +1,1008 @@
 //! The event loop that owns the TUN devices, the NAT table and the pipes that record and replay.
+//!
+//! One thread, living in the proxy namespace (so every socket it creates is there), polls every
+//! TUN fd, the listener that accepts the client legs, and every relay socket. Flow of a new TCP
+//! connection (see `nat` for the four rewrite rules):
+//! 1. a client's SYN arrives on its TUN: open a non-blocking upstream socket to the server and
+//!    keep the SYN; the upstream leg's rules are installed at once (its SYN is about to leave
+//!    the proxy TUN);
+//! 2. the upstream connect succeeds: inject the kept SYN into the proxy TUN from a fake address
+//!    F:fport, so the listener accepts it; or it is refused: answer the client with RST, so it
+//!    sees ECONNREFUSED exactly as it would without plg;
+//! 3. the listener accepts: relay bytes between the two sockets, recording every read.
+//!
+//! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet;
+//! IPv6 is dropped and counted; anything for an address no process owns is refused at once.
+
+pub mod nat;
+pub mod plan;
+pub mod relay;
+pub mod session;
+
+use crate::format::{
+    CaptureWriter, CloseKind, ConnClose, ConnId, ConnOpen, Direction, Outcome, ProcIndex,
+    ProcessExit, Record, Summary, EXTERNAL,
+};
+use crate::os::{HostSockets, Netns};
+use crate::wire::{self, tcp_flags, vnet, CsumMode};
+use anyhow::Context as _;
+use mio::net::{TcpListener, TcpStream};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token, Waker};
+use nat::{Nat, Out, Rule};
+use plan::{Subnet, PROXY_ADDR};
+use relay::{Event, Half};
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The port the proxy listener binds on the proxy address.
+const LISTEN_PORT: u16 = 1;
+/// Relayed connections alive at once (not counting closed ones lingering in the NAT table).
+/// Beyond it new connections are refused with RST and counted; documented in the man page.
+pub const MAX_LIVE_CONNS: usize = 16384;
+/// How long a finished connection's NAT rules stay, for the last ACKs and retransmitted FINs.
+const LINGER: Duration = Duration::from_secs(60);
+/// A connection whose upstream connect has not finished by then is reported unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Memory the relay may hold in flight across all connections; one read is at most this
+/// divided among the live connections, within [MIN_READ, MAX_READ].
+const READ_BUDGET: usize = 64 << 20;
+const MAX_READ: usize = 256 << 10;
+const MIN_READ: usize = 16 << 10;
+/// Packets read from one TUN per wake-up before the others get a turn.
+const TUN_BATCH: usize = 128;
+/// Room for a virtio header and the largest GSO packet.
+const PKT_BUF: usize = 128 << 10;
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+const WAKER: Token = Token(0);
+const PROXY_TUN: Token = Token(1);
+const LISTENER: Token = Token(2);
+const TUN_BASE: usize = 16;
+const SOCK_BASE: usize = 1 << 20;
+
+/// One process's end of the network: its TUN fd (the device lives in its namespace).
+pub struct ProcTun {
+    pub fd: OwnedFd,
+    pub addr: Ipv4Addr,
+}
+
+/// Everything the engine needs, prepared by the caller (namespaces and TUNs already exist).
+pub struct Config {
+    pub subnet: Subnet,
+    pub procs: Vec<ProcTun>,
+    pub proxy_ns: Netns,
+    pub proxy_tun: OwnedFd,
+    /// TUNs were opened with IFF_VNET_HDR (every read and write starts with a virtio header).
+    pub offload: bool,
+    /// Relay connections to the gateway to the host's loopback (`--allow-external`).
+    pub external: Option<HostSockets>,
+}
+
+/// Live counters, read by the status line while the engine runs.
+#[derive(Default, Debug)]
+pub struct Stats {
+    pub open: AtomicU64,
+    pub total: AtomicU64,
+    pub bytes_c2s: AtomicU64,
+    pub bytes_s2c: AtomicU64,
+    pub packets: AtomicU64,
+    pub capture_bytes: AtomicU64,
+}
+
+/// Messages from the controlling thread.
+pub enum Control {
+    /// Record that a process ended.
+    Exit(ProcessExit),
+    /// Finish: write the summary and return.
+    Stop,
+}
+
+/// The running engine, seen from the thread that started it.
+pub struct Handle {
+    tx: mpsc::Sender<Control>,
+    waker: Arc<Waker>,
+    pub stats: Arc<Stats>,
+    join: std::thread::JoinHandle<anyhow::Result<Summary>>,
+}
+
+impl Handle {
+    pub fn send(&self, c: Control) {
+        let _ = self.tx.send(c);
+        let _ = self.waker.wake();
+    }
+
+    /// Stops the engine and waits for the capture to be finished.
+    pub fn stop(self) -> anyhow::Result<Summary> {
+        self.send(Control::Stop);
+        self.join
+            .join()
+            .map_err(|_| anyhow::anyhow!("the relay thread panicked"))?
+    }
+
+    /// True once the engine thread has ended on its own (an error such as a full disk).
+    pub fn finished(&self) -> bool {
+        self.join.is_finished()
+    }
+}
+
+/// Starts the engine on its own thread. Setup errors (entering the proxy namespace, the
+/// listener) are returned here, before any process runs.
+pub fn start<W: Write + Send + 'static>(
+    config: Config,
+    capture: CaptureWriter<W>,
+) -> anyhow::Result<Handle> {
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let stats = Arc::new(Stats::default());
+    let stats2 = stats.clone();
+    let join = std::thread::Builder::new()
+        .name("plg-relay".into())
+        .spawn(move || -> anyhow::Result<Summary> {
+            let setup = Engine::new(config, capture, stats2, rx);
+            let mut engine = match setup {
+                Ok((engine, waker)) => {
+                    let _ = ready_tx.send(Ok(waker));
+                    engine
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    let _ = ready_tx.send(Err(e));
+                    anyhow::bail!(msg);
+                }
+            };
+            engine.run()
+        })
+        .context("failed to start the relay thread")?;
+    let waker = ready_rx
+        .recv()
+        .context("the relay thread ended during setup")??;
+    Ok(Handle {
+        tx,
+        waker,
+        stats,
+        join,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Upstream connect in progress; the client's SYN is kept.
+    Connecting,
+    /// Relaying (the client leg may not be accepted yet).
+    Open,
+    /// Over; rules linger until `until`.
+    Done,
+}
+
+struct Conn {
+    id: ConnId,
+    state: State,
+    client: ProcIndex,
+    client_addr: SocketAddrV4,
+    server: ProcIndex,
+    server_addr: SocketAddrV4,
+    syn_time: u64,
+    started: Instant,
+    /// The client's latest SYN (virtio header included when offloading), while connecting.
+    syn: Vec<u8>,
+    fake: Option<SocketAddrV4>,
+    keys: Vec<nat::Key>,
+    up: Option<TcpStream>,
+    down: Option<TcpStream>,
+    c2s: Half,
+    s2c: Half,
+    until: Option<Instant>,
+}
+
+struct Engine<W: Write> {
+    poll: Poll,
+    subnet: Subnet,
+    procs: Vec<ProcTun>,
+    proxy_tun: OwnedFd,
+    offload: bool,
+    external: Option<HostSockets>,
+    listener: TcpListener,
+    nat: Nat,
+    conns: HashMap<ConnId, Conn>,
+    by_fake: HashMap<SocketAddrV4, ConnId>,
+    live: usize,
+    next_id: ConnId,
+    capture: Option<CaptureWriter<W>>,
+    capture_error: Option<io::Error>,
+    summary: Summary,
+    stats: Arc<Stats>,
+    rx: mpsc::Receiver<Control>,
+    pkt: Vec<u8>,
+    scratch: Vec<u8>,
+    /// TUNs that hit the batch limit and still have packets (edge-triggered: no new event).
+    busy: Vec<bool>,
+    proxy_busy: bool,
+}
+
+/// Wall-clock time, nanoseconds since the Unix epoch (capture timestamps).
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn sock_token(id: ConnId, upstream: bool) -> Token {
+    Token(SOCK_BASE + ((id as usize) << 1) + upstream as usize)
+}
+
+impl<W: Write> Engine<W> {
+    fn new(
+        config: Config,
+        capture: CaptureWriter<W>,
+        stats: Arc<Stats>,
+        rx: mpsc::Receiver<Control>,
+    ) -> anyhow::Result<(Self, Arc<Waker>)> {
+        config.proxy_ns.enter_current_thread()?;
+        let poll = Poll::new().context("failed to create the relay's poll")?;
+        let waker =
+            Arc::new(Waker::new(poll.registry(), WAKER).context("failed to create a waker")?);
+        let listener = listen(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT))?;
+        let mut listener = TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .context("failed to watch the proxy listener")?;
+        poll.registry()
+            .register(
+                &mut SourceFd(&config.proxy_tun.as_raw_fd()),
+                PROXY_TUN,
+                Interest::READABLE,
+            )
+            .context("failed to watch the proxy TUN")?;
+        for (i, p) in config.procs.iter().enumerate() {
+            poll.registry()
+                .register(
+                    &mut SourceFd(&p.fd.as_raw_fd()),
+                    Token(TUN_BASE + i),
+                    Interest::READABLE,
+                )
+                .context("failed to watch a process TUN")?;
+        }
+        let n = config.procs.len();
+        let engine = Engine {
+            poll,
+            subnet: config.subnet,
+            procs: config.procs,
+            proxy_tun: config.proxy_tun,
+            offload: config.offload,
+            external: config.external,
+            listener,
+            nat: Nat::default(),
+            conns: HashMap::new(),
+            by_fake: HashMap::new(),
+            live: 0,
+            next_id: 0,
+            capture: Some(capture),
+            capture_error: None,
+            summary: Summary {
+                processes: n as u32,
+                ..Summary::default()
+            },
+            stats,
+            rx,
+            pkt: vec![0; PKT_BUF],
+            scratch: vec![0; MAX_READ],
+            busy: vec![false; n],
+            proxy_busy: false,
+        };
+        Ok((engine, waker))
+    }
+
+    fn run(&mut self) -> anyhow::Result<Summary> {
+        let mut events = Events::with_capacity(1024);
+        let mut last_flush = Instant::now();
+        let mut last_sweep = Instant::now();
+        loop {
+            let busy = self.proxy_busy || self.busy.iter().any(|b| *b);
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(250)
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e).context("failed to poll");
+                }
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => {}
+                    PROXY_TUN => self.proxy_busy = true,
+                    LISTENER => self.accept_all(),
+                    Token(t) if (TUN_BASE..SOCK_BASE).contains(&t) => {
+                        self.busy[t - TUN_BASE] = true
+                    }
+                    Token(t) => {
+                        let id = ((t - SOCK_BASE) >> 1) as ConnId;
+                        let upstream = (t - SOCK_BASE) & 1 == 1;
+                        if upstream && ev.is_writable() {
+                            self.upstream_progress(id);
+                        }
+                        self.pump(id);
+                    }
+                }
+            }
+            self.drain_tuns();
+            while let Ok(c) = self.rx.try_recv() {
+                match c {
+                    Control::Exit(e) => self.record(&Record::ProcessExit(e)),
+                    Control::Stop => return self.finish(),
+                }
+            }
+            if let Some(e) = self.capture_error.take() {
+                return Err(e).context("failed to write the capture");
+            }
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                last_flush = Instant::now();
+                if let Some(c) = self.capture.as_mut() {
+                    if let Err(e) = c.flush() {
+                        return Err(e).context("failed to write the capture");
+                    }
+                    self.stats.capture_bytes.store(c.bytes_written(), Relaxed);
+                }
+            }
+            if last_sweep.elapsed() >= Duration::from_secs(1) {
+                last_sweep = Instant::now();
+                self.sweep();
+            }
+        }
+    }
+
+    fn finish(&mut self) -> anyhow::Result<Summary> {
+        self.summary.end_ns = now_ns();
+        let capture = self.capture.take().expect("finish runs once");
+        capture
+            .finish(&self.summary)
+            .context("failed to write the capture")?;
+        Ok(self.summary)
+    }
+
+    fn record(&mut self, r: &Record) {
+        if let Some(c) = self.capture.as_mut() {
+            if let Err(e) = c.write(r) {
+                self.capture_error.get_or_insert(e);
+            }
+        }
+    }
+
+    // ---- packets -------------------------------------------------------------------------
+
+    fn drain_tuns(&mut self) {
+        if self.proxy_busy {
+            self.proxy_busy = self.drain_one(None);
+        }
+        for i in 0..self.procs.len() {
+            if self.busy[i] {
+                self.busy[i] = self.drain_one(Some(i));
+            }
+        }
+    }
+
+    /// Reads up to a batch of packets from one TUN; true if it may have more.
+    fn drain_one(&mut self, from: Option<usize>) -> bool {
+        for _ in 0..TUN_BATCH {
+            let fd = match from {
+                Some(i) => &self.procs[i].fd,
+                None => &self.proxy_tun,
+            };
+            let n = match nix::unistd::read(fd, &mut self.pkt) {
+                Ok(n) => n,
+                Err(nix::errno::Errno::EAGAIN) => return false,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(_) => return false,
+            };
+            let mut buf = std::mem::take(&mut self.pkt);
+            if debug() {
+                let off = if self.offload { vnet::HDR_LEN } else { 0 };
+                eprintln!(
+                    "plg-debug: read {:?} {} bytes: {:?} {:?}",
+                    from,
+                    n,
+                    vnet::VnetHdr::parse(&buf[..n]),
+                    wire::summarize(&buf[off..n])
+                );
+            }
+            match from {
+                Some(i) => self.from_process(i, &mut buf[..n]),
+                None => self.from_proxy(&mut buf[..n]),
+            }
+            self.pkt = buf;
+        }
+        true
+    }
+
+    fn split<'a>(&self, frame: &'a mut [u8]) -> Option<(vnet::VnetHdr, &'a mut [u8])> {
+        if self.offload {
+            let hdr = vnet::VnetHdr::parse(frame)?;
+            Some((hdr, &mut frame[vnet::HDR_LEN..]))
+        } else {
+            Some((vnet::VnetHdr::default(), frame))
+        }
+    }
+
+    fn write_tun(&self, out: Out, frame: &[u8]) {
+        let fd = match out {
+            Out::Proc(i) => &self.procs[i as usize].fd,
+            Out::Proxy => &self.proxy_tun,
+        };
+        // A TUN write fails only when the device is gone or the packet is malformed; the
+        // sender's TCP retransmits, as it would after any lost packet.
+        let r = nix::unistd::write(fd, frame);
+        if debug() {
+            eprintln!("plg-debug: write {:?} {} -> {:?}", out, frame.len(), r);
+        }
+    }
+
+    /// Writes a packet plg made itself (RST, ICMP error), with an empty virtio header.
+    fn inject(&self, out: Out, pkt: &[u8]) {
+        if self.offload {
+            let mut frame = vec![0u8; vnet::HDR_LEN + pkt.len()];
+            frame[vnet::HDR_LEN..].copy_from_slice(pkt);
+            self.write_tun(out, &frame);
+        } else {
+            self.write_tun(out, pkt);
+        }
+    }
+
+    fn apply(&self, frame: &mut [u8], rule: &Rule) {
+        let Some((hdr, pkt)) = self.split(frame) else {
+            return;
+        };
+        let mode = if hdr.flags & vnet::NEEDS_CSUM != 0 {
+            CsumMode::Partial
+        } else {
+            CsumMode::Full
+        };
+        let ok = wire::rewrite(pkt, mode, rule.src, rule.dst);
+        if debug() {
+            eprintln!("plg-debug: rewrite {ok} -> {:?}", rule);
+        }
+        if ok {
+            self.write_tun(rule.out, frame);
+        }
+    }
+
+    fn from_process(&mut self, i: usize, frame: &mut [u8]) {
+        let Some((hdr, pkt)) = self.split(frame) else {
+            return;
+        };
+        if pkt.first().map(|b| b >> 4) == Some(6) {
+            self.summary.ipv6_dropped += 1;
+            return;
+        }
+        let Some(s) = wire::summarize(pkt) else {
+            return;
+        };
+        if s.src != self.procs[i].addr {
+            return; // spoofed or stray source: not this process's to send
+        }
+        let Some(tcp) = s.tcp else {
+            return self.pass_other(i, hdr, frame, &s);
+        };
+        let src = SocketAddrV4::new(s.src, s.sport);
+        let dst = SocketAddrV4::new(s.dst, s.dport);
+        let syn = tcp.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        if let Some(rule) = self.nat.lookup(src, dst).copied() {
+            let state = self
+                .conns
+                .get(&rule.conn)
+                .map(|c| (c.state, c.client_addr == src));
+            match state {
+                // Only the client's own packets wait for the upstream connect; the server's
+                // replies to the upstream socket pass.
+                Some((State::Connecting, true)) => {
+                    if syn {
+                        // A retransmitted SYN: keep the newest for the injection.
+                        let c = self.conns.get_mut(&rule.conn).expect("state came from it");
+                        c.syn.clear();
+                        c.syn.extend_from_slice(frame);
+                    }
+                    return;
+                }
+                Some((State::Done, true)) if syn => self.retire(rule.conn),
+                _ => return self.apply(frame, &rule),
+            }
+        }
+        if syn {
+            self.new_connection(i, src, dst, frame);
+        } else if tcp.flags & tcp_flags::RST == 0 {
+            let pkt = &frame[if self.offload { vnet::HDR_LEN } else { 0 }..];
+            if let Some(rst) = wire::tcp_rst_for(pkt) {
+                self.inject(Out::Proc(i as u16), &rst);
+            }
+        }
+    }
+
+    fn from_proxy(&mut self, frame: &mut [u8]) {
+        let Some((_, pkt)) = self.split(frame) else {
+            return;
+        };
+        let Some(s) = wire::summarize(pkt) else {
+            return;
+        };
+        if s.tcp.is_none() {
+            return;
+        }
+        let src = SocketAddrV4::new(s.src, s.sport);
+        let dst = SocketAddrV4::new(s.dst, s.dport);
+        if let Some(rule) = self.nat.lookup(src, dst).copied() {
+            self.apply(frame, &rule);
+        }
+    }
+
+    /// UDP, ICMP and the rest: to the process owning the destination, as-is, and recorded.
+    fn pass_other(&mut self, i: usize, hdr: vnet::VnetHdr, frame: &mut [u8], s: &wire::Summary) {
+        let off = if self.offload { vnet::HDR_LEN } else { 0 };
+        match self.subnet.process_index(s.dst, self.procs.len()) {
+            Some(j) => {
+                self.write_tun(Out::Proc(j as u16), frame);
+                let pkt = &mut frame[off..];
+                let len = s.total_len.min(pkt.len());
+                if hdr.flags & vnet::NEEDS_CSUM != 0 {
+                    // The checksum was left to the device; the capture gets the real one.
+                    wire::complete_checksum(
+                        &mut pkt[..len],
+                        hdr.csum_start as usize,
+                        hdr.csum_offset as usize,
+                    );
+                }
+                self.summary.packets += 1;
+                self.stats.packets.fetch_add(1, Relaxed);
+                if let Some(c) = self.capture.as_mut() {
+                    if let Err(e) = c.write_packet(i as u32, now_ns(), &pkt[..len]) {
+                        self.capture_error.get_or_insert(e);
+                    }
+                }
+            }
+            None => {
+                if let Some(icmp) = wire::icmp_unreachable(&frame[off..], s.dst, 1) {
+                    self.inject(Out::Proc(i as u16), &icmp);
+                }
+            }
+        }
+    }
+
+    // ---- connections ---------------------------------------------------------------------
+
+    fn refuse(&self, i: usize, syn_frame: &[u8]) {
+        let off = if self.offload { vnet::HDR_LEN } else { 0 };
+        if let Some(rst) = wire::tcp_rst_for(&syn_frame[off..]) {
+            self.inject(Out::Proc(i as u16), &rst);
+        }
+    }
+
+    fn new_connection(&mut self, i: usize, src: SocketAddrV4, dst: SocketAddrV4, frame: &[u8]) {
+        let n = self.procs.len();
+        let server = match self.subnet.process_index(*dst.ip(), n) {
+            Some(j) if j != i => j as ProcIndex,
+            _ if *dst.ip() == self.subnet.gateway() && self.external.is_some() => EXTERNAL,
+            _ => return self.refuse(i, frame),
+        };
+        if self.live >= MAX_LIVE_CONNS {
+            return self.refuse(i, frame);
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut conn = Conn {
+            id,
+            state: State::Connecting,
+            client: i as ProcIndex,
+            client_addr: src,
+            server,
+            server_addr: dst,
+            syn_time: now_ns(),
+            started: Instant::now(),
+            syn: frame.to_vec(),
+            fake: None,
+            keys: Vec::with_capacity(4),
+            up: None,
+            down: None,
+            c2s: Half::default(),
+            s2c: Half::default(),
+            until: None,
+        };
+        let target = if server == EXTERNAL {
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, dst.port())
+        } else {
+            dst
+        };
+        let up = match self.connect_upstream(server, target) {
+            Ok(s) => s,
+            Err(_) => {
+                self.refuse(i, frame);
+                self.open_failed(&mut conn, Outcome::Unreachable);
+                return;
+            }
+        };
+        let (mut up, gport) = up;
+        if server != EXTERNAL {
+            let g = SocketAddrV4::new(PROXY_ADDR, gport);
+            // Upstream leg: its SYN is about to leave the proxy TUN.
+            let to_server = Rule {
+                src,
+                dst,
+                out: Out::Proc(server),
+                conn: id,
+            };
+            let to_upstream = Rule {
+                src: dst,
+                dst: g,
+                out: Out::Proxy,
+                conn: id,
+            };
+            self.nat.insert((g, dst), to_server);
+            self.nat.insert((dst, src), to_upstream);
+            conn.keys.push((g, dst));
+            conn.keys.push((dst, src));
+        }
+        // Marks the client's 4-tuple as pending, so its retransmitted SYNs are kept, not relayed.
+        self.nat.insert(
+            (src, dst),
+            Rule {
+                src,
+                dst,
+                out: Out::Proxy,
+                conn: id,
+            },
+        );
+        conn.keys.push((src, dst));
+        let reg = self.poll.registry().register(
+            &mut up,
+            sock_token(id, true),
+            Interest::READABLE | Interest::WRITABLE,
+        );
+        if reg.is_err() {
+            self.refuse(i, frame);
+            self.open_failed(&mut conn, Outcome::Unreachable);
+            self.unhook(&conn);
+            return;
+        }
+        conn.up = Some(up);
+        self.live += 1;
+        self.stats.open.fetch_add(1, Relaxed);
+        self.stats.total.fetch_add(1, Relaxed);
+        self.conns.insert(id, conn);
+    }
+
+    fn connect_upstream(
+        &self,
+        server: ProcIndex,
+        to: SocketAddrV4,
+    ) -> io::Result<(TcpStream, u16)> {
+        use socket2::{Domain, Socket, Type};
+        let sock = if server == EXTERNAL {
+            let s = self.external.as_ref().expect("checked by the caller");
+            s.tcp_socket().map_err(io::Error::other)?
+        } else {
+            Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)?
+        };
+        sock.set_nonblocking(true)?;
+        sock.set_tcp_nodelay(true)?;
+        match sock.connect(&to.into()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            Err(e) => return Err(e),
+        }
+        let local = sock
+            .local_addr()?
+            .as_socket_ipv4()
+            .map(|a| a.port())
+            .unwrap_or(0);
+        let std: std::net::TcpStream = sock.into();
+        Ok((TcpStream::from_std(std), local))
+    }
+
+    /// The upstream socket became writable: the connect finished one way or the other.
+    fn upstream_progress(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        if conn.state != State::Connecting {
+            return;
+        }
+        let up = conn.up.as_ref().expect("connecting has an upstream");
+        let err = match up.take_error() {
+            Ok(e) => e,
+            Err(e) => Some(e),
+        };
+        if err.is_none() && up.peer_addr().is_err() {
+            return; // spurious wake-up: still connecting
+        }
+        let mut conn = self.conns.remove(&id).expect("looked up above");
+        if let Some(e) = err {
+            let outcome = if e.raw_os_error() == Some(libc::ECONNREFUSED) {
+                Outcome::Refused
+            } else {
+                Outcome::Unreachable
+            };
+            self.refuse(conn.client as usize, &conn.syn);
+            self.drop_socket(conn.up.take(), false);
+            self.open_failed(&mut conn, outcome);
+            self.end(&mut conn);
+            self.conns.insert(id, conn);
+            return;
+        }
+        // Client leg: the kept SYN goes to the listener from a fresh fake address.
+        let fake = self.nat.next_fake();
+        let l = SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT);
+        let (src, dst) = (conn.client_addr, conn.server_addr);
+        let to_listener = Rule {
+            src: fake,
+            dst: l,
+            out: Out::Proxy,
+            conn: id,
+        };
+        let to_client = Rule {
+            src: dst,
+            dst: src,
+            out: Out::Proc(conn.client),
+            conn: id,
+        };
+        self.nat.insert((src, dst), to_listener);
+        self.nat.insert((l, fake), to_client);
+        conn.keys.push((l, fake));
+        conn.fake = Some(fake);
+        self.by_fake.insert(fake, id);
+        conn.state = State::Open;
+        let mut syn = std::mem::take(&mut conn.syn);
+        self.record(&Record::ConnOpen(ConnOpen {
+            id,
+            time_ns: conn.syn_time,
+            client: conn.client,
+            client_addr: src,
+            server: conn.server,
+            server_addr: dst,
+            outcome: Outcome::Established,
+        }));
+        self.summary.connections += 1;
+        self.conns.insert(id, conn);
+        self.apply(&mut syn, &to_listener);
+    }
+
+    fn open_failed(&mut self, conn: &mut Conn, outcome: Outcome) {
+        self.record(&Record::ConnOpen(ConnOpen {
+            id: conn.id,
+            time_ns: conn.syn_time,
+            client: conn.client,
+            client_addr: conn.client_addr,
+            server: conn.server,
+            server_addr: conn.server_addr,
+            outcome,
+        }));
+        self.summary.connections += 1;
+        self.summary.refused += 1;
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            let (mut stream, peer) = match self.listener.accept() {
+                Ok(x) => x,
+                Err(e) if relay::would_block(&e) => return,
+                Err(e) if relay::interrupted(&e) => continue,
+                // EMFILE and friends: the client's SYN-ACK is already out, so the
+                // connection waits in the backlog until the next readable event.
+                Err(_) => return,
+            };
+            let std::net::SocketAddr::V4(peer) = peer else {
+                continue;
+            };
+            let Some(&id) = self.by_fake.get(&peer) else {
+                continue;
+            };
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if conn.down.is_some() || conn.state != State::Open {
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            if self
+                .poll
+                .registry()
+                .register(
+                    &mut stream,
+                    sock_token(id, false),
+                    Interest::READABLE | Interest::WRITABLE,
+                )
+                .is_err()
+            {
+                continue;
+            }
+            conn.down = Some(stream);
+            self.pump(id);
+        }
+    }
+
+    /// Moves whatever can move on connection `id`, both ways, recording as it goes.
+    fn pump(&mut self, id: ConnId) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        if conn.state == State::Open && conn.down.is_some() {
+            let read = (READ_BUDGET / (2 * self.live.max(1))).clamp(MIN_READ, MAX_READ);
+            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+                if conn.state != State::Open {
+                    break;
+                }
+                let ev = self.pump_dir(&mut conn, dir, read);
+                match ev {
+                    Event::Idle => {}
+                    Event::Fin => self.close_record(&conn, dir, CloseKind::Fin),
+                    Event::SourceReset => self.reset(&mut conn, dir),
+                    Event::DestReset => self.reset(&mut conn, dir.reverse()),
+                }
+                if ev == Event::Fin {
+                    // Pass the FIN on (and anything left) now.
+                    let _ = self.pump_dir(&mut conn, dir, read);
+                }
+            }
+            if conn.state == State::Open && conn.c2s.done() && conn.s2c.done() {
+                self.drop_socket(conn.down.take(), false);
+                self.drop_socket(conn.up.take(), false);
+                self.end(&mut conn);
+            }
+        }
+        self.conns.insert(id, conn);
+    }
+
+    fn pump_dir(&mut self, conn: &mut Conn, dir: Direction, read: usize) -> Event {
+        let Conn {
+            up,
+            down,
+            c2s,
+            s2c,
+            id,
+            ..
+        } = conn;
+        let (Some(up), Some(down)) = (up.as_mut(), down.as_mut()) else {
+            return Event::Idle;
+        };
+        let (half, src, dst) = match dir {
+            Direction::ClientToServer => (c2s, down, up),
+            Direction::ServerToClient => (s2c, up, down),
+        };
+        let capture = &mut self.capture;
+        let capture_error = &mut self.capture_error;
+        let summary = &mut self.summary;
+        let stats = &self.stats;
+        let id = *id;
+        half.pump(src, dst, &mut self.scratch[..read], &mut |bytes| {
+            summary.data_blocks += 1;
+            match dir {
+                Direction::ClientToServer => {
+                    summary.bytes_c2s += bytes.len() as u64;
+                    stats.bytes_c2s.fetch_add(bytes.len() as u64, Relaxed);
+                }
+                Direction::ServerToClient => {
+                    summary.bytes_s2c += bytes.len() as u64;
+                    stats.bytes_s2c.fetch_add(bytes.len() as u64, Relaxed);
+                }
+            }
+            if let Some(c) = capture.as_mut() {
+                if let Err(e) = c.write_data(id, dir, now_ns(), bytes) {
+                    capture_error.get_or_insert(e);
+                }
+            }
+        })
+    }
+
+    fn close_record(&mut self, conn: &Conn, dir: Direction, kind: CloseKind) {
+        self.record(&Record::ConnClose(ConnClose {
+            id: conn.id,
+            dir,
+            kind,
+            time_ns: now_ns(),
+        }));
+    }
+
+    /// The sender of `dir` reset the connection: record it and reset the other side too.
+    fn reset(&mut self, conn: &mut Conn, dir: Direction) {
+        self.close_record(conn, dir, CloseKind::Rst);
+        self.summary.resets += 1;
+        // The side that reset is gone already; the other must see a RST, not a FIN: an
+        // abortive close (SO_LINGER 0) sends it when the last reference goes.
+        self.drop_socket(conn.down.take(), true);
+        self.drop_socket(conn.up.take(), true);
+        self.end(conn);
+    }
+
+    fn drop_socket(&self, s: Option<TcpStream>, abort: bool) {
+        if let Some(mut s) = s {
+            let _ = self.poll.registry().deregister(&mut s);
+            if abort {
+                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+            }
+        }
+    }
+
+    /// The connection is over: keep its rules a while for the last packets.
+    fn end(&mut self, conn: &mut Conn) {
+        if conn.state != State::Done {
+            if conn.state != State::Connecting || conn.up.is_some() || conn.fake.is_some() {
+                // counted as live since new_connection
+            }
+            self.live = self.live.saturating_sub(1);
+            self.stats.open.fetch_sub(1, Relaxed);
+        }
+        conn.state = State::Done;
+        conn.until = Some(Instant::now() + LINGER);
+    }
+
+    /// Removes a connection and its rules now.
+    fn retire(&mut self, id: ConnId) {
+        if let Some(mut conn) = self.conns.remove(&id) {
+            if conn.state != State::Done {
+                self.drop_socket(conn.down.take(), true);
+                self.drop_socket(conn.up.take(), true);
+                self.end(&mut conn);
+            }
+            self.unhook(&conn);
+        }
+    }
+
+    fn unhook(&mut self, conn: &Conn) {
+        for k in &conn.keys {
+            self.nat.remove(k, conn.id);
+        }
+        if let Some(f) = conn.fake {
+            if self.by_fake.get(&f) == Some(&conn.id) {
+                self.by_fake.remove(&f);
+            }
+        }
+    }
+
+    /// Periodic: retire lingering connections, give up on connects that never finish.
+    fn sweep(&mut self) {
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        let mut stuck = Vec::new();
+        for (id, c) in &self.conns {
+            match c.state {
+                State::Done if c.until.is_some_and(|u| u <= now) => expired.push(*id),
+                State::Connecting if now - c.started > CONNECT_TIMEOUT => stuck.push(*id),
+                _ => {}
+            }
+        }
+        for id in stuck {
+            let mut conn = self.conns.remove(&id).expect("listed above");
+            self.refuse(conn.client as usize, &conn.syn);
+            self.drop_socket(conn.up.take(), true);
+            self.open_failed(&mut conn, Outcome::Unreachable);
+            self.end(&mut conn);
+            self.conns.insert(id, conn);
+        }
+        for id in expired {
+            self.retire(id);
+        }
+    }
+}
+
+/// Binds the proxy listener with a deep backlog: every relayed connection passes through it.
+fn listen(addr: SocketAddrV4) -> anyhow::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)
+        .context("failed to create the proxy listener")?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())
+        .with_context(|| format!("failed to bind the proxy listener to {addr}"))?;
+    s.listen(4096)
+        .context("failed to listen on the proxy listener")?;
+    Ok(s.into())
+}
+
+fn debug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("PLG_DEBUG").is_some())
+}

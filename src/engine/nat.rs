@@ -1,0 +1,131 @@
+//! The NAT table: for every packet the engine reads (from a process's TUN or the proxy's), the
+//! rewrite that sends it on. No I/O; the event loop asks and applies.
+//!
+//! One relayed connection, client A (Ai:pa) to server B (Bj:pb), has two legs through the proxy
+//! namespace (L = the proxy address): the client talks to a listener at L:lport believing it
+//! is Bj:pb, from a fake address F:fport; the server is talked to by an upstream socket at
+//! L:gport believing it is Ai:pa. Four rules carry it, keyed by (source, destination) as read:
+//!
+//! ```text
+//!   read on        key               rewritten to        written to
+//!   Ai's TUN   Ai:pa   -> Bj:pb     F:fport -> L:lport    proxy TUN   (client -> listener)
+//!   proxy TUN  L:lport -> F:fport   Bj:pb   -> Ai:pa      Ai's TUN    (listener -> client)
+//!   proxy TUN  L:gport -> Bj:pb     Ai:pa   -> Bj:pb      Bj's TUN    (upstream -> server)
+//!   Bj's TUN   Bj:pb   -> Ai:pa     Bj:pb   -> L:gport    proxy TUN   (server -> upstream)
+//! ```
+//!
+//! Rules outlive the sockets: the last ACKs and FINs of a closed connection still need them,
+//! so the loop retires a connection's rules a while after it ended (or at once when its client
+//! 4-tuple is reused by a fresh SYN).
+
+use crate::format::ConnId;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::plan::{PROXY_ADDR, PROXY_NET};
+
+/// Where a rewritten packet goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Out {
+    Proc(u16),
+    Proxy,
+}
+
+/// Packets matching a rule are rewritten to `src -> dst` and written to `out`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rule {
+    pub src: SocketAddrV4,
+    pub dst: SocketAddrV4,
+    pub out: Out,
+    pub conn: ConnId,
+}
+
+pub type Key = (SocketAddrV4, SocketAddrV4);
+
+#[derive(Default)]
+pub struct Nat {
+    rules: HashMap<Key, Rule>,
+    next_fake: u64,
+}
+
+/// Fake client ports are spread over ports 1024..=65535 of 254*254 addresses: about 4e9 pairs
+/// handed out round-robin, so a pair is reused only long after its TIME_WAIT has expired.
+const FAKE_PORTS: u64 = 65536 - 1024;
+const FAKE_HOSTS: u64 = 254 * 254;
+
+impl Nat {
+    pub fn lookup(&self, src: SocketAddrV4, dst: SocketAddrV4) -> Option<&Rule> {
+        self.rules.get(&(src, dst))
+    }
+
+    pub fn insert(&mut self, key: Key, rule: Rule) {
+        self.rules.insert(key, rule);
+    }
+
+    /// Removes `key` if it still belongs to `conn` (it may have been taken over by a newer one).
+    pub fn remove(&mut self, key: &Key, conn: ConnId) {
+        if self.rules.get(key).is_some_and(|r| r.conn == conn) {
+            self.rules.remove(key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The next fake client address F:fport (never the proxy's own address).
+    pub fn next_fake(&mut self) -> SocketAddrV4 {
+        let n = self.next_fake;
+        self.next_fake = self.next_fake.wrapping_add(1);
+        let host = n % FAKE_HOSTS;
+        let port = 1024 + (n / FAKE_HOSTS) % FAKE_PORTS;
+        let net = u32::from(PROXY_NET);
+        let addr = Ipv4Addr::from(net + (((1 + host / 254) as u32) << 8) + 1 + (host % 254) as u32);
+        debug_assert_ne!(addr, PROXY_ADDR);
+        SocketAddrV4::new(addr, port as u16)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fake_addresses_stay_in_proxy_net_and_avoid_l() {
+        let mut nat = Nat::default();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..100_000 {
+            let f = nat.next_fake();
+            assert_ne!(*f.ip(), PROXY_ADDR);
+            assert_eq!(f.ip().octets()[..2], [172, 31]);
+            assert!(
+                f.ip().octets()[2] >= 1 && f.ip().octets()[3] >= 1 && f.ip().octets()[3] <= 254
+            );
+            assert!(f.port() >= 1024);
+            assert!(seen.insert(f));
+        }
+    }
+
+    #[test]
+    fn remove_respects_owner() {
+        let mut nat = Nat::default();
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 1000);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80);
+        let rule = |conn| Rule {
+            src: a,
+            dst: b,
+            out: Out::Proxy,
+            conn,
+        };
+        nat.insert((a, b), rule(1));
+        nat.insert((a, b), rule(2)); // a reused 4-tuple takes the key over
+        nat.remove(&(a, b), 1);
+        assert_eq!(nat.lookup(a, b).unwrap().conn, 2);
+        nat.remove(&(a, b), 2);
+        assert!(nat.is_empty());
+    }
+}

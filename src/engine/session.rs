@@ -1,0 +1,546 @@
+//! A whole session: build the namespaces and TUNs, start the relay, run the processes in
+//! order, pass their output through, and end it all cleanly (the last command exiting, Ctrl-C
+//! or SIGTERM), leaving no process, namespace or interface behind.
+//!
+//! Everything kernel-side dies with plg: namespaces are held only by fds and by the children,
+//! the children have PDEATHSIG=SIGKILL, and the TUNs vanish with their namespaces.
+
+use super::plan::{self, Subnet, PROXY_ADDR, PROXY_PREFIX};
+use super::{Config, Control, Handle, ProcTun};
+use crate::format::{CaptureWriter, ExitStatus, ProcessExit, Summary};
+use crate::os::process::{self, SpawnSpec};
+use crate::os::signals::SignalFd;
+use crate::os::tun::{create_tun, TunConfig};
+use crate::os::{disable_ipv6, loopback_up, sysctl_set, HostSockets, Netns};
+use anyhow::{bail, Context as _};
+use nix::sys::signal::Signal;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// One process of the session: its command, or None when it is not run (played by replay).
+pub struct ProcSpec {
+    pub name: String,
+    pub command: Option<String>,
+}
+
+/// `--ready NAME[:PORT]`: hold back later commands until process `index` listens (on `port`,
+/// or on any port).
+#[derive(Debug, Clone, Copy)]
+pub struct Ready {
+    pub index: usize,
+    pub port: Option<u16>,
+}
+
+pub struct Options {
+    pub subnet: Subnet,
+    pub procs: Vec<ProcSpec>,
+    pub ready: Vec<Ready>,
+    /// The session ends when all of these have exited (default: the last command).
+    pub main: Vec<usize>,
+    pub grace: Duration,
+    pub ready_timeout: Duration,
+    pub prefix_output: bool,
+    pub quiet: bool,
+    pub allow_external: bool,
+    pub mtu: u32,
+    pub offload: bool,
+}
+
+/// How the session ended.
+pub struct Outcome {
+    pub summary: Summary,
+    pub exits: Vec<Option<ExitStatus>>,
+    /// plg was told to stop (SIGINT/SIGTERM) before the main commands ended.
+    pub interrupted: Option<Signal>,
+    /// The exit code plg should return: the main command's status.
+    pub exit_code: u8,
+    pub elapsed: Duration,
+}
+
+/// The namespaces and TUNs of a session, ready for the engine and the processes.
+pub struct Network {
+    pub proxy_ns: Netns,
+    pub proxy_tun: std::os::fd::OwnedFd,
+    pub proc_ns: Vec<Netns>,
+    pub proc_tuns: Vec<ProcTun>,
+}
+
+/// Creates the proxy namespace and one namespace+TUN per process (in parallel threads: each
+/// thread unshares its own namespace).
+pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
+    let (mtu, offload, subnet) = (opts.mtu, opts.offload, opts.subnet);
+    let (proxy_ns, proxy_tun) = Netns::create_with(move || {
+        disable_ipv6()?;
+        loopback_up()?;
+        // Many short connections pass through here: room for ephemeral ports, reuse of
+        // TIME_WAIT ports for the upstream sockets, and a deep accept queue.
+        sysctl_set("net/ipv4/ip_local_port_range", "1024 65535")?;
+        sysctl_set("net/ipv4/tcp_tw_reuse", "1")?;
+        let _ = sysctl_set("net/core/somaxconn", "65535");
+        let _ = sysctl_set("net/ipv4/tcp_max_syn_backlog", "65535");
+        create_tun(&TunConfig {
+            name: "plgproxy".into(),
+            addr: PROXY_ADDR,
+            prefix_len: PROXY_PREFIX,
+            mtu,
+            txqueuelen: 10_000,
+            offload,
+            routes: vec![(subnet.network, subnet.prefix_len)],
+        })
+    })
+    .context("failed to create the proxy namespace")?;
+    let mut proc_ns = Vec::new();
+    let mut proc_tuns = Vec::new();
+    for (i, p) in opts.procs.iter().enumerate() {
+        let addr = subnet.process_addr(i);
+        let (ns, fd) = Netns::create_with(move || {
+            disable_ipv6()?;
+            loopback_up()?;
+            create_tun(&TunConfig {
+                name: "plg0".into(),
+                addr,
+                prefix_len: subnet.prefix_len,
+                mtu,
+                txqueuelen: 10_000,
+                offload,
+                // Everything off-subnet comes to plg too, to be refused at once.
+                routes: vec![(Ipv4Addr::UNSPECIFIED, 0)],
+            })
+        })
+        .with_context(|| format!("failed to create the namespace of {}", p.name))?;
+        proc_ns.push(ns);
+        proc_tuns.push(ProcTun { fd, addr });
+    }
+    Ok(Network {
+        proxy_ns,
+        proxy_tun,
+        proc_ns,
+        proc_tuns,
+    })
+}
+
+/// Starts the engine over a built network.
+pub fn start_engine<W: Write + Send + 'static>(
+    opts: &Options,
+    net: Network,
+    capture: CaptureWriter<W>,
+) -> anyhow::Result<(Handle, Vec<Netns>)> {
+    let external = if opts.allow_external {
+        Some(HostSockets::start()?)
+    } else {
+        None
+    };
+    let handle = super::start(
+        Config {
+            subnet: opts.subnet,
+            procs: net.proc_tuns,
+            proxy_ns: net.proxy_ns,
+            proxy_tun: net.proxy_tun,
+            offload: opts.offload,
+            external,
+        },
+        capture,
+    )?;
+    Ok((handle, net.proc_ns))
+}
+
+/// A temporary hosts file, removed on drop (the bind mounts keep their inode alive).
+struct HostsFile(PathBuf);
+impl Drop for HostsFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+struct Running {
+    child: Child,
+    pgid: i32,
+    exit: Option<ExitStatus>,
+}
+
+/// Runs the processes until the session ends, then stops the engine.
+pub fn run(
+    opts: &Options,
+    signals: &SignalFd,
+    engine: Handle,
+    proc_ns: Vec<Netns>,
+    status: &indicatif::ProgressBar,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let names: Vec<String> = opts.procs.iter().map(|p| p.name.clone()).collect();
+    let hosts_path = std::env::temp_dir().join(format!("plg-hosts-{}", std::process::id()));
+    let explicit: Vec<String> = names.clone();
+    std::fs::write(
+        &hosts_path,
+        plan::hosts_file(&opts.subnet, &explicit, names.len()),
+    )
+    .with_context(|| format!("failed to write {}", hosts_path.display()))?;
+    let _hosts = HostsFile(hosts_path.clone());
+    let mut env_peers: Vec<(String, String)> = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        let var = format!("PLG_ADDR_{}", n.to_uppercase().replace('-', "_"));
+        env_peers.push((var, opts.subnet.process_addr(i).to_string()));
+        if *n != format!("p{i}") {
+            env_peers.push((
+                format!("PLG_ADDR_P{i}"),
+                opts.subnet.process_addr(i).to_string(),
+            ));
+        }
+    }
+
+    let out_lock = Arc::new(Mutex::new(()));
+    let mut running: Vec<Option<Running>> = Vec::new();
+    let mut interrupted = None;
+    let mut pumps = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        for (i, (p, ns)) in opts.procs.iter().zip(proc_ns).enumerate() {
+            let Some(cmd) = &p.command else {
+                running.push(None);
+                continue;
+            };
+            let mut env = vec![
+                ("PLG_INDEX".to_string(), i.to_string()),
+                ("PLG_NAME".to_string(), p.name.clone()),
+                (
+                    "PLG_ADDR".to_string(),
+                    opts.subnet.process_addr(i).to_string(),
+                ),
+                ("PLG_SUBNET".to_string(), opts.subnet.to_string()),
+            ];
+            env.extend(env_peers.iter().cloned());
+            let mut child = process::spawn(&SpawnSpec {
+                command: cmd.clone(),
+                netns: ns,
+                hosts_file: hosts_path.clone(),
+                hostname: p.name.clone(),
+                env,
+                cwd: None,
+            })
+            .with_context(|| format!("failed to start {} ({cmd})", p.name))?;
+            let prefix = if opts.prefix_output && opts.procs.len() > 1 {
+                Some(format!("{}| ", p.name))
+            } else {
+                None
+            };
+            if let Some(o) = child.stdout.take() {
+                pumps.push(pass_output(
+                    o,
+                    false,
+                    prefix.clone(),
+                    out_lock.clone(),
+                    status.clone(),
+                ));
+            }
+            if let Some(e) = child.stderr.take() {
+                pumps.push(pass_output(
+                    e,
+                    true,
+                    prefix,
+                    out_lock.clone(),
+                    status.clone(),
+                ));
+            }
+            let pgid = child.id() as i32;
+            running.push(Some(Running {
+                child,
+                pgid,
+                exit: None,
+            }));
+            let waits: Vec<Ready> = if opts.ready.is_empty() {
+                // No --ready: give each command but the last a moment to start listening, so
+                // the common "server then client" line works without sleeps.
+                if i + 1 < opts.procs.len() {
+                    vec![Ready {
+                        index: i,
+                        port: None,
+                    }]
+                } else {
+                    vec![]
+                }
+            } else {
+                opts.ready
+                    .iter()
+                    .copied()
+                    .filter(|r| r.index == i)
+                    .collect()
+            };
+            for r in waits {
+                let explicit = !opts.ready.is_empty();
+                let timeout = if explicit {
+                    opts.ready_timeout
+                } else {
+                    Duration::from_secs(1)
+                };
+                wait_ready(
+                    &mut running,
+                    r,
+                    timeout,
+                    explicit,
+                    &names,
+                    signals,
+                    &mut interrupted,
+                )?;
+                if interrupted.is_some() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        terminate(&mut running, opts.grace);
+        let _ = engine.stop();
+        return Err(e);
+    }
+
+    // Supervise: wait for the main commands, Ctrl-C/SIGTERM, or an engine failure.
+    let mut last_status = Instant::now();
+    while interrupted.is_none() {
+        reap(&mut running, &engine);
+        let mains_done = opts.main.iter().all(|&m| {
+            running
+                .get(m)
+                .and_then(|r| r.as_ref())
+                .map_or(true, |r| r.exit.is_some())
+        });
+        if mains_done {
+            break;
+        }
+        if engine.finished() {
+            break;
+        }
+        wait_signal(signals, Duration::from_millis(100), &mut interrupted);
+        if last_status.elapsed() >= Duration::from_millis(200) {
+            last_status = Instant::now();
+            update_status(status, &engine, started);
+        }
+    }
+    terminate(&mut running, opts.grace);
+    reap(&mut running, &engine);
+    for p in pumps {
+        let _ = p.join();
+    }
+    let summary = engine.stop()?;
+    status.finish_and_clear();
+
+    let exits: Vec<Option<ExitStatus>> = running
+        .iter()
+        .map(|r| r.as_ref().and_then(|r| r.exit))
+        .collect();
+    let main_status = opts
+        .main
+        .iter()
+        .filter_map(|&m| exits.get(m).copied().flatten())
+        .find(|s| *s != ExitStatus::Exited(0))
+        .or_else(|| {
+            opts.main
+                .iter()
+                .find_map(|&m| exits.get(m).copied().flatten())
+        });
+    let exit_code = match (interrupted, main_status) {
+        (Some(sig), _) => 128 + sig as i32,
+        (None, Some(ExitStatus::Exited(c))) => c,
+        (None, Some(ExitStatus::Signaled(s))) => 128 + s,
+        (None, None) => 0,
+    };
+    Ok(Outcome {
+        summary,
+        exits,
+        interrupted,
+        exit_code: exit_code.clamp(0, 255) as u8,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn update_status(status: &indicatif::ProgressBar, engine: &Handle, started: Instant) {
+    if status.is_hidden() {
+        return;
+    }
+    let s = &engine.stats;
+    status.set_message(format!(
+        "{} | connections {} open / {} total | {} client->server, {} server->client | {} packets",
+        crate::ui::human_duration(started.elapsed().as_nanos() as u64),
+        s.open.load(Relaxed),
+        s.total.load(Relaxed),
+        crate::ui::human_bytes(s.bytes_c2s.load(Relaxed)),
+        crate::ui::human_bytes(s.bytes_s2c.load(Relaxed)),
+        s.packets.load(Relaxed),
+    ));
+    status.tick();
+}
+
+fn wait_signal(signals: &SignalFd, timeout: Duration, interrupted: &mut Option<Signal>) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut fds = [PollFd::new(signals.fd(), PollFlags::POLLIN)];
+    let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap_or(PollTimeout::NONE);
+    let _ = poll(&mut fds, ms);
+    if let Ok(sigs) = signals.read_signals() {
+        for s in sigs {
+            if s == Signal::SIGINT || s == Signal::SIGTERM {
+                interrupted.get_or_insert(s);
+            }
+        }
+    }
+}
+
+/// Collects exits that happened, and tells the engine so they are recorded.
+fn reap(running: &mut [Option<Running>], engine: &Handle) {
+    use std::os::unix::process::ExitStatusExt;
+    for (i, r) in running.iter_mut().enumerate() {
+        let Some(r) = r else { continue };
+        if r.exit.is_some() {
+            continue;
+        }
+        if let Ok(Some(st)) = r.child.try_wait() {
+            let status = match (st.code(), st.signal()) {
+                (Some(c), _) => ExitStatus::Exited(c),
+                (None, Some(s)) => ExitStatus::Signaled(s),
+                (None, None) => ExitStatus::Exited(255),
+            };
+            r.exit = Some(status);
+            engine.send(Control::Exit(ProcessExit {
+                index: i as u16,
+                time_ns: super::now_ns(),
+                status,
+            }));
+        }
+    }
+}
+
+/// SIGTERM to every process group still running, SIGKILL after the grace period.
+fn terminate(running: &mut [Option<Running>], grace: Duration) {
+    let alive = |running: &mut [Option<Running>]| {
+        running
+            .iter_mut()
+            .flatten()
+            .filter_map(|r| {
+                let alive = r.exit.is_none() && matches!(r.child.try_wait(), Ok(None));
+                alive.then_some(r.pgid)
+            })
+            .collect::<Vec<_>>()
+    };
+    // Even a process that exited may have left children in its group.
+    for r in running.iter().flatten() {
+        let _ = process::signal_group(r.pgid, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while !alive(running).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for r in running.iter().flatten() {
+        let _ = process::signal_group(r.pgid, Signal::SIGKILL);
+    }
+    for r in running.iter_mut().flatten() {
+        let _ = r.child.wait();
+    }
+}
+
+fn wait_ready(
+    running: &mut [Option<Running>],
+    r: Ready,
+    timeout: Duration,
+    explicit: bool,
+    names: &[String],
+    signals: &SignalFd,
+    interrupted: &mut Option<Signal>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let name = &names[r.index];
+    let what = match r.port {
+        Some(p) => format!("port {p}"),
+        None => "any port".to_string(),
+    };
+    loop {
+        let Some(Some(p)) = running.get_mut(r.index) else {
+            bail!("--ready {name}: that process is not run");
+        };
+        if let Ok(Some(st)) = p.child.try_wait() {
+            if explicit {
+                bail!("{name} exited ({st}) before listening on {what}");
+            }
+            return Ok(()); // its exit is reaped and recorded by the supervisor
+        }
+        if let Ok(ports) = process::listening_ports(p.child.id()) {
+            let ok = match r.port {
+                Some(port) => ports.contains(&port),
+                None => !ports.is_empty(),
+            };
+            if ok {
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            if explicit {
+                bail!(
+                    "{name} did not listen on {what} within {}s (--ready-timeout)",
+                    timeout.as_secs()
+                );
+            }
+            return Ok(());
+        }
+        wait_signal(signals, Duration::from_millis(5), interrupted);
+        if interrupted.is_some() {
+            return Ok(());
+        }
+    }
+}
+
+/// Copies a child's stdout or stderr to ours, each line prefixed with its name when asked.
+fn pass_output(
+    src: impl Read + Send + 'static,
+    stderr: bool,
+    prefix: Option<String>,
+    lock: Arc<Mutex<()>>,
+    status: indicatif::ProgressBar,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut r = BufReader::with_capacity(64 << 10, src);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = match &prefix {
+                Some(_) => r.read_until(b'\n', &mut line),
+                None => r.fill_buf().map(|b| {
+                    line.extend_from_slice(b);
+                    b.len()
+                }),
+            };
+            match n {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if prefix.is_none() {
+                        r.consume(n);
+                    }
+                }
+            }
+            let _g = lock.lock();
+            status.suspend(|| {
+                let res = if stderr {
+                    write_prefixed(&mut std::io::stderr().lock(), prefix.as_deref(), &line)
+                } else {
+                    write_prefixed(&mut std::io::stdout().lock(), prefix.as_deref(), &line)
+                };
+                // A closed stdout (plg | head) must not stall the child: keep draining.
+                let _ = res;
+            });
+        }
+    })
+}
+
+fn write_prefixed(w: &mut dyn Write, prefix: Option<&str>, line: &[u8]) -> std::io::Result<()> {
+    if let Some(p) = prefix {
+        w.write_all(p.as_bytes())?;
+        w.write_all(line)?;
+        if !line.ends_with(b"\n") {
+            w.write_all(b"\n")?;
+        }
+    } else {
+        w.write_all(line)?;
+    }
+    w.flush()
+}
