@@ -261,3 +261,29 @@ fn host_sockets_stay_in_the_starting_namespace() {
     // Dropping stops the thread (join returns).
     drop(std::sync::Arc::try_unwrap(hs).unwrap());
 }
+
+#[test]
+fn proc_net_shows_the_leader_not_the_thread() {
+    if !root_available("proc_net_shows_the_leader_not_the_thread") {
+        return;
+    }
+    // The trap behind `routes()` reading /proc/thread-self/net/route and `interface_info`
+    // using ioctls: on a thread that joined a namespace, /proc/net (= /proc/self/net) and
+    // /sys/class/net still describe the main thread's namespace.
+    let (ns, _tun) = make_ns(TunConfig {
+        name: "plgtrap0".into(),
+        ..cfg(7, false)
+    });
+    let (self_net, thread_net, sys) = ns
+        .run_in(|| {
+            Ok((
+                std::fs::read_to_string("/proc/net/dev")?,
+                std::fs::read_to_string("/proc/thread-self/net/dev")?,
+                std::path::Path::new("/sys/class/net/plgtrap0").exists(),
+            ))
+        })
+        .unwrap();
+    assert!(thread_net.contains("plgtrap0"), "{thread_net}");
+    assert!(!self_net.contains("plgtrap0"), "{self_net}");
+    assert!(!sys, "sysfs shows the namespace that mounted it");
+}
