@@ -217,11 +217,14 @@ impl<R: Read> CaptureReader<R> {
         }
         self.buf.clear();
         self.buf.extend_from_slice(&head[..have]);
-        self.buf.resize(len, 0);
-        let got =
-            read_full(&mut self.inner, &mut self.buf[have..]).map_err(|e| self.io_error(at, e))?;
-        if have + got < len {
-            return Err(self.truncated(at, len, have + got));
+        // Grow the buffer only as bytes arrive: a length field promising 64 MiB in a file of
+        // 100 bytes must not cost 64 MiB.
+        (&mut self.inner)
+            .take((len - have) as u64)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| self.io_error(at, e))?;
+        if self.buf.len() < len {
+            return Err(self.truncated(at, len, self.buf.len()));
         }
         let block = Block::new_checked(endian, &self.buf).map_err(|m| self.malformed(at, m))?;
         self.offset += len as u64;

@@ -189,7 +189,7 @@ pub fn check_total_len(len: usize) -> Result<()> {
             "block length {len} is shorter than the 12-byte minimum"
         )));
     }
-    if len % 4 != 0 {
+    if !len.is_multiple_of(4) {
         return Err(Malformed::new(format!(
             "block length {len} is not a multiple of 4"
         )));
