@@ -131,7 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         exporter
             .record(&rec)
             .with_context(|| format!("failed to write {}", dest.display()))?;
-        if n % 1024 == 0 {
+        if n.is_multiple_of(1024) {
             let at = reader.position();
             bar.inc(at.saturating_sub(shown));
             shown = at;

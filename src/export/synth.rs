@@ -111,9 +111,7 @@ impl Conversation {
         sink: &mut dyn Sink,
         time_ns: u64,
         s: usize,
-        seg_flags: u8,
-        seq: u32,
-        ack: u32,
+        (seg_flags, seq, ack): (u8, u32, u32),
         payload: &[u8],
     ) -> io::Result<()> {
         let seg = Segment {
@@ -145,7 +143,7 @@ impl Conversation {
     fn ack(&mut self, sink: &mut dyn Sink, time_ns: u64, s: usize) -> io::Result<()> {
         self.unacked[1 - s] = 0;
         let (seq, ack) = (self.next_seq[s], self.next_seq[1 - s]);
-        self.send(sink, time_ns, s, flags::ACK, seq, ack, &[])
+        self.send(sink, time_ns, s, (flags::ACK, seq, ack), &[])
     }
 
     fn data(
@@ -163,7 +161,7 @@ impl Conversation {
                 flags::ACK
             };
             let (seq, ack) = (self.next_seq[s], self.next_seq[1 - s]);
-            self.send(sink, time_ns, s, f, seq, ack, chunk)?;
+            self.send(sink, time_ns, s, (f, seq, ack), chunk)?;
             self.next_seq[s] = seq.wrapping_add(chunk.len() as u32);
             self.unacked[s] += chunk.len() as u32;
             if self.unacked[s] >= ACK_EVERY && i + 1 < count {
@@ -219,7 +217,13 @@ impl Synthesizer {
                 let (seq, ack) = (c.next_seq[s], c.next_seq[1 - s]);
                 match cl.kind {
                     CloseKind::Fin => {
-                        c.send(sink, cl.time_ns, s, flags::FIN | flags::ACK, seq, ack, &[])?;
+                        c.send(
+                            sink,
+                            cl.time_ns,
+                            s,
+                            (flags::FIN | flags::ACK, seq, ack),
+                            &[],
+                        )?;
                         c.next_seq[s] = seq.wrapping_add(1);
                         c.fin[s] = true;
                         c.ack(sink, cl.time_ns, 1 - s)?;
@@ -228,7 +232,13 @@ impl Synthesizer {
                         }
                     }
                     CloseKind::Rst => {
-                        c.send(sink, cl.time_ns, s, flags::RST | flags::ACK, seq, ack, &[])?;
+                        c.send(
+                            sink,
+                            cl.time_ns,
+                            s,
+                            (flags::RST | flags::ACK, seq, ack),
+                            &[],
+                        )?;
                         self.open.remove(&cl.id);
                     }
                 }
@@ -248,16 +258,14 @@ impl Synthesizer {
             fin: [false, false],
         };
         let t = open.time_ns;
-        c.send(sink, t, 0, flags::SYN, ic, 0, &[])?;
+        c.send(sink, t, 0, (flags::SYN, ic, 0), &[])?;
         match open.outcome {
             Outcome::Established => {
                 c.send(
                     sink,
                     t,
                     1,
-                    flags::SYN | flags::ACK,
-                    is,
-                    ic.wrapping_add(1),
+                    (flags::SYN | flags::ACK, is, ic.wrapping_add(1)),
                     &[],
                 )?;
                 c.next_seq = [ic.wrapping_add(1), is.wrapping_add(1)];
@@ -269,9 +277,7 @@ impl Synthesizer {
                     sink,
                     t,
                     1,
-                    flags::RST | flags::ACK,
-                    0,
-                    ic.wrapping_add(1),
+                    (flags::RST | flags::ACK, 0, ic.wrapping_add(1)),
                     &[],
                 )?;
             }
