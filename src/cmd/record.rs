@@ -117,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .collect();
     let writer = CaptureWriter::new(BufWriter::with_capacity(1 << 20, file), &session, &procs)
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
-    let (engine, proc_ns) = session::start_engine(&opts, net, writer)?;
+    let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
     let status = status_line(opts.quiet);
     let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
     guard.disarm();

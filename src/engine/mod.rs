@@ -17,6 +17,8 @@
 pub mod nat;
 pub mod plan;
 pub mod relay;
+pub mod replay;
+pub mod script;
 pub mod session;
 
 use crate::format::{
@@ -83,6 +85,14 @@ pub struct Config {
     pub offload: bool,
     /// Relay connections to the gateway to the host's loopback (`--allow-external`).
     pub external: Option<HostSockets>,
+    /// Replay instead of relaying (`plg replay`).
+    pub replay: Option<replay::ReplayConfig>,
+}
+
+/// What the engine returns when it stops.
+pub struct Finished {
+    pub summary: Summary,
+    pub replay: Option<replay::ReplayReport>,
 }
 
 /// Live counters, read by the status line while the engine runs.
@@ -109,7 +119,7 @@ pub struct Handle {
     tx: mpsc::Sender<Control>,
     waker: Arc<Waker>,
     pub stats: Arc<Stats>,
-    join: std::thread::JoinHandle<anyhow::Result<Summary>>,
+    join: std::thread::JoinHandle<anyhow::Result<Finished>>,
 }
 
 impl Handle {
@@ -119,7 +129,7 @@ impl Handle {
     }
 
     /// Stops the engine and waits for the capture to be finished.
-    pub fn stop(self) -> anyhow::Result<Summary> {
+    pub fn stop(self) -> anyhow::Result<Finished> {
         self.send(Control::Stop);
         self.join
             .join()
@@ -136,7 +146,7 @@ impl Handle {
 /// listener) are returned here, before any process runs.
 pub fn start<W: Write + Send + 'static>(
     config: Config,
-    capture: CaptureWriter<W>,
+    capture: Option<CaptureWriter<W>>,
 ) -> anyhow::Result<Handle> {
     let (tx, rx) = mpsc::channel();
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -144,7 +154,7 @@ pub fn start<W: Write + Send + 'static>(
     let stats2 = stats.clone();
     let join = std::thread::Builder::new()
         .name("plg-relay".into())
-        .spawn(move || -> anyhow::Result<Summary> {
+        .spawn(move || -> anyhow::Result<Finished> {
             let setup = Engine::new(config, capture, stats2, rx);
             let mut engine = match setup {
                 Ok((engine, waker)) => {
@@ -193,12 +203,45 @@ struct Conn {
     /// The client's latest SYN (virtio header included when offloading), while connecting.
     syn: Vec<u8>,
     fake: Option<SocketAddrV4>,
+    /// Replay behaviour; None relays (and records) as in `plg record`.
+    replay: Option<Box<replay::ConnReplay>>,
     keys: Vec<nat::Key>,
     up: Option<TcpStream>,
     down: Option<TcpStream>,
     c2s: Half,
     s2c: Half,
     until: Option<Instant>,
+}
+
+impl Conn {
+    fn new(
+        id: ConnId,
+        client: ProcIndex,
+        client_addr: SocketAddrV4,
+        server: ProcIndex,
+        server_addr: SocketAddrV4,
+        syn: &[u8],
+    ) -> Conn {
+        Conn {
+            id,
+            state: State::Connecting,
+            client,
+            client_addr,
+            server,
+            server_addr,
+            syn_time: now_ns(),
+            started: Instant::now(),
+            syn: syn.to_vec(),
+            fake: None,
+            replay: None,
+            keys: Vec::with_capacity(4),
+            up: None,
+            down: None,
+            c2s: Half::default(),
+            s2c: Half::default(),
+            until: None,
+        }
+    }
 }
 
 struct Engine<W: Write> {
@@ -224,6 +267,7 @@ struct Engine<W: Write> {
     /// TUNs that hit the batch limit and still have packets (edge-triggered: no new event).
     busy: Vec<bool>,
     proxy_busy: bool,
+    replay: Option<replay::Replayer>,
 }
 
 /// Wall-clock time, nanoseconds since the Unix epoch (capture timestamps).
@@ -241,7 +285,7 @@ fn sock_token(id: ConnId, upstream: bool) -> Token {
 impl<W: Write> Engine<W> {
     fn new(
         config: Config,
-        capture: CaptureWriter<W>,
+        capture: Option<CaptureWriter<W>>,
         stats: Arc<Stats>,
         rx: mpsc::Receiver<Control>,
     ) -> anyhow::Result<(Self, Arc<Waker>)> {
@@ -284,7 +328,7 @@ impl<W: Write> Engine<W> {
             by_fake: HashMap::new(),
             live: 0,
             next_id: 0,
-            capture: Some(capture),
+            capture,
             capture_error: None,
             summary: Summary {
                 processes: n as u32,
@@ -296,20 +340,23 @@ impl<W: Write> Engine<W> {
             scratch: vec![0; MAX_READ],
             busy: vec![false; n],
             proxy_busy: false,
+            replay: config.replay.map(replay::Replayer::new),
         };
         Ok((engine, waker))
     }
 
-    fn run(&mut self) -> anyhow::Result<Summary> {
+    fn run(&mut self) -> anyhow::Result<Finished> {
         let mut events = Events::with_capacity(1024);
         let mut last_flush = Instant::now();
         let mut last_sweep = Instant::now();
+        let mut last_tick = Instant::now();
         loop {
             let busy = self.proxy_busy || self.busy.iter().any(|b| *b);
+            let idle = if self.replay.is_some() { 10 } else { 250 };
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                Duration::from_millis(250)
+                Duration::from_millis(idle)
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -335,6 +382,10 @@ impl<W: Write> Engine<W> {
                 }
             }
             self.drain_tuns();
+            if self.replay.is_some() && last_tick.elapsed() >= Duration::from_millis(10) {
+                last_tick = Instant::now();
+                self.replay_tick();
+            }
             while let Ok(c) = self.rx.try_recv() {
                 match c {
                     Control::Exit(e) => self.record(&Record::ProcessExit(e)),
@@ -360,13 +411,17 @@ impl<W: Write> Engine<W> {
         }
     }
 
-    fn finish(&mut self) -> anyhow::Result<Summary> {
+    fn finish(&mut self) -> anyhow::Result<Finished> {
         self.summary.end_ns = now_ns();
-        let capture = self.capture.take().expect("finish runs once");
-        capture
-            .finish(&self.summary)
-            .context("failed to write the capture")?;
-        Ok(self.summary)
+        if let Some(capture) = self.capture.take() {
+            capture
+                .finish(&self.summary)
+                .context("failed to write the capture")?;
+        }
+        Ok(Finished {
+            summary: self.summary,
+            replay: self.take_replay_report(),
+        })
     }
 
     fn record(&mut self, r: &Record) {
@@ -516,6 +571,9 @@ impl<W: Write> Engine<W> {
             }
         }
         if syn {
+            if self.replay.is_some() && self.replay_syn(i, src, dst, frame) {
+                return;
+            }
             self.new_connection(i, src, dst, frame);
         } else if tcp.flags & tcp_flags::RST == 0 {
             let pkt = &frame[if self.offload { vnet::HDR_LEN } else { 0 }..];
@@ -595,41 +653,63 @@ impl<W: Write> Engine<W> {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut conn = Conn {
-            id,
-            state: State::Connecting,
-            client: i as ProcIndex,
-            client_addr: src,
-            server,
-            server_addr: dst,
-            syn_time: now_ns(),
-            started: Instant::now(),
-            syn: frame.to_vec(),
-            fake: None,
-            keys: Vec::with_capacity(4),
-            up: None,
-            down: None,
-            c2s: Half::default(),
-            s2c: Half::default(),
-            until: None,
+        let mut conn = Conn::new(id, i as ProcIndex, src, server, dst, frame);
+        // Marks the client's 4-tuple as pending, so its retransmitted SYNs are kept, not relayed.
+        self.nat.insert(
+            (src, dst),
+            Rule {
+                src,
+                dst,
+                out: Out::Proxy,
+                conn: id,
+            },
+        );
+        conn.keys.push((src, dst));
+        self.live += 1;
+        self.stats.open.fetch_add(1, Relaxed);
+        self.stats.total.fetch_add(1, Relaxed);
+        self.conns.insert(id, conn);
+        self.start_upstream(id);
+    }
+
+    /// Opens the upstream socket of connection `id` towards its server, masqueraded as its
+    /// client: the rules for its leg are installed before its SYN can leave the proxy TUN.
+    fn start_upstream(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
         };
+        let (server, src, dst) = (conn.server, conn.client_addr, conn.server_addr);
         let target = if server == EXTERNAL {
             SocketAddrV4::new(Ipv4Addr::LOCALHOST, dst.port())
         } else {
             dst
         };
-        let up = match self.connect_upstream(server, target) {
-            Ok(s) => s,
+        let up = self
+            .connect_upstream(server, target)
+            .and_then(|(mut up, gport)| {
+                self.poll.registry().register(
+                    &mut up,
+                    sock_token(id, true),
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Ok((up, gport))
+            });
+        let (up, gport) = match up {
+            Ok(x) => x,
             Err(_) => {
-                self.refuse(i, frame);
+                let mut conn = self.conns.remove(&id).expect("looked up above");
+                if !conn.syn.is_empty() {
+                    self.refuse(conn.client as usize, &conn.syn);
+                }
                 self.open_failed(&mut conn, Outcome::Unreachable);
+                self.end(&mut conn);
+                self.conns.insert(id, conn);
                 return;
             }
         };
-        let (mut up, gport) = up;
+        let conn = self.conns.get_mut(&id).expect("looked up above");
         if server != EXTERNAL {
             let g = SocketAddrV4::new(PROXY_ADDR, gport);
-            // Upstream leg: its SYN is about to leave the proxy TUN.
             let to_server = Rule {
                 src,
                 dst,
@@ -647,33 +727,7 @@ impl<W: Write> Engine<W> {
             conn.keys.push((g, dst));
             conn.keys.push((dst, src));
         }
-        // Marks the client's 4-tuple as pending, so its retransmitted SYNs are kept, not relayed.
-        self.nat.insert(
-            (src, dst),
-            Rule {
-                src,
-                dst,
-                out: Out::Proxy,
-                conn: id,
-            },
-        );
-        conn.keys.push((src, dst));
-        let reg = self.poll.registry().register(
-            &mut up,
-            sock_token(id, true),
-            Interest::READABLE | Interest::WRITABLE,
-        );
-        if reg.is_err() {
-            self.refuse(i, frame);
-            self.open_failed(&mut conn, Outcome::Unreachable);
-            self.unhook(&conn);
-            return;
-        }
         conn.up = Some(up);
-        self.live += 1;
-        self.stats.open.fetch_add(1, Relaxed);
-        self.stats.total.fetch_add(1, Relaxed);
-        self.conns.insert(id, conn);
     }
 
     fn connect_upstream(
@@ -712,7 +766,7 @@ impl<W: Write> Engine<W> {
         if conn.state != State::Connecting {
             return;
         }
-        let up = conn.up.as_ref().expect("connecting has an upstream");
+        let Some(up) = conn.up.as_ref() else { return };
         let err = match up.take_error() {
             Ok(e) => e,
             Err(e) => Some(e),
@@ -720,22 +774,54 @@ impl<W: Write> Engine<W> {
         if err.is_none() && up.peer_addr().is_err() {
             return; // spurious wake-up: still connecting
         }
-        let mut conn = self.conns.remove(&id).expect("looked up above");
         if let Some(e) = err {
             let outcome = if e.raw_os_error() == Some(libc::ECONNREFUSED) {
                 Outcome::Refused
             } else {
                 Outcome::Unreachable
             };
-            self.refuse(conn.client as usize, &conn.syn);
+            if self.replay_connect_failed(id, outcome) {
+                return;
+            }
+            let mut conn = self.conns.remove(&id).expect("looked up above");
+            if !conn.syn.is_empty() {
+                self.refuse(conn.client as usize, &conn.syn);
+            }
             self.drop_socket(conn.up.take(), false);
             self.open_failed(&mut conn, outcome);
             self.end(&mut conn);
             self.conns.insert(id, conn);
             return;
         }
-        // Client leg: the kept SYN goes to the listener from a fresh fake address.
+        self.replay_connected(id);
+        let conn = self.conns.get_mut(&id).expect("looked up above");
+        conn.state = State::Open;
+        let open = ConnOpen {
+            id,
+            time_ns: conn.syn_time,
+            client: conn.client,
+            client_addr: conn.client_addr,
+            server: conn.server,
+            server_addr: conn.server_addr,
+            outcome: Outcome::Established,
+        };
+        let has_client_leg = !conn.syn.is_empty();
+        self.record(&Record::ConnOpen(open));
+        self.summary.connections += 1;
+        if has_client_leg {
+            self.connect_client_leg(id);
+        } else {
+            self.pump(id);
+        }
+    }
+
+    /// Client leg: the kept SYN goes to the listener from a fresh fake address, and the
+    /// listener's answers go back to the client as if from the server.
+    fn connect_client_leg(&mut self, id: ConnId) {
         let fake = self.nat.next_fake();
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
         let l = SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT);
         let (src, dst) = (conn.client_addr, conn.server_addr);
         let to_listener = Rule {
@@ -752,22 +838,14 @@ impl<W: Write> Engine<W> {
         };
         self.nat.insert((src, dst), to_listener);
         self.nat.insert((l, fake), to_client);
+        if !conn.keys.contains(&(src, dst)) {
+            conn.keys.push((src, dst));
+        }
         conn.keys.push((l, fake));
         conn.fake = Some(fake);
-        self.by_fake.insert(fake, id);
         conn.state = State::Open;
+        self.by_fake.insert(fake, id);
         let mut syn = std::mem::take(&mut conn.syn);
-        self.record(&Record::ConnOpen(ConnOpen {
-            id,
-            time_ns: conn.syn_time,
-            client: conn.client,
-            client_addr: src,
-            server: conn.server,
-            server_addr: dst,
-            outcome: Outcome::Established,
-        }));
-        self.summary.connections += 1;
-        self.conns.insert(id, conn);
         self.apply(&mut syn, &to_listener);
     }
 
@@ -830,7 +908,11 @@ impl<W: Write> Engine<W> {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        if conn.state == State::Open && conn.down.is_some() {
+        if conn.replay.is_some() {
+            if conn.state == State::Open {
+                self.replay_pump(&mut conn);
+            }
+        } else if conn.state == State::Open && conn.down.is_some() {
             let read = (READ_BUDGET / (2 * self.live.max(1))).clamp(MIN_READ, MAX_READ);
             for dir in [Direction::ClientToServer, Direction::ServerToClient] {
                 if conn.state != State::Open {

@@ -54,6 +54,7 @@ pub struct Options {
 /// How the session ended.
 pub struct Outcome {
     pub summary: Summary,
+    pub replay: Option<super::replay::ReplayReport>,
     pub exits: Vec<Option<ExitStatus>>,
     /// plg was told to stop (SIGINT/SIGTERM) before the main commands ended.
     pub interrupted: Option<Signal>,
@@ -128,7 +129,8 @@ pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
 pub fn start_engine<W: Write + Send + 'static>(
     opts: &Options,
     net: Network,
-    capture: CaptureWriter<W>,
+    capture: Option<CaptureWriter<W>>,
+    replay: Option<super::replay::ReplayConfig>,
 ) -> anyhow::Result<(Handle, Vec<Netns>)> {
     let external = if opts.allow_external {
         Some(HostSockets::start()?)
@@ -143,6 +145,7 @@ pub fn start_engine<W: Write + Send + 'static>(
             proxy_tun: net.proxy_tun,
             offload: opts.offload,
             external,
+            replay,
         },
         capture,
     )?;
@@ -325,7 +328,7 @@ pub fn run(
     for p in pumps {
         let _ = p.join();
     }
-    let summary = engine.stop()?;
+    let finished = engine.stop()?;
     status.finish_and_clear();
 
     let exits: Vec<Option<ExitStatus>> = running
@@ -349,7 +352,8 @@ pub fn run(
         (None, None) => 0,
     };
     Ok(Outcome {
-        summary,
+        summary: finished.summary,
+        replay: finished.replay,
         exits,
         interrupted,
         exit_code: exit_code.clamp(0, 255) as u8,

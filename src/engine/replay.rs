@@ -1,0 +1,714 @@
+//! Replay: the same pipes as recording, with a different behaviour per direction.
+//!
+//! A direction whose sender is live is read (and compared with the recording, never
+//! forwarded); a direction whose receiver is live is written the recorded bytes, each chunk
+//! once the other direction has carried as much as it had in the recording (`script`'s
+//! causal rule). So one mechanism covers all three cases:
+//! - live client, played server: only the client leg exists (accepted from the listener);
+//! - played client, live server: only the upstream leg exists (plg connects as the client);
+//! - both live: both legs exist and each is fed the other's recorded bytes.
+//!
+//! A step that waits longer than the step timeout is forced, reported, and the replay moves on.
+
+use super::script::{dir_index, Script};
+use super::{now_ns, relay, Conn, Engine, State};
+use crate::format::{
+    CaptureReader, CloseKind, ConnClose, ConnOpen, Direction, Outcome, ProcIndex, Record,
+};
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+
+/// What replay needs besides the network.
+pub struct ReplayConfig {
+    pub script: Script,
+    pub reader: CaptureReader<BufReader<File>>,
+    /// Per recorded process: run live (true) or played from the recording.
+    pub live: Vec<bool>,
+    pub step_timeout: Duration,
+    /// Honour recorded gaps, scaled by this speed factor (`--timing`, `--speed`).
+    pub timing: Option<f64>,
+    /// Relay live connections that have no recorded counterpart (`--unmatched pass`).
+    pub unmatched_pass: bool,
+}
+
+/// How one recorded connection fared.
+#[derive(Debug, Clone, Default)]
+pub struct ConnReport {
+    /// The connection id in the replay's own capture, once matched or opened.
+    pub replay_id: Option<u32>,
+    /// First offset where the live side sent something else than recorded, per direction.
+    pub diverged: [Option<u64>; 2],
+    /// Bytes the live side sent, per direction.
+    pub live_bytes: [u64; 2],
+    /// The recorded outcome did not happen (e.g. refused now, accepted then).
+    pub outcome_mismatch: Option<String>,
+    /// A recorded close the live side did not do the same way.
+    pub close_mismatch: Option<String>,
+    pub step_timeouts: u32,
+    /// Both ends were played: nothing to do.
+    pub skipped: bool,
+}
+
+/// The replay's verdict, returned when the engine stops.
+#[derive(Debug, Clone, Default)]
+pub struct ReplayReport {
+    pub conns: Vec<ConnReport>,
+    /// Live connections with no recorded counterpart: (client, server address).
+    pub unmatched: Vec<(ProcIndex, SocketAddrV4)>,
+    pub packets_played: u64,
+}
+
+impl ReplayReport {
+    /// Anything that diverged, timed out, went unmatched or stayed unused.
+    pub fn clean(&self) -> bool {
+        self.unmatched.is_empty()
+            && self.conns.iter().all(|c| {
+                c.skipped
+                    || (c.replay_id.is_some()
+                        && c.diverged.iter().all(|d| d.is_none())
+                        && c.outcome_mismatch.is_none()
+                        && c.close_mismatch.is_none()
+                        && c.step_timeouts == 0)
+            })
+    }
+}
+
+/// Replay state shared by all connections.
+pub(super) struct Replayer {
+    cfg: ReplayConfig,
+    /// Recorded connections with a live client, not yet matched, by (client, server, port).
+    queues: HashMap<(ProcIndex, ProcIndex, u16), VecDeque<usize>>,
+    /// Recorded connections with a played client and a live server, in recorded order.
+    to_open: VecDeque<usize>,
+    /// Bytes carried in the replay per recorded connection, each way (for `after`).
+    progress: Vec<[u64; 2]>,
+    next_packet: usize,
+    started: Instant,
+    waiting_since: Instant,
+    pub report: ReplayReport,
+}
+
+/// Per-connection replay state.
+pub(super) struct ConnReplay {
+    script: usize,
+    live_sender: [bool; 2],
+    live_receiver: [bool; 2],
+    next: [usize; 2],
+    chunk: [Option<(Vec<u8>, usize)>; 2],
+    read: [u64; 2],
+    /// Recorded bytes of each direction being compared with what the live sender sends.
+    expect: [(usize, Vec<u8>, usize); 2],
+    eof: [bool; 2],
+    close_played: [bool; 2],
+    last_progress: Instant,
+    /// Played client connection refused while the server was not up yet: retry until then.
+    retry_until: Option<Instant>,
+}
+
+impl Replayer {
+    pub(super) fn new(cfg: ReplayConfig) -> Replayer {
+        let mut queues: HashMap<_, VecDeque<usize>> = HashMap::new();
+        let mut to_open = VecDeque::new();
+        let mut report = ReplayReport::default();
+        let live = |p: ProcIndex| cfg.live.get(p as usize).copied().unwrap_or(false);
+        for (i, c) in cfg.script.conns.iter().enumerate() {
+            let o = &c.open;
+            let mut r = ConnReport::default();
+            match (live(o.client), live(o.server)) {
+                (true, _) => queues
+                    .entry((o.client, o.server, o.server_addr.port()))
+                    .or_default()
+                    .push_back(i),
+                (false, true) => to_open.push_back(i),
+                (false, false) => r.skipped = true,
+            }
+            report.conns.push(r);
+        }
+        let n = cfg.script.conns.len();
+        Replayer {
+            cfg,
+            queues,
+            to_open,
+            progress: vec![[0, 0]; n],
+            next_packet: 0,
+            started: Instant::now(),
+            waiting_since: Instant::now(),
+            report,
+        }
+    }
+
+    pub(super) fn is_live(&self, p: ProcIndex) -> bool {
+        self.cfg.live.get(p as usize).copied().unwrap_or(false)
+    }
+
+    fn due(&self, time_ns: u64) -> bool {
+        match self.cfg.timing {
+            None => true,
+            Some(speed) => {
+                let rel = time_ns.saturating_sub(self.cfg.script.session.start_ns) as f64 / speed;
+                self.started.elapsed().as_secs_f64() * 1e9 >= rel
+            }
+        }
+    }
+
+    fn read_bytes(&mut self, offset: u64) -> Vec<u8> {
+        match self.cfg.reader.read_at(offset) {
+            Ok(Record::Data(d)) => d.bytes,
+            Ok(Record::Packet(p)) => p.bytes,
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn other(d: usize) -> usize {
+    1 - d
+}
+
+fn dir_of(d: usize) -> Direction {
+    if d == 0 {
+        Direction::ClientToServer
+    } else {
+        Direction::ServerToClient
+    }
+}
+
+impl<W: Write> Engine<W> {
+    /// A live client's SYN in replay: match it to the next recorded connection with the same
+    /// client, server and port. Returns false when it should be handled as in recording.
+    pub(super) fn replay_syn(
+        &mut self,
+        i: usize,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        frame: &[u8],
+    ) -> bool {
+        let Some(rp) = self.replay.as_mut() else {
+            return false;
+        };
+        let n = rp.cfg.live.len();
+        let Some(server) = self.subnet.process_index(*dst.ip(), n) else {
+            return false;
+        };
+        let server = server as ProcIndex;
+        let key = (i as ProcIndex, server, dst.port());
+        let matched = rp.queues.get_mut(&key).and_then(|q| q.pop_front());
+        let Some(k) = matched else {
+            rp.report.unmatched.push((i as ProcIndex, dst));
+            if rp.cfg.unmatched_pass && rp.is_live(server) {
+                return false;
+            }
+            self.refuse(i, frame);
+            return true;
+        };
+        let recorded = rp.cfg.script.conns[k].open.outcome;
+        let server_live = rp.is_live(server);
+        if recorded != Outcome::Established {
+            let id = self.next_id;
+            self.next_id += 1;
+            rp.report.conns[k].replay_id = Some(id);
+            self.refuse(i, frame);
+            self.record(&Record::ConnOpen(ConnOpen {
+                id,
+                time_ns: now_ns(),
+                client: i as ProcIndex,
+                client_addr: src,
+                server,
+                server_addr: dst,
+                outcome: recorded,
+            }));
+            self.summary.connections += 1;
+            self.summary.refused += 1;
+            return true;
+        }
+        let state = ConnReplay::new(k, true, server_live);
+        if server_live {
+            // Both live: the pipe is built as in recording; the behaviour differs.
+            self.new_connection(i, src, dst, frame);
+            let id = self.next_id - 1;
+            if let Some(c) = self.conns.get_mut(&id) {
+                c.replay = Some(Box::new(state));
+                if let Some(rp) = self.replay.as_mut() {
+                    rp.report.conns[k].replay_id = Some(id);
+                }
+            }
+            return true;
+        }
+        // Played server: accept at once, no upstream.
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut conn = Conn::new(id, i as ProcIndex, src, server, dst, frame);
+        conn.replay = Some(Box::new(state));
+        if let Some(rp) = self.replay.as_mut() {
+            rp.report.conns[k].replay_id = Some(id);
+        }
+        self.live += 1;
+        self.stats
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.conns.insert(id, conn);
+        self.connect_client_leg(id);
+        true
+    }
+
+    /// Opens the played clients' connections whose turn has come; plays non-TCP packets.
+    pub(super) fn replay_tick(&mut self) {
+        let Some(rp) = self.replay.as_mut() else {
+            return;
+        };
+        // Played clients, in recorded order, each after the progress it followed.
+        while let Some(&k) = rp.to_open.front() {
+            let c = &rp.cfg.script.conns[k];
+            let ready = c.after.iter().all(|(j, want)| {
+                let got = rp.progress[*j];
+                got[0] >= want[0] && got[1] >= want[1]
+            });
+            let timed_out = rp.waiting_since.elapsed() > rp.cfg.step_timeout;
+            if !(ready || timed_out) || !rp.due(c.open.time_ns) {
+                break;
+            }
+            if timed_out && !ready {
+                rp.report.conns[k].step_timeouts += 1;
+            }
+            rp.to_open.pop_front();
+            rp.waiting_since = Instant::now();
+            let open = c.open;
+            self.open_played_client(k, open);
+            let Some(r) = self.replay.as_mut() else {
+                return;
+            };
+            let _ = r;
+            break;
+        }
+        // Non-TCP packets from played processes to live ones, at their recorded time.
+        loop {
+            let Some(rp) = self.replay.as_mut() else {
+                return;
+            };
+            let Some(p) = rp.cfg.script.packets.get(rp.next_packet).copied() else {
+                break;
+            };
+            if rp.is_live(p.interface as ProcIndex) {
+                rp.next_packet += 1;
+                continue;
+            }
+            if !rp.due(p.time_ns) {
+                break;
+            }
+            rp.next_packet += 1;
+            let bytes = rp.read_bytes(p.offset);
+            let Some(s) = crate::wire::summarize(&bytes) else {
+                continue;
+            };
+            let n = rp.cfg.live.len();
+            if let Some(j) = self.subnet.process_index(s.dst, n) {
+                if rp.is_live(j as ProcIndex) {
+                    rp.report.packets_played += 1;
+                    self.inject(super::nat::Out::Proc(j as u16), &bytes);
+                    self.summary.packets += 1;
+                    if let Some(c) = self.capture.as_mut() {
+                        if let Err(e) = c.write_packet(p.interface, now_ns(), &bytes) {
+                            self.capture_error.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }
+        // Connections waiting on the clock, a retry, or a step that timed out.
+        let ids: Vec<u32> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.replay.is_some() && c.state != State::Done)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.retry_played_client(id);
+            self.pump(id);
+        }
+    }
+
+    /// plg opens a recorded client's connection itself, masqueraded as that client.
+    fn open_played_client(&mut self, k: usize, open: ConnOpen) {
+        let id = self.next_id;
+        self.next_id += 1;
+        let mut conn = Conn::new(
+            id,
+            open.client,
+            open.client_addr,
+            open.server,
+            open.server_addr,
+            &[],
+        );
+        let mut st = ConnReplay::new(k, false, true);
+        if open.outcome == Outcome::Established {
+            st.retry_until = Some(
+                Instant::now()
+                    + self
+                        .replay
+                        .as_ref()
+                        .map_or(Duration::ZERO, |r| r.cfg.step_timeout),
+            );
+        }
+        conn.replay = Some(Box::new(st));
+        if let Some(rp) = self.replay.as_mut() {
+            rp.report.conns[k].replay_id = Some(id);
+        }
+        self.live += 1;
+        self.stats
+            .open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.stats
+            .total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.conns.insert(id, conn);
+        self.start_upstream(id);
+    }
+
+    /// A played client's connect was refused: the server may just not be listening yet.
+    fn retry_played_client(&mut self, id: u32) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let Some(st) = conn.replay.as_mut() else {
+            return;
+        };
+        if conn.state != State::Connecting || conn.up.is_some() || st.live_sender[0] {
+            return;
+        }
+        if st.retry_until.is_some_and(|t| Instant::now() < t) {
+            self.start_upstream(id);
+        }
+    }
+
+    /// The upstream connect of a replayed connection failed.
+    pub(super) fn replay_connect_failed(&mut self, id: u32, outcome: Outcome) -> bool {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return false;
+        };
+        let Some(st) = conn.replay.as_ref() else {
+            return false;
+        };
+        let played_client = !st.live_sender[0];
+        let k = st.script;
+        if played_client
+            && outcome == Outcome::Refused
+            && st.retry_until.is_some_and(|t| Instant::now() < t)
+        {
+            // Not listening yet: try again on a later tick.
+            let up = conn.up.take();
+            self.drop_socket(up, false);
+            return true;
+        }
+        if let Some(rp) = self.replay.as_mut() {
+            let recorded = rp.cfg.script.conns[k].open.outcome;
+            if recorded != outcome {
+                rp.report.conns[k].outcome_mismatch =
+                    Some(format!("recorded {recorded:?}, now {outcome:?}"));
+            }
+        }
+        false
+    }
+
+    /// A recorded connection that was refused and is refused again is as it should be; one
+    /// that was refused but is accepted now is reported.
+    pub(super) fn replay_connected(&mut self, id: u32) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        let Some(st) = conn.replay.as_ref() else {
+            return;
+        };
+        let k = st.script;
+        if let Some(rp) = self.replay.as_mut() {
+            let recorded = rp.cfg.script.conns[k].open.outcome;
+            if recorded != Outcome::Established {
+                rp.report.conns[k].outcome_mismatch =
+                    Some(format!("recorded {recorded:?}, now accepted"));
+            }
+        }
+    }
+
+    /// Replay's pump: read live senders, play recorded bytes to live receivers.
+    pub(super) fn replay_pump(&mut self, conn: &mut Conn) {
+        let Some(mut st) = conn.replay.take() else {
+            return;
+        };
+        let Some(mut rp) = self.replay.take() else {
+            conn.replay = Some(st);
+            return;
+        };
+        let mut progressed = false;
+        let read_len = self.scratch.len().min(256 << 10);
+        for d in 0..2 {
+            // 1. What the live sender of d sends: read, compare, record; never forwarded.
+            if st.live_sender[d] && !st.eof[d] {
+                let sock = if d == 0 {
+                    conn.down.as_mut()
+                } else {
+                    conn.up.as_mut()
+                };
+                let Some(sock) = sock else { continue };
+                loop {
+                    match sock.read(&mut self.scratch[..read_len]) {
+                        Ok(0) => {
+                            st.eof[d] = true;
+                            progressed = true;
+                            self.replay_close_seen(conn.id, &mut rp, &st, d, CloseKind::Fin);
+                            break;
+                        }
+                        Ok(n) => {
+                            progressed = true;
+                            self.count_bytes(d, n);
+                            let bytes = &self.scratch[..n];
+                            compare(&mut rp, &mut st, d, bytes);
+                            st.read[d] += n as u64;
+                            rp.progress[st.script][d] += n as u64;
+                            rp.report.conns[st.script].live_bytes[d] += n as u64;
+                            if let Some(c) = self.capture.as_mut() {
+                                if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), bytes) {
+                                    self.capture_error.get_or_insert(e);
+                                }
+                            }
+                        }
+                        Err(e) if relay::would_block(&e) => break,
+                        Err(e) if relay::interrupted(&e) => {}
+                        Err(_) => {
+                            st.eof = [true, true];
+                            st.close_played = [true, true];
+                            progressed = true;
+                            self.replay_close_seen(conn.id, &mut rp, &st, d, CloseKind::Rst);
+                            self.summary.resets += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        for d in 0..2 {
+            // 2. What the live receiver of d gets: the recorded bytes, in causal order.
+            if !st.live_receiver[d] || st.close_played[d] {
+                continue;
+            }
+            loop {
+                let sock = if d == 0 {
+                    conn.up.as_mut()
+                } else {
+                    conn.down.as_mut()
+                };
+                let Some(sock) = sock else { break };
+                if let Some((buf, pos)) = st.chunk[d].as_mut() {
+                    match sock.write(&buf[*pos..]) {
+                        Ok(n) => {
+                            *pos += n;
+                            progressed = true;
+                            if *pos == buf.len() {
+                                st.chunk[d] = None;
+                            }
+                            continue;
+                        }
+                        Err(e) if relay::would_block(&e) => break,
+                        Err(e) if relay::interrupted(&e) => continue,
+                        Err(_) => {
+                            st.close_played = [true, true];
+                            st.eof = [true, true];
+                            break;
+                        }
+                    }
+                }
+                let script = &rp.cfg.script.conns[st.script];
+                let forced = st.last_progress.elapsed() > rp.cfg.step_timeout;
+                let o = other(d);
+                let cond = |before: u64| !st.live_sender[o] || st.read[o] >= before || st.eof[o];
+                if let Some(step) = script.steps[d].get(st.next[d]).copied() {
+                    if !rp.due(step.time_ns) {
+                        break;
+                    }
+                    if !cond(step.other_before) {
+                        if !forced {
+                            break;
+                        }
+                        rp.report.conns[st.script].step_timeouts += 1;
+                    }
+                    st.next[d] += 1;
+                    let bytes = rp.read_bytes(step.offset);
+                    rp.progress[st.script][d] += bytes.len() as u64;
+                    progressed = true;
+                    st.last_progress = Instant::now();
+                    if !st.live_sender[d] {
+                        self.count_bytes(d, bytes.len());
+                        if let Some(c) = self.capture.as_mut() {
+                            if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), &bytes) {
+                                self.capture_error.get_or_insert(e);
+                            }
+                        }
+                    }
+                    st.chunk[d] = Some((bytes, 0));
+                    continue;
+                }
+                // Every chunk is out: the close, at its place.
+                let Some(close) = script.close[d] else { break };
+                if !rp.due(close.time_ns) {
+                    break;
+                }
+                if !cond(close.other_before) {
+                    if !forced {
+                        break;
+                    }
+                    rp.report.conns[st.script].step_timeouts += 1;
+                }
+                st.close_played[d] = true;
+                progressed = true;
+                if !st.live_sender[d] {
+                    self.record(&Record::ConnClose(ConnClose {
+                        id: conn.id,
+                        dir: dir_of(d),
+                        kind: close.kind,
+                        time_ns: now_ns(),
+                    }));
+                }
+                match close.kind {
+                    CloseKind::Fin => {
+                        let _ = sock.shutdown(std::net::Shutdown::Write);
+                    }
+                    CloseKind::Rst => {
+                        st.close_played = [true, true];
+                        if !st.live_sender[d] {
+                            self.summary.resets += 1;
+                        }
+                        let s = if d == 0 {
+                            conn.up.take()
+                        } else {
+                            conn.down.take()
+                        };
+                        self.drop_socket(s, true);
+                    }
+                }
+                break;
+            }
+        }
+        if progressed {
+            st.last_progress = Instant::now();
+        }
+        let done = (0..2).all(|d| {
+            (!st.live_sender[d] || st.eof[d]) && (!st.live_receiver[d] || st.close_played[d])
+        });
+        self.replay = Some(rp);
+        conn.replay = Some(st);
+        if done && conn.state == State::Open {
+            self.drop_socket(conn.down.take(), false);
+            self.drop_socket(conn.up.take(), false);
+            self.end(conn);
+        }
+    }
+
+    fn count_bytes(&mut self, d: usize, n: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.summary.data_blocks += 1;
+        if d == 0 {
+            self.summary.bytes_c2s += n as u64;
+            self.stats.bytes_c2s.fetch_add(n as u64, Relaxed);
+        } else {
+            self.summary.bytes_s2c += n as u64;
+            self.stats.bytes_s2c.fetch_add(n as u64, Relaxed);
+        }
+    }
+
+    fn replay_close_seen(
+        &mut self,
+        id: u32,
+        rp: &mut Replayer,
+        st: &ConnReplay,
+        d: usize,
+        kind: CloseKind,
+    ) {
+        self.record(&Record::ConnClose(ConnClose {
+            id,
+            dir: dir_of(d),
+            kind,
+            time_ns: now_ns(),
+        }));
+        let report = &mut rp.report.conns[st.script];
+        if report.diverged[d].is_none() && st.read[d] < rp.cfg.script.conns[st.script].total[d] {
+            // It stopped short of what was recorded.
+            report.diverged[d] = Some(st.read[d]);
+        }
+        let recorded = rp.cfg.script.conns[st.script].close[d].map(|c| c.kind);
+        if recorded != Some(kind) {
+            let who = if d == 0 { "client" } else { "server" };
+            rp.report.conns[st.script]
+                .close_mismatch
+                .get_or_insert(format!(
+                    "{who} closed with {kind:?}, recorded {}",
+                    recorded.map_or("no close".to_string(), |k| format!("{k:?}"))
+                ));
+        }
+    }
+
+    pub(super) fn take_replay_report(&mut self) -> Option<ReplayReport> {
+        // Recorded connections nobody made keep `replay_id: None`: they are "unused".
+        self.replay.take().map(|rp| rp.report)
+    }
+}
+
+/// Compares what a live sender sent with the recording, noting the first divergence.
+/// `st.read[d]` is the count before these bytes.
+fn compare(rp: &mut Replayer, st: &mut ConnReplay, d: usize, bytes: &[u8]) {
+    let k = st.script;
+    if rp.report.conns[k].diverged[d].is_some() {
+        return;
+    }
+    let mut consumed = 0usize;
+    while consumed < bytes.len() {
+        let (step, buf, pos) = &mut st.expect[d];
+        if *pos == buf.len() {
+            let Some(s) = rp.cfg.script.conns[k].steps[d].get(*step).copied() else {
+                // More than was recorded.
+                rp.report.conns[k].diverged[d] = Some(st.read[d] + consumed as u64);
+                return;
+            };
+            *step += 1;
+            *buf = rp.read_bytes(s.offset);
+            *pos = 0;
+            continue;
+        }
+        let rest = &bytes[consumed..];
+        let n = (buf.len() - *pos).min(rest.len());
+        if let Some(off) = buf[*pos..*pos + n]
+            .iter()
+            .zip(&rest[..n])
+            .position(|(a, b)| a != b)
+        {
+            rp.report.conns[k].diverged[d] = Some(st.read[d] + (consumed + off) as u64);
+            return;
+        }
+        *pos += n;
+        consumed += n;
+    }
+}
+
+impl ConnReplay {
+    fn new(script: usize, client_live: bool, server_live: bool) -> ConnReplay {
+        ConnReplay {
+            script,
+            live_sender: [client_live, server_live],
+            live_receiver: [server_live, client_live],
+            next: [0, 0],
+            chunk: [None, None],
+            read: [0, 0],
+            expect: [(0, Vec::new(), 0), (0, Vec::new(), 0)],
+            eof: [false, false],
+            close_played: [false, false],
+            last_progress: Instant::now(),
+            retry_until: None,
+        }
+    }
+}
+
+pub fn index(d: Direction) -> usize {
+    dir_index(d)
+}

@@ -1,0 +1,173 @@
+//! The replay script: what a capture says each connection did, in an order the replay can
+//! follow without timing guesswork. Built in one streaming pass; it holds positions and sizes,
+//! never stream bytes (those are re-read from the capture by offset when they are played or
+//! compared), so its size follows the number of reads recorded, not the bytes.
+//!
+//! The causal rule: a chunk of direction d was sent, in the recording, after the other
+//! direction had carried `other_before` bytes. Replay writes it only once the live side has
+//! sent at least that many, so request/response protocols stay in step.
+
+use crate::format::{
+    CaptureReader, CloseKind, ConnId, ConnOpen, Direction, FormatError, Process, Record, Session,
+};
+use std::collections::HashMap;
+use std::io::Read;
+
+/// One recorded read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Offset of its Data block in the capture.
+    pub offset: u64,
+    pub len: u32,
+    pub time_ns: u64,
+    /// Bytes the other direction had carried when this chunk was read.
+    pub other_before: u64,
+}
+
+/// One side's close (FIN or RST), at its place among the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Close {
+    pub kind: CloseKind,
+    pub time_ns: u64,
+    pub other_before: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnScript {
+    pub open: ConnOpen,
+    /// Per direction (index 0: client to server, 1: server to client).
+    pub steps: [Vec<Step>; 2],
+    pub close: [Option<Close>; 2],
+    pub total: [u64; 2],
+    /// Progress other connections of the same client process had made when this one opened
+    /// (index into `Script::conns`, bytes each way): a played client opens it only after.
+    pub after: Vec<(usize, [u64; 2])>,
+}
+
+/// A non-TCP packet, to be re-sent from a played process.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketStep {
+    pub offset: u64,
+    pub interface: u32,
+    pub time_ns: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Script {
+    pub session: Session,
+    pub processes: Vec<Process>,
+    pub conns: Vec<ConnScript>,
+    pub packets: Vec<PacketStep>,
+    /// The capture has no closing summary: it was cut short.
+    pub truncated: bool,
+    /// The capture stopped at a damaged block: what came before is kept.
+    pub damaged: Option<FormatError>,
+    pub unknown_blocks: u64,
+}
+
+pub fn dir_index(d: Direction) -> usize {
+    match d {
+        Direction::ClientToServer => 0,
+        Direction::ServerToClient => 1,
+    }
+}
+
+impl Script {
+    /// Reads the whole capture once. A damaged tail is kept as `damaged` (replay what is
+    /// complete); an error before the session and process records is returned.
+    pub fn build<R: Read>(reader: &mut CaptureReader<R>) -> Result<Script, FormatError> {
+        let mut session = None;
+        let mut processes = Vec::new();
+        let mut conns: Vec<ConnScript> = Vec::new();
+        let mut by_id: HashMap<ConnId, usize> = HashMap::new();
+        let mut open_by_client: HashMap<u16, Vec<usize>> = HashMap::new();
+        let mut packets = Vec::new();
+        let mut summary = false;
+        let mut damaged = None;
+        let mut unknown_blocks = 0;
+        while let Some(rec) = reader.next() {
+            let rec = match rec {
+                Ok(r) => r,
+                Err(e) if session.is_some() => {
+                    damaged = Some(e);
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let offset = CaptureReader::position(reader);
+            match rec {
+                Record::Session(s) => session = Some(s),
+                Record::Process(p) => processes.push(p),
+                Record::ConnOpen(open) => {
+                    let idx = conns.len();
+                    let open_list = open_by_client.entry(open.client).or_default();
+                    open_list.retain(|&c| conns[c].close.iter().any(|c| c.is_none()));
+                    let after = open_list.iter().map(|&c| (c, conns[c].total)).collect();
+                    open_list.push(idx);
+                    by_id.insert(open.id, idx);
+                    conns.push(ConnScript {
+                        open,
+                        steps: [Vec::new(), Vec::new()],
+                        close: [None, None],
+                        total: [0, 0],
+                        after,
+                    });
+                }
+                Record::Data(d) => {
+                    if let Some(&i) = by_id.get(&d.id) {
+                        let c = &mut conns[i];
+                        let di = dir_index(d.dir);
+                        c.steps[di].push(Step {
+                            offset,
+                            len: d.bytes.len() as u32,
+                            time_ns: d.time_ns,
+                            other_before: c.total[1 - di],
+                        });
+                        c.total[di] += d.bytes.len() as u64;
+                    }
+                }
+                Record::ConnClose(cl) => {
+                    if let Some(&i) = by_id.get(&cl.id) {
+                        let c = &mut conns[i];
+                        let di = dir_index(cl.dir);
+                        c.close[di].get_or_insert(Close {
+                            kind: cl.kind,
+                            time_ns: cl.time_ns,
+                            other_before: c.total[1 - di],
+                        });
+                        if cl.kind == CloseKind::Rst {
+                            // A reset ends both directions at once.
+                            c.close[1 - di].get_or_insert(Close {
+                                kind: CloseKind::Rst,
+                                time_ns: cl.time_ns,
+                                other_before: c.total[di],
+                            });
+                        }
+                    }
+                }
+                Record::Packet(p) => packets.push(PacketStep {
+                    offset,
+                    interface: p.interface,
+                    time_ns: p.time_ns,
+                }),
+                Record::Summary(_) => summary = true,
+                Record::Unknown(_) => unknown_blocks += 1,
+                Record::ProcessExit(_) => {}
+            }
+        }
+        let session = session.ok_or_else(|| FormatError {
+            path: String::new(),
+            offset: 0,
+            message: "no session record: not a plg capture".into(),
+        })?;
+        Ok(Script {
+            session,
+            processes,
+            conns,
+            packets,
+            truncated: !summary,
+            damaged,
+            unknown_blocks,
+        })
+    }
+}
