@@ -121,3 +121,70 @@ fn newer_version_with_unreadable_body_says_newer() {
     assert!(err.message.contains("newer than this plg"), "{err}");
     assert_eq!(err.offset, 28);
 }
+
+/// Counts the bytes pulled from the underlying file.
+struct CountingFile {
+    inner: Cursor<Vec<u8>>,
+    read: u64,
+}
+
+impl std::io::Read for CountingFile {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for CountingFile {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// Found in review of replay's use of `read_at`: each call seeked the `BufReader` there and
+/// back, and every seek drops its 1 MiB buffer, so re-reading N small blocks in file order
+/// pulled N MiB from the file.
+#[test]
+fn read_at_in_file_order_reads_the_file_about_once() {
+    use std::net::Ipv4Addr;
+    let session = Session {
+        format_version: FORMAT_VERSION,
+        mode: Mode::Record,
+        subnet: Ipv4Addr::new(10, 0, 0, 0),
+        prefix_len: 24,
+        start_ns: 0,
+        plg_version: "0.1.0".into(),
+    };
+    let p = Process {
+        index: 0,
+        name: "p0".into(),
+        command: "true".into(),
+        addr: Ipv4Addr::new(10, 0, 0, 1),
+        live: true,
+    };
+    let mut w = CaptureWriter::new(Vec::new(), &session, &[p]).unwrap();
+    for i in 0..20_000u32 {
+        w.write_data(i % 7, Direction::ClientToServer, i as u64, &[i as u8; 200])
+            .unwrap();
+    }
+    let file = w.finish(&Summary::default()).unwrap();
+    let len = file.len() as u64;
+    let counting = CountingFile {
+        inner: Cursor::new(file),
+        read: 0,
+    };
+    let mut r =
+        CaptureReader::new(std::io::BufReader::with_capacity(1 << 20, counting), "big").unwrap();
+    let mut offsets = vec![];
+    while let Some(record) = r.next() {
+        if let Record::Data(_) = record.unwrap() {
+            offsets.push(r.position());
+        }
+    }
+    for &at in &offsets {
+        assert!(matches!(r.read_at(at).unwrap(), Record::Data(_)));
+    }
+    let read = r.get_ref().get_ref().read;
+    assert!(read < 3 * len, "read {read} bytes for a file of {len}");
+}

@@ -54,11 +54,19 @@ struct Section {
     tsresol: Vec<u8>,
 }
 
+/// Moves a seekable input from one offset to another (`from` is None when unknown). Set by
+/// `read_at`, where `R: Seek` is known, so that iteration (which needs only `Read`) can come
+/// back after a `read_at` without seeking there and back on every call.
+type Reseek<R> = fn(&mut R, Option<u64>, u64) -> io::Result<()>;
+
 pub struct CaptureReader<R: Read> {
     inner: R,
     name: String,
     /// Offset of the next block to read.
     offset: u64,
+    /// Where `inner` is (None after a failed read, when it cannot be known).
+    stream_pos: Option<u64>,
+    reseek: Option<Reseek<R>>,
     /// Offset of the record last returned.
     last: u64,
     /// Reused for every block; never grows past MAX_BLOCK_LEN.
@@ -100,6 +108,8 @@ impl<R: Read> CaptureReader<R> {
             inner,
             name: name.to_string(),
             offset: 0,
+            stream_pos: Some(0),
+            reseek: None,
             last: 0,
             buf: Vec::new(),
             sections: Vec::new(),
@@ -131,6 +141,11 @@ impl<R: Read> CaptureReader<R> {
     /// Byte offset of the record last returned by `next`.
     pub fn position(&self) -> u64 {
         self.last
+    }
+
+    /// The input, e.g. to ask a `BufReader` about its file.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
     }
 
     /// Whether a Summary was read: a capture without one was cut short (plg was killed, or
@@ -175,8 +190,16 @@ impl<R: Read> CaptureReader<R> {
     /// A Section Header Block is parsed here, since it decides how to read what follows.
     fn read_block(&mut self) -> Result<Option<Raw>, FormatError> {
         let at = self.offset;
+        if self.stream_pos != Some(at) {
+            // Only read_at moves the stream away, and it sets reseek first.
+            let Some(reseek) = self.reseek else {
+                return Err(self.error(at, "cannot seek back to this block"));
+            };
+            reseek(&mut self.inner, self.stream_pos, at).map_err(|e| self.io_error(at, e))?;
+            self.stream_pos = Some(at);
+        }
         let mut head = [0u8; 12];
-        let got = read_full(&mut self.inner, &mut head[..8]).map_err(|e| self.io_error(at, e))?;
+        let got = self.read_head(at, &mut head[..8])?;
         if got == 0 {
             return Ok(None);
         }
@@ -191,8 +214,7 @@ impl<R: Read> CaptureReader<R> {
         }
         let is_shb = head[..4] == block::SHB_TYPE.to_le_bytes();
         let endian = if is_shb {
-            let got =
-                read_full(&mut self.inner, &mut head[8..12]).map_err(|e| self.io_error(at, e))?;
+            let got = self.read_head(at, &mut head[8..12])?;
             if got < 4 {
                 return Err(self.truncated(at, 12, 8 + got));
             }
@@ -219,10 +241,10 @@ impl<R: Read> CaptureReader<R> {
         self.buf.extend_from_slice(&head[..have]);
         // Grow the buffer only as bytes arrive: a length field promising 64 MiB in a file of
         // 100 bytes must not cost 64 MiB.
-        (&mut self.inner)
+        let read = (&mut self.inner)
             .take((len - have) as u64)
-            .read_to_end(&mut self.buf)
-            .map_err(|e| self.io_error(at, e))?;
+            .read_to_end(&mut self.buf);
+        self.advance(at, read)?;
         if self.buf.len() < len {
             return Err(self.truncated(at, len, self.buf.len()));
         }
@@ -341,6 +363,26 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
+    /// Fills `head` as far as the input allows; returns how many bytes it got.
+    fn read_head(&mut self, at: u64, head: &mut [u8]) -> Result<usize, FormatError> {
+        let read = read_full(&mut self.inner, head);
+        self.advance(at, read)
+    }
+
+    /// Keeps `stream_pos` in step with a read of the input.
+    fn advance(&mut self, at: u64, read: io::Result<usize>) -> Result<usize, FormatError> {
+        match read {
+            Ok(n) => {
+                self.stream_pos = self.stream_pos.map(|p| p + n as u64);
+                Ok(n)
+            }
+            Err(e) => {
+                self.stream_pos = None;
+                Err(self.io_error(at, e))
+            }
+        }
+    }
+
     fn truncated(&self, at: u64, need: usize, got: usize) -> FormatError {
         self.error(
             at,
@@ -378,14 +420,19 @@ impl<R: Read> Iterator for CaptureReader<R> {
 }
 
 impl<R: Read + Seek> CaptureReader<R> {
-    /// Re-reads the record at `offset` (a value `position` returned), then puts the stream
-    /// back where iteration left it. The block is decoded with what the reader knows of its
-    /// section, so offsets must come from this reader (or one that read as far).
+    /// Re-reads the record at `offset` (a value `position` returned); iteration then goes on
+    /// where it left off. The block is decoded with what the reader knows of its section, so
+    /// offsets must come from this reader (or one that read as far), and the input must have
+    /// been at offset 0 when given to the reader.
+    ///
+    /// Cheap in file order: the stream moves with relative seeks, which a `BufReader` serves
+    /// from its buffer when it can, and is moved back for iteration only when `next` is called.
     pub fn read_at(&mut self, offset: u64) -> Result<Record, FormatError> {
+        self.reseek = Some(|inner, from, to| match from {
+            Some(from) => inner.seek_relative(to.wrapping_sub(from) as i64),
+            None => inner.seek(SeekFrom::Start(to)).map(drop),
+        });
         let resume = self.offset;
-        self.inner
-            .seek(SeekFrom::Start(offset))
-            .map_err(|e| self.io_error(offset, e))?;
         self.offset = offset;
         let result = self.read_block().and_then(|raw| match raw {
             None => Err(self.error(
@@ -412,9 +459,6 @@ impl<R: Read + Seek> CaptureReader<R> {
             }
         });
         self.offset = resume;
-        self.inner
-            .seek(SeekFrom::Start(resume))
-            .map_err(|e| self.io_error(resume, e))?;
         result
     }
 }
