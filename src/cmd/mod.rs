@@ -1,5 +1,6 @@
 //! One module per subcommand: each has an `Args` (clap) and a `run` entry point. Glue only.
 
+pub mod common;
 pub mod diff;
 pub mod export;
 pub mod inspect;

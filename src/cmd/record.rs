@@ -4,14 +4,13 @@
 
 use crate::cli::UsageError;
 use crate::engine::plan::{self, Subnet};
-use crate::engine::session::{self, Options, ProcSpec, Ready};
+use crate::engine::session::{self, Options};
 use crate::format::{CaptureWriter, ExitStatus, Mode, Process, Session, FORMAT_VERSION};
 use anyhow::Context as _;
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Run commands in private network namespaces and record every TCP conversation between them.
 ///
@@ -39,43 +38,13 @@ pub struct Args {
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
     pub names: Vec<String>,
 
-    /// Start later commands only once process NAME listens (on PORT, or on any port).
-    /// Detected from the kernel's socket table, without sending a packet. Repeatable.
-    #[arg(long, value_name = "NAME[:PORT]")]
-    pub ready: Vec<String>,
-
-    /// Give up waiting for --ready after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub ready_timeout: u64,
-
-    /// The session ends when this process exits (repeatable; default: the last command).
-    #[arg(long = "main", value_name = "NAME")]
-    pub main: Vec<String>,
-
-    /// Seconds between SIGTERM and SIGKILL for the processes still running at the end.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
-    pub grace: f64,
-
-    /// Do not prefix each output line with the process name.
-    #[arg(long)]
-    pub no_prefix: bool,
-
-    /// No status line and no summary.
-    #[arg(short, long)]
-    pub quiet: bool,
+    #[command(flatten)]
+    pub session: super::common::SessionArgs,
 
     /// Relay connections to the gateway address (subnet+1) to the host's loopback, recorded
     /// like any other. Without it, processes can reach only each other.
     #[arg(long)]
     pub allow_external: bool,
-
-    /// MTU of the virtual links (the MSS applications see follows from it).
-    #[arg(long, value_name = "BYTES", default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=65521))]
-    pub mtu: u32,
-
-    /// Disable segmentation/checksum offload through the TUN devices (slower; for debugging).
-    #[arg(long)]
-    pub no_offload: bool,
 
     /// Shell command lines, one per process.
     #[arg(value_name = "CMD", required = true)]
@@ -92,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let file = File::create(&args.file)
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     // Until recording starts, a failure leaves no file behind; after, what was written stays.
-    let guard = RemoveOnError(Some(args.file.clone()));
+    let guard = RemoveOnError::new(args.file.clone());
     let net = session::build_network(&opts)?;
     let start_ns = crate::engine::now_ns();
     let session = Session {
@@ -118,7 +87,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let writer = CaptureWriter::new(BufWriter::with_capacity(1 << 20, file), &session, &procs)
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
-    let status = status_line(opts.quiet);
+    let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
     guard.disarm();
     let outcome = outcome?;
@@ -129,9 +98,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(outcome.exit_code))
 }
 
-struct RemoveOnError(Option<PathBuf>);
+/// Removes a file unless disarmed: no half-written output is left behind by a failed setup.
+pub(crate) struct RemoveOnError(Option<PathBuf>);
 impl RemoveOnError {
-    fn disarm(mut self) {
+    pub(crate) fn new(path: PathBuf) -> Self {
+        RemoveOnError(Some(path))
+    }
+    pub(crate) fn disarm(mut self) {
         self.0 = None;
     }
 }
@@ -156,79 +129,17 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
     }
     plan::validate_names(&args.names, n).map_err(usage)?;
     let names: Vec<String> = (0..n).map(|i| plan::process_name(&args.names, i)).collect();
-    let index_of = |name: &str| -> anyhow::Result<usize> {
-        names
-            .iter()
-            .position(|n| n == name)
-            .or_else(|| {
-                name.strip_prefix('p')
-                    .and_then(|d| d.parse().ok())
-                    .filter(|i| *i < n)
-            })
-            .ok_or_else(|| {
-                usage(format!(
-                    "no process is named '{name}' (known: {})",
-                    names.join(", ")
-                ))
-            })
-    };
-    let mut ready = Vec::new();
-    for r in &args.ready {
-        let (name, port) = match r.rsplit_once(':') {
-            Some((name, port)) => {
-                let port: u16 = port
-                    .parse()
-                    .ok()
-                    .filter(|p| *p != 0)
-                    .ok_or_else(|| usage(format!("--ready {r}: '{port}' is not a port")))?;
-                (name, Some(port))
-            }
-            None => (r.as_str(), None),
-        };
-        ready.push(Ready {
-            index: index_of(name)?,
-            port,
-        });
-    }
-    let main = if args.main.is_empty() {
-        vec![n - 1]
-    } else {
-        args.main
-            .iter()
-            .map(|m| index_of(m))
-            .collect::<anyhow::Result<_>>()?
-    };
-    if !(args.grace.is_finite() && args.grace >= 0.0) {
-        return Err(usage(format!("--grace {}: expected seconds", args.grace)));
-    }
     for c in &args.commands {
         if c.trim().is_empty() {
             return Err(usage("a command is empty".to_string()));
         }
     }
-    Ok(Options {
-        subnet,
-        procs: names
-            .into_iter()
-            .zip(&args.commands)
-            .map(|(name, c)| ProcSpec {
-                name,
-                command: Some(c.clone()),
-            })
-            .collect(),
-        ready,
-        main,
-        grace: Duration::from_secs_f64(args.grace),
-        ready_timeout: Duration::from_secs(args.ready_timeout),
-        prefix_output: !args.no_prefix,
-        quiet: args.quiet,
-        allow_external: args.allow_external,
-        mtu: args.mtu,
-        offload: !args.no_offload,
-    })
+    let commands = args.commands.iter().cloned().map(Some).collect();
+    args.session
+        .options(subnet, names, commands, args.allow_external)
 }
 
-fn describe_exit(s: Option<ExitStatus>) -> String {
+pub(crate) fn describe_exit(s: Option<ExitStatus>) -> String {
     match s {
         Some(ExitStatus::Exited(127)) => "exited 127 (command not found)".into(),
         Some(ExitStatus::Exited(c)) => format!("exited {c}"),
@@ -277,17 +188,4 @@ fn summary_paragraph(args: &Args, procs: &[Process], o: &session::Outcome) -> St
         ));
     }
     out
-}
-
-/// The live status line on stderr: only on a terminal, and not with -q.
-fn status_line(quiet: bool) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if quiet || !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {msg}") {
-        bar.set_style(style);
-    }
-    bar
 }

@@ -104,6 +104,8 @@ pub struct Stats {
     pub bytes_s2c: AtomicU64,
     pub packets: AtomicU64,
     pub capture_bytes: AtomicU64,
+    /// Replay: every recorded connection of a played process has been played out.
+    pub replay_done: std::sync::atomic::AtomicBool,
 }
 
 /// Messages from the controlling thread.

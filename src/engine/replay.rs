@@ -326,10 +326,17 @@ impl<W: Write> Engine<W> {
             .filter(|(_, c)| c.replay.is_some() && c.state != State::Done)
             .map(|(id, _)| *id)
             .collect();
+        let done = ids.is_empty()
+            && self.replay.as_ref().is_some_and(|rp| {
+                rp.to_open.is_empty() && rp.next_packet >= rp.cfg.script.packets.len()
+            });
         for id in ids {
             self.retry_played_client(id);
             self.pump(id);
         }
+        self.stats
+            .replay_done
+            .store(done, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// plg opens a recorded client's connection itself, masqueraded as that client.
@@ -380,9 +387,19 @@ impl<W: Write> Engine<W> {
         if conn.state != State::Connecting || conn.up.is_some() || st.live_sender[0] {
             return;
         }
+        let k = st.script;
         if st.retry_until.is_some_and(|t| Instant::now() < t) {
             self.start_upstream(id);
+            return;
         }
+        // The server never listened in time: the connection is refused for good.
+        let mut conn = self.conns.remove(&id).expect("looked up above");
+        if let Some(rp) = self.replay.as_mut() {
+            rp.report.conns[k].outcome_mismatch = Some("recorded Established, now Refused".into());
+        }
+        self.open_failed(&mut conn, Outcome::Refused);
+        self.end(&mut conn);
+        self.conns.insert(id, conn);
     }
 
     /// The upstream connect of a replayed connection failed.

@@ -40,7 +40,8 @@ pub struct Options {
     pub subnet: Subnet,
     pub procs: Vec<ProcSpec>,
     pub ready: Vec<Ready>,
-    /// The session ends when all of these have exited (default: the last command).
+    /// The session ends when all of these have exited (default: the last command). Empty in
+    /// a replay whose last process is played: the session ends when the replay is complete.
     pub main: Vec<usize>,
     pub grace: Duration,
     pub ready_timeout: Duration,
@@ -311,7 +312,10 @@ pub fn run(
                 .and_then(|r| r.as_ref())
                 .map_or(true, |r| r.exit.is_some())
         });
-        if mains_done {
+        if mains_done && !opts.main.is_empty() {
+            break;
+        }
+        if opts.main.is_empty() && engine.stats.replay_done.load(Relaxed) {
             break;
         }
         if engine.finished() {

@@ -1,0 +1,138 @@
+//! Flags shared by `plg record` and `plg replay` (both run a session of processes), and their
+//! validation into `engine::session::Options`.
+
+use crate::cli::UsageError;
+use crate::engine::plan::Subnet;
+use crate::engine::session::{Options, ProcSpec, Ready};
+use std::time::Duration;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SessionArgs {
+    /// Start later commands only once process NAME listens (on PORT, or on any port).
+    /// Detected from the kernel's socket table, without sending a packet. Repeatable.
+    #[arg(long, value_name = "NAME[:PORT]")]
+    pub ready: Vec<String>,
+
+    /// Give up waiting for --ready after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub ready_timeout: u64,
+
+    /// The session ends when this process exits (repeatable; default: the last command).
+    #[arg(long = "main", value_name = "NAME")]
+    pub main: Vec<String>,
+
+    /// Seconds between SIGTERM and SIGKILL for the processes still running at the end.
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    pub grace: f64,
+
+    /// Do not prefix each output line with the process name.
+    #[arg(long)]
+    pub no_prefix: bool,
+
+    /// No status line and no summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// MTU of the virtual links (the MSS applications see follows from it).
+    #[arg(long, value_name = "BYTES", default_value_t = 1500,
+          value_parser = clap::value_parser!(u32).range(576..=65521))]
+    pub mtu: u32,
+
+    /// Disable segmentation/checksum offload through the TUN devices (slower; for debugging).
+    #[arg(long)]
+    pub no_offload: bool,
+}
+
+impl SessionArgs {
+    /// Checks the flags against the processes (`commands[i]` None: not run) and builds the
+    /// session options. Every user mistake is found here, before any side effect.
+    pub fn options(
+        &self,
+        subnet: Subnet,
+        names: Vec<String>,
+        commands: Vec<Option<String>>,
+        allow_external: bool,
+    ) -> anyhow::Result<Options> {
+        let usage = |m: String| anyhow::Error::new(UsageError(m));
+        let n = names.len();
+        let index_of = |name: &str| -> anyhow::Result<usize> {
+            names
+                .iter()
+                .position(|x| x == name)
+                .or_else(|| {
+                    name.strip_prefix('p')
+                        .and_then(|d| d.parse().ok())
+                        .filter(|i| *i < n)
+                })
+                .ok_or_else(|| {
+                    usage(format!(
+                        "no process is named '{name}' (known: {})",
+                        names.join(", ")
+                    ))
+                })
+        };
+        let run = |i: usize, flag: &str| -> anyhow::Result<usize> {
+            if commands[i].is_none() {
+                return Err(usage(format!(
+                    "{flag} {}: that process is not run",
+                    names[i]
+                )));
+            }
+            Ok(i)
+        };
+        let mut ready = Vec::new();
+        for r in &self.ready {
+            let (name, port) = match r.rsplit_once(':') {
+                Some((name, port)) => {
+                    let port: u16 = port
+                        .parse()
+                        .ok()
+                        .filter(|p| *p != 0)
+                        .ok_or_else(|| usage(format!("--ready {r}: '{port}' is not a port")))?;
+                    (name, Some(port))
+                }
+                None => (r.as_str(), None),
+            };
+            ready.push(Ready {
+                index: run(index_of(name)?, "--ready")?,
+                port,
+            });
+        }
+        if commands.iter().all(|c| c.is_none()) {
+            return Err(usage("no process to run: every one is played".to_string()));
+        }
+        let main = if self.main.is_empty() {
+            // The last process, when it runs; when it is played, the session ends with the
+            // replay (main stays empty).
+            match commands.last() {
+                Some(Some(_)) => vec![n - 1],
+                _ => vec![],
+            }
+        } else {
+            self.main
+                .iter()
+                .map(|m| run(index_of(m)?, "--main"))
+                .collect::<anyhow::Result<_>>()?
+        };
+        if !(self.grace.is_finite() && self.grace >= 0.0) {
+            return Err(usage(format!("--grace {}: expected seconds", self.grace)));
+        }
+        Ok(Options {
+            subnet,
+            procs: names
+                .into_iter()
+                .zip(commands)
+                .map(|(name, command)| ProcSpec { name, command })
+                .collect(),
+            ready,
+            main,
+            grace: Duration::from_secs_f64(self.grace),
+            ready_timeout: Duration::from_secs(self.ready_timeout),
+            prefix_output: !self.no_prefix,
+            quiet: self.quiet,
+            allow_external,
+            mtu: self.mtu,
+            offload: !self.no_offload,
+        })
+    }
+}
