@@ -41,11 +41,27 @@ complete -c plg -n "__fish_plg_using_subcommand record" -l grace -d 'Seconds bet
 complete -c plg -n "__fish_plg_using_subcommand record" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
-complete -c plg -n "__fish_plg_using_subcommand record" -l allow-external -d 'Relay connections to the gateway address (subnet+1) to the host\'s loopback, recorded like any other. Without it, processes can reach only each other'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
+complete -c plg -n "__fish_plg_using_subcommand record" -l allow-external -d 'Relay connections to the gateway address (subnet+1) to the host\'s loopback, recorded like any other. Without it, processes can reach only each other'
 complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand record" -s V -l version -d 'Print version'
-complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand replay" -s f -l file -d 'The capture to replay' -r -F
+complete -c plg -n "__fish_plg_using_subcommand replay" -s o -l output -d 'Write a capture of the replay (what live processes sent, what plg played)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand replay" -l step-timeout -d 'Seconds a step may wait for the live side before it is forced and reported' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l speed -d 'With --timing: play this many times faster than recorded' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l unmatched -d 'What to do with a live connection that has no recorded counterpart' -r -f -a "refuse\t'Refuse it (RST) and report it'
+pass\t'Let it through to a live destination, relayed as in recording'"
+complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens (on PORT, or on any port). Detected from the kernel\'s socket table, without sending a packet. Repeatable' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l timing -d 'Also honour the recorded gaps between events'
+complete -c plg -n "__fish_plg_using_subcommand replay" -l strict -d 'Exit 1 when a live process diverged from the recording or a recorded connection stayed unused'
+complete -c plg -n "__fish_plg_using_subcommand replay" -l no-prefix -d 'Do not prefix each output line with the process name'
+complete -c plg -n "__fish_plg_using_subcommand replay" -s q -l quiet -d 'No status line and no summary'
+complete -c plg -n "__fish_plg_using_subcommand replay" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
+complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers' -r
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l direction -d 'With --raw: which side\'s bytes' -r -f -a "client\t'The bytes the client sent'
@@ -68,5 +84,15 @@ complete -c plg -n "__fish_plg_using_subcommand export" -l force -d 'Replace the
 complete -c plg -n "__fish_plg_using_subcommand export" -s q -l quiet -d 'No progress bar and no closing line'
 complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand export" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore -d 'Byte ranges matching REGEX in both captures compare as equal (repeatable). Matched on bytes: `.` and `[^\\r]` match any byte' -r
+complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore-conn -d 'Leave out connections matching CLIENT->SERVER[:PORT][#N] (names, indexes or *; repeatable)' -r
+complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore-port -d 'Leave out connections to this server port, and UDP packets to it (repeatable)' -r
+complete -c plg -n "__fish_plg_using_subcommand diff" -l rules -d 'Read ignore rules from FILE (repeatable; format in docs/DIFF-RULES.md)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand diff" -l timing -d 'Also report connections whose duration or first-response delay drifted by more than PCT percent (durations under 1 ms are not compared)' -r
+complete -c plg -n "__fish_plg_using_subcommand diff" -l max-diffs -d 'Show at most N differences per direction and flow (0: all)' -r
+complete -c plg -n "__fish_plg_using_subcommand diff" -l junit -d 'Also write the report as JUnit XML to FILE, one test case per connection' -r -F
+complete -c plg -n "__fish_plg_using_subcommand diff" -s o -l output -d 'With --learn: write the rules to FILE' -r -F
+complete -c plg -n "__fish_plg_using_subcommand diff" -l json -d 'Print the report as JSON (docs/JSON.md) instead of text'
+complete -c plg -n "__fish_plg_using_subcommand diff" -l learn -d 'Learn ignore rules from captures of one scenario taken with no code change, and write them (to --output, or standard output)'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s V -l version -d 'Print version'

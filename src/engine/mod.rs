@@ -472,8 +472,8 @@ impl<W: Write> Engine<W> {
                 );
             }
             match from {
-                Some(i) => self.from_process(i, &mut buf[..n]),
-                None => self.from_proxy(&mut buf[..n]),
+                Some(i) => self.on_process_packet(i, &mut buf[..n]),
+                None => self.on_proxy_packet(&mut buf[..n]),
             }
             self.pkt = buf;
         }
@@ -531,7 +531,7 @@ impl<W: Write> Engine<W> {
         }
     }
 
-    fn from_process(&mut self, i: usize, frame: &mut [u8]) {
+    fn on_process_packet(&mut self, i: usize, frame: &mut [u8]) {
         let Some((hdr, pkt)) = self.split(frame) else {
             return;
         };
@@ -585,7 +585,7 @@ impl<W: Write> Engine<W> {
         }
     }
 
-    fn from_proxy(&mut self, frame: &mut [u8]) {
+    fn on_proxy_packet(&mut self, frame: &mut [u8]) {
         let Some((_, pkt)) = self.split(frame) else {
             return;
         };

@@ -262,28 +262,23 @@ impl<W: Write> Engine<W> {
             return;
         };
         // Played clients, in recorded order, each after the progress it followed.
-        while let Some(&k) = rp.to_open.front() {
+        // One per tick: a connection opened now changes what the next one waits for.
+        if let Some(&k) = rp.to_open.front() {
             let c = &rp.cfg.script.conns[k];
             let ready = c.after.iter().all(|(j, want)| {
                 let got = rp.progress[*j];
                 got[0] >= want[0] && got[1] >= want[1]
             });
             let timed_out = rp.waiting_since.elapsed() > rp.cfg.step_timeout;
-            if !(ready || timed_out) || !rp.due(c.open.time_ns) {
-                break;
+            if (ready || timed_out) && rp.due(c.open.time_ns) {
+                if timed_out && !ready {
+                    rp.report.conns[k].step_timeouts += 1;
+                }
+                rp.to_open.pop_front();
+                rp.waiting_since = Instant::now();
+                let open = c.open;
+                self.open_played_client(k, open);
             }
-            if timed_out && !ready {
-                rp.report.conns[k].step_timeouts += 1;
-            }
-            rp.to_open.pop_front();
-            rp.waiting_since = Instant::now();
-            let open = c.open;
-            self.open_played_client(k, open);
-            let Some(r) = self.replay.as_mut() else {
-                return;
-            };
-            let _ = r;
-            break;
         }
         // Non-TCP packets from played processes to live ones, at their recorded time.
         loop {

@@ -310,7 +310,7 @@ pub fn run(
             running
                 .get(m)
                 .and_then(|r| r.as_ref())
-                .map_or(true, |r| r.exit.is_some())
+                .is_none_or(|r| r.exit.is_some())
         });
         if mains_done && !opts.main.is_empty() {
             break;
