@@ -136,7 +136,7 @@ fn spawn<F: FnOnce() + Send + 'static>(f: F) -> io::Result<thread::JoinHandle<()
 }
 
 fn server(o: &Opts) -> io::Result<()> {
-    let listener = TcpListener::bind(("0.0.0.0", o.port))?;
+    let listener = listen(o.port)?;
     let mode = o.mode;
     let buf = o.buf;
     loop {
@@ -150,11 +150,17 @@ fn server(o: &Opts) -> io::Result<()> {
                 continue;
             }
         };
+        if mode == Mode::ConnRate {
+            // Served right here: a thread per connection would cost more than the connection.
+            if let Err(e) = serve_one(s) {
+                eprintln!("plg-bench server: {e}");
+            }
+            continue;
+        }
         let r = spawn(move || {
             let r = match mode {
                 Mode::Bulk | Mode::Concurrent => serve_sink(s, buf),
-                Mode::Rtt => serve_echo(s),
-                Mode::ConnRate => serve_one(s),
+                Mode::Rtt | Mode::ConnRate => serve_echo(s),
             };
             if let Err(e) = r {
                 eprintln!("plg-bench server: {e}");
@@ -164,6 +170,16 @@ fn server(o: &Opts) -> io::Result<()> {
             eprintln!("plg-bench server: spawn: {e}");
         }
     }
+}
+
+/// A listener with a backlog deep enough for a thousand connects in a row (std's is 128).
+fn listen(port: u16) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+    sock.listen(4096)?;
+    Ok(sock.into())
 }
 
 /// Reads until EOF, then answers with the number of bytes read.
@@ -197,6 +213,7 @@ fn serve_echo(mut s: TcpStream) -> io::Result<()> {
 /// One byte in, one byte out, then close (the server closes first).
 fn serve_one(mut s: TcpStream) -> io::Result<()> {
     s.set_nodelay(true)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut b = [0u8; 1];
     s.read_exact(&mut b)?;
     s.write_all(&b)?;
