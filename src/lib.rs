@@ -14,6 +14,7 @@
 pub mod analysis;
 pub mod cli;
 pub mod cmd;
+pub mod diff;
 pub mod engine;
 pub mod export;
 pub mod format;

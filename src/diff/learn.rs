@@ -1,0 +1,620 @@
+//! `plg diff --learn`: from captures of one scenario taken with no code change, find what
+//! differs between runs (dates, ids, nonces) and write the tightest rules that ignore it.
+//!
+//! Each difference found by comparing the first capture with each other one becomes a
+//! field-like pattern: a header value (`Date: [^\r\n]*`), or a literal anchor taken from the
+//! text just before the field followed by the shape of the field (`id=[0-9a-f]+`,
+//! `[0-9]+:[0-9]+:[0-9]+`), or for binary data an anchor followed by `.{n,m}`. The comparison
+//! is then run again with the rules; up to [`ROUNDS`] rounds learn what the previous rules
+//! uncovered. Connections that still differ in ways no byte pattern can fix (missing, extra,
+//! closed differently) are left out with an `ignore-conn` rule, reported as such.
+
+use super::compare::{compare, Options};
+use super::index::{BlockSource, Index};
+use super::report::{Report, Verdict};
+use super::rules::{compile, ConnSpec};
+use super::stream::{compare_streams, Limits, Piece, StreamDiff, PLACEHOLDER};
+use super::textdiff::{align, around_lines, is_text, split_lines};
+
+pub const ROUNDS: usize = 3;
+
+/// One rule learned, with what it explained.
+#[derive(Debug, Clone)]
+pub struct LearnedRule {
+    /// `ignore` pattern or `ignore-conn` spec.
+    pub directive: &'static str,
+    pub value: String,
+    pub kind: &'static str,
+    pub hits: usize,
+    pub example: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Learned {
+    pub rules: Vec<LearnedRule>,
+    /// Comparisons made (first capture against each other one).
+    pub pairs: usize,
+    /// Differences seen before any learned rule.
+    pub differences: usize,
+    /// Reports of the final run, with every learned rule in force.
+    pub remaining: Vec<Report>,
+}
+
+impl Learned {
+    pub fn all_explained(&self) -> bool {
+        self.remaining.iter().all(|r| !r.differs())
+    }
+
+    /// The rules file text (format: docs/DIFF-RULES.md).
+    pub fn rules_file(&self, paths: &[String], given: &Options) -> String {
+        let mut s = format!(
+            "# plg diff rules, learned by plg {} from {} captures of one scenario:\n",
+            env!("CARGO_PKG_VERSION"),
+            paths.len()
+        );
+        for p in paths {
+            s.push_str(&format!("#   {p}\n"));
+        }
+        s.push_str("# Use: plg diff --rules THIS_FILE golden.traffic new.traffic\n");
+        if !given.rules.is_empty() {
+            s.push_str("\n# given\n");
+            for p in &given.rules.ignores {
+                s.push_str(&format!("ignore {}\n", p.pattern));
+            }
+            for c in &given.rules.conns {
+                s.push_str(&format!("ignore-conn {}\n", c.text));
+            }
+            for p in &given.rules.ports {
+                s.push_str(&format!("ignore-port {p}\n"));
+            }
+        }
+        for r in &self.rules {
+            s.push_str(&format!(
+                "\n# {}: {} difference{}, e.g. {}\n{} {}\n",
+                r.kind,
+                r.hits,
+                if r.hits == 1 { "" } else { "s" },
+                r.example.replace('\n', " "),
+                r.directive,
+                r.value
+            ));
+        }
+        s
+    }
+}
+
+/// Learns rules from `caps` (at least two), on top of the rules in `base`.
+pub fn learn(
+    caps: &mut [(Index, Box<dyn BlockSource + Send>)],
+    base: &Options,
+) -> anyhow::Result<Learned> {
+    anyhow::ensure!(caps.len() >= 2, "--learn needs at least two captures");
+    let mut out = Learned {
+        pairs: caps.len() - 1,
+        ..Default::default()
+    };
+    let mut opts = base.clone();
+    opts.limits = Limits {
+        max_diffs: 200,
+        context: 256,
+        snippets: true,
+    };
+    for round in 0..=ROUNDS {
+        let reports = run_all(caps, &opts)?;
+        if round == 0 {
+            out.differences = reports.iter().map(count_differences).sum();
+        }
+        let mut new = 0;
+        let last = round == ROUNDS;
+        for r in &reports {
+            for c in &r.conns {
+                for d in &c.dirs {
+                    for sd in &d.result.diffs {
+                        let ex = format!(
+                            "{} {} at byte {}: {:?} vs {:?}",
+                            c.label,
+                            super::report::dir_name(d.dir),
+                            sd.a_offset,
+                            shown(&sd.a),
+                            shown(&sd.b)
+                        );
+                        for (pat, kind) in derive(sd) {
+                            new += add(&mut out, &mut opts, "ignore", pat, kind, &ex);
+                        }
+                    }
+                }
+            }
+            for f in &r.flows {
+                for pd in &f.diffs {
+                    let (Some(a), Some(b)) = (&pd.a, &pd.b) else {
+                        continue;
+                    };
+                    let ex = format!("{} packet {}", f.label, pd.index);
+                    for sd in payload_diffs(a, b)? {
+                        for (pat, kind) in derive(&sd) {
+                            new += add(&mut out, &mut opts, "ignore", pat, kind, &ex);
+                        }
+                    }
+                }
+            }
+        }
+        if new > 0 && !last {
+            continue;
+        }
+        // Nothing more to learn from bytes: leave out what still differs, then verify.
+        let reports = if new > 0 {
+            run_all(caps, &opts)?
+        } else {
+            reports
+        };
+        let mut conns = 0;
+        for r in &reports {
+            for c in &r.conns {
+                if c.verdict.is_difference() {
+                    let spec = format!(
+                        "{}->{}:{}#{}",
+                        c.key.client, c.key.server, c.key.port, c.key.ordinal
+                    );
+                    let why = match c.verdict {
+                        Verdict::Missing => "missing from a later run",
+                        Verdict::Extra => "only in a later run",
+                        _ => "differs in a way no byte pattern covers",
+                    };
+                    conns += add(
+                        &mut out,
+                        &mut opts,
+                        "ignore-conn",
+                        spec,
+                        "whole connection",
+                        &format!("{} {why}", c.label),
+                    );
+                }
+            }
+        }
+        out.remaining = if conns > 0 {
+            run_all(caps, &opts)?
+        } else {
+            reports
+        };
+        break;
+    }
+    Ok(out)
+}
+
+fn run_all(
+    caps: &mut [(Index, Box<dyn BlockSource + Send>)],
+    opts: &Options,
+) -> anyhow::Result<Vec<Report>> {
+    let (first, rest) = caps.split_first_mut().expect("two captures");
+    rest.iter_mut()
+        .map(|(ix, src)| compare(&first.0, ix, first.1.as_mut(), src.as_mut(), opts))
+        .collect()
+}
+
+fn count_differences(r: &Report) -> usize {
+    let bytes: usize = r
+        .conns
+        .iter()
+        .flat_map(|c| &c.dirs)
+        .map(|d| d.result.diffs.len())
+        .sum();
+    let packets: usize = r.flows.iter().map(|f| f.diffs.len()).sum();
+    let other = r
+        .conns
+        .iter()
+        .filter(|c| c.verdict.is_difference() && c.dirs.iter().all(|d| d.result.same()))
+        .count();
+    bytes + packets + other
+}
+
+/// Adds a rule unless it is already there; returns 1 if added.
+fn add(
+    out: &mut Learned,
+    opts: &mut Options,
+    directive: &'static str,
+    value: String,
+    kind: &'static str,
+    example: &str,
+) -> usize {
+    if let Some(r) = out
+        .rules
+        .iter_mut()
+        .find(|r| r.directive == directive && r.value == value)
+    {
+        r.hits += 1;
+        return 0;
+    }
+    let ok = match directive {
+        "ignore" => opts.rules.add_ignore(&value, "learned").is_ok(),
+        _ => match ConnSpec::parse(&value) {
+            Ok(s) => {
+                opts.rules.conns.push(s);
+                true
+            }
+            Err(_) => false,
+        },
+    };
+    if !ok {
+        return 0;
+    }
+    out.rules.push(LearnedRule {
+        directive,
+        value,
+        kind,
+        hits: 1,
+        example: example.to_string(),
+    });
+    1
+}
+
+fn shown(b: &[u8]) -> String {
+    let b = &b[..b.len().min(40)];
+    String::from_utf8_lossy(&super::textdiff::replace_placeholders(b, b"<ignored>")).into_owned()
+}
+
+/// The differences inside two packet payloads, as stream differences.
+fn payload_diffs(a: &[u8], b: &[u8]) -> anyhow::Result<Vec<StreamDiff>> {
+    let p = |x: &[u8]| {
+        vec![Piece::Bytes {
+            orig: 0,
+            bytes: x.to_vec(),
+        }]
+        .into_iter()
+    };
+    Ok(compare_streams(
+        &mut p(a),
+        &mut p(b),
+        Limits {
+            max_diffs: 50,
+            context: 64,
+            snippets: true,
+        },
+    )?
+    .diffs)
+}
+
+/// Rules (pattern, kind) that make one difference compare equal.
+pub fn derive(d: &StreamDiff) -> Vec<(String, &'static str)> {
+    if is_text(&[&d.before, &d.a, &d.b, &d.a_after, &d.b_after]) {
+        let (ta, tb) = around_lines(d, 0);
+        let (la, lb) = (split_lines(&ta), split_lines(&tb));
+        let mut out = Vec::new();
+        let steps = align(&la, &lb);
+        let mut k = 0;
+        while k < steps.len() {
+            if steps[k].0 == ' ' {
+                k += 1;
+                continue;
+            }
+            let (mut del, mut ins) = (Vec::new(), Vec::new());
+            while k < steps.len() && steps[k].0 != ' ' {
+                if steps[k].0 == '-' {
+                    del.push(la[steps[k].1]);
+                } else {
+                    ins.push(lb[steps[k].1]);
+                }
+                k += 1;
+            }
+            for (x, y) in del.iter().zip(&ins) {
+                if let Some(r) = derive_line(x, y) {
+                    out.push(r);
+                }
+            }
+        }
+        out.retain(|(p, _)| compile(p).is_ok());
+        out
+    } else {
+        let anchor = &d.before[d.before.len().saturating_sub(8)..];
+        let anchor = after_placeholder(anchor);
+        let (lo, hi) = (d.a_len.min(d.b_len), d.a_len.max(d.b_len));
+        let start = if anchor.is_empty() && d.a_offset == 0 {
+            "\\A".to_string()
+        } else if anchor.is_empty() {
+            return vec![];
+        } else {
+            escape_bytes(anchor)
+        };
+        let len = if lo == hi {
+            format!("{{{lo}}}")
+        } else {
+            format!("{{{lo},{hi}}}")
+        };
+        vec![(format!("(?s){start}.{len}"), "binary field")]
+    }
+}
+
+/// The part of `b` after the last placeholder (an anchor must be real bytes).
+fn after_placeholder(b: &[u8]) -> &[u8] {
+    let mut start = 0;
+    for i in 0..b.len() {
+        if b[..=i].ends_with(PLACEHOLDER) {
+            start = i + 1;
+        }
+    }
+    // A partial placeholder at the start (the context cut it) is not real either.
+    while start < b.len() && (b[start] == 0 || b[start] == 0x1b) {
+        start += 1;
+    }
+    &b[start..]
+}
+
+fn escape_bytes(b: &[u8]) -> String {
+    b.iter()
+        .map(|&c| {
+            if c.is_ascii_alphanumeric() {
+                (c as char).to_string()
+            } else {
+                format!("\\x{c:02x}")
+            }
+        })
+        .collect()
+}
+
+/// A rule for one pair of differing text lines.
+fn derive_line(a: &[u8], b: &[u8]) -> Option<(String, &'static str)> {
+    let trim = |l: &[u8]| -> Vec<u8> {
+        let l = l.strip_suffix(b"\n").unwrap_or(l);
+        l.strip_suffix(b"\r").unwrap_or(l).to_vec()
+    };
+    let (a, b) = (trim(a), trim(b));
+    if let (Some(na), Some(nb)) = (header_name(&a), header_name(&b)) {
+        if na == nb {
+            return Some((
+                format!(
+                    "{}: [^\\r\\n]*",
+                    regex::escape(&String::from_utf8_lossy(na))
+                ),
+                "header value",
+            ));
+        }
+    }
+    let mut p = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let max_s = a.len().min(b.len()) - p;
+    let s = a
+        .iter()
+        .rev()
+        .zip(b.iter().rev())
+        .take(max_s)
+        .take_while(|(x, y)| x == y)
+        .count();
+    let word = |c: u8| c.is_ascii_alphanumeric();
+    while p > 0 && word(a[p - 1]) {
+        p -= 1;
+    }
+    let mut s = s;
+    while s > 0 && word(a[a.len() - s]) {
+        s -= 1;
+    }
+    let (sa, sb) = (&a[p..a.len() - s], &b[p..b.len() - s]);
+    let anchor = anchor_before(&a[..p]);
+    let suffix = &a[a.len() - s..];
+    let field = match (shape(sa), shape(sb)) {
+        (x, y) if x.len() == y.len() && !x.is_empty() => {
+            let mut pat = String::new();
+            for (u, v) in x.iter().zip(&y) {
+                match (u, v) {
+                    (Unit::Lit(c), Unit::Lit(d)) if c == d => {
+                        pat.push_str(&regex::escape(&(*c as char).to_string()))
+                    }
+                    (Unit::Run(c), Unit::Run(d)) => pat.push_str(merge(*c, *d).pattern()),
+                    _ => return lazy(anchor, suffix),
+                }
+            }
+            pat
+        }
+        _ => return lazy(anchor, suffix),
+    };
+    if anchor.is_empty() && field.len() < 12 {
+        // A bare `[0-9]+` would match everywhere: anchor on what follows instead.
+        let tail = &suffix[..suffix.len().min(8)];
+        if tail.is_empty() {
+            return None;
+        }
+        return Some((format!("{field}{}", lit(tail)), "field"));
+    }
+    Some((format!("{}{field}", lit(anchor)), "field"))
+}
+
+fn lit(b: &[u8]) -> String {
+    regex::escape(&String::from_utf8_lossy(b))
+}
+
+/// `anchor` then anything up to the common suffix (or the end of the line).
+fn lazy(anchor: &[u8], suffix: &[u8]) -> Option<(String, &'static str)> {
+    if anchor.is_empty() {
+        return None;
+    }
+    let tail = &suffix[..suffix.len().min(8)];
+    Some(if tail.is_empty() {
+        (format!("{}[^\\r\\n]*", lit(anchor)), "rest of line")
+    } else {
+        (
+            format!("{}[^\\r\\n]*?{}", lit(anchor), lit(tail)),
+            "delimited field",
+        )
+    })
+}
+
+/// `Name` of a `Name: value` line.
+fn header_name(l: &[u8]) -> Option<&[u8]> {
+    let colon = l.iter().position(|&c| c == b':')?;
+    let name = &l[..colon];
+    let ok = !name.is_empty()
+        && name[0].is_ascii_alphabetic()
+        && name
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        && l.get(colon + 1) == Some(&b' ');
+    ok.then_some(name)
+}
+
+/// The literal text just before a field: back to a separator, at least 3 bytes when the line
+/// has them, at most 24.
+fn anchor_before(prefix: &[u8]) -> &[u8] {
+    let prefix = after_placeholder(prefix);
+    let start = prefix.len().saturating_sub(24);
+    let window = &prefix[start..];
+    let sep = |c: u8| c.is_ascii_whitespace() || b"{,;&?([<>".contains(&c);
+    let mut cut = window.len();
+    while cut > 0 && !sep(window[cut - 1]) {
+        cut -= 1;
+    }
+    if window.len() - cut < 3 {
+        // Too short (e.g. right after a space): take the previous word too.
+        let mut c2 = cut.saturating_sub(1);
+        while c2 > 0 && !sep(window[c2 - 1]) {
+            c2 -= 1;
+        }
+        cut = c2;
+    }
+    &window[cut..]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Class {
+    Digits,
+    HexLower,
+    HexUpper,
+    Hex,
+    Alpha,
+    Alnum,
+}
+
+impl Class {
+    fn of(run: &[u8]) -> Class {
+        if run.iter().all(u8::is_ascii_digit) {
+            Class::Digits
+        } else if run
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+        {
+            Class::HexLower
+        } else if run
+            .iter()
+            .all(|c| c.is_ascii_digit() || (b'A'..=b'F').contains(c))
+        {
+            Class::HexUpper
+        } else if run.iter().all(u8::is_ascii_alphabetic) {
+            Class::Alpha
+        } else {
+            Class::Alnum
+        }
+    }
+
+    fn pattern(self) -> &'static str {
+        match self {
+            Class::Digits => "[0-9]+",
+            Class::HexLower => "[0-9a-f]+",
+            Class::HexUpper => "[0-9A-F]+",
+            Class::Hex => "[0-9a-fA-F]+",
+            Class::Alpha => "[A-Za-z]+",
+            Class::Alnum => "[A-Za-z0-9]+",
+        }
+    }
+}
+
+fn merge(a: Class, b: Class) -> Class {
+    use Class::*;
+    match (a.min(b), a.max(b)) {
+        (x, y) if x == y => x,
+        (Digits, HexLower) => HexLower,
+        (Digits, HexUpper) => HexUpper,
+        (Digits | HexLower | HexUpper, Hex) | (HexLower, HexUpper) => Hex,
+        _ => Alnum,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Run(Class),
+    Lit(u8),
+}
+
+/// Runs of letters and digits become classes; other bytes stay literal.
+fn shape(b: &[u8]) -> Vec<Unit> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_alphanumeric() {
+            let s = i;
+            while i < b.len() && b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            out.push(Unit::Run(Class::of(&b[s..i])));
+        } else {
+            out.push(Unit::Lit(b[i]));
+            i += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(a: &str, b: &str) -> Option<String> {
+        derive_line(a.as_bytes(), b.as_bytes()).map(|x| x.0)
+    }
+
+    #[test]
+    fn header_values() {
+        assert_eq!(
+            line(
+                "Date: Tue, 25 Nov 2026 08:54:01 GMT\r\n",
+                "Date: Wed, 26 Nov 2026 09:01:13 GMT\r\n"
+            )
+            .unwrap(),
+            "Date: [^\\r\\n]*"
+        );
+    }
+
+    #[test]
+    fn tokens_get_their_class_and_an_anchor() {
+        assert_eq!(
+            line(
+                "{\"id\":\"9f8e7d\",\"n\":1}",
+                "{\"id\":\"0a1b2c3d\",\"n\":1}"
+            )
+            .unwrap(),
+            "\"id\":\"[0-9a-f]+"
+        );
+        assert_eq!(line("seq=17 ok", "seq=2045 ok").unwrap(), "seq=[0-9]+");
+        assert_eq!(
+            line("at 08:54:01 done", "at 09:10:22 done").unwrap(),
+            "at [0-9]+:[0-9]+:[0-9]+"
+        );
+    }
+
+    #[test]
+    fn learned_patterns_match_both_sides() {
+        for (a, b) in [
+            ("token=AbC123xyz; path=/", "token=zz9Q; path=/"),
+            ("nonce: 5f3a in flight", "nonce: 9 in flight"),
+            ("x <b>12.5</b>", "x <b>7.25</b>"),
+        ] {
+            let p = line(a, b).unwrap();
+            let re = compile(&p).unwrap();
+            let na = re.replace_all(a.as_bytes(), &b"#"[..]);
+            let nb = re.replace_all(b.as_bytes(), &b"#"[..]);
+            assert_eq!(na, nb, "pattern {p}");
+        }
+    }
+
+    #[test]
+    fn binary_fields() {
+        let d = StreamDiff {
+            a_offset: 12,
+            b_offset: 12,
+            a_len: 4,
+            b_len: 4,
+            before: vec![0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+            a: vec![0xde, 0xad, 0xbe, 0xef],
+            b: vec![1, 2, 3, 4],
+            a_after: vec![0; 8],
+            b_after: vec![0; 8],
+        };
+        let r = derive(&d);
+        assert_eq!(r[0].0, "(?s)\\x04\\x05\\x06\\x07\\x08\\x09\\x0a\\x0b.{4}");
+    }
+}
