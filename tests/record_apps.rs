@@ -32,8 +32,9 @@ fn http_get_through_curl_is_recorded_and_server_sees_the_real_client_address() {
     assert_eq!(run.lines_of("p1"), vec![body.trim_end()], "{}", run.dump());
     let log = run.output_of("p0");
     assert!(
-        log.lines()
-            .any(|l| l.starts_with("10.0.0.3 - - ") && l.contains("\"GET /hello.txt HTTP/1.1\" 200")),
+        log.lines().any(
+            |l| l.starts_with("10.0.0.3 - - ") && l.contains("\"GET /hello.txt HTTP/1.1\" 200")
+        ),
         "the server did not log the client's real address 10.0.0.3: {log}"
     );
 
@@ -49,7 +50,8 @@ fn http_get_through_curl_is_recorded_and_server_sees_the_real_client_address() {
     assert_eq!(conn.open.server_addr, SocketAddrV4::new(P0, 8000));
     let req = String::from_utf8_lossy(&conn.c2s);
     assert!(
-        req.starts_with("GET /hello.txt HTTP/1.1\r\nHost: p0:8000\r\n") && req.ends_with("\r\n\r\n"),
+        req.starts_with("GET /hello.txt HTTP/1.1\r\nHost: p0:8000\r\n")
+            && req.ends_with("\r\n\r\n"),
         "{req:?}"
     );
     let resp = String::from_utf8_lossy(&conn.s2c);

@@ -12,8 +12,8 @@
 #![allow(dead_code)]
 
 use plg::format::{
-    CaptureReader, CloseKind, ConnClose, ConnId, ConnOpen, Direction, Packet, Process,
-    ProcessExit, Record, Session, Summary,
+    CaptureReader, CloseKind, ConnClose, ConnId, ConnOpen, Direction, Packet, Process, ProcessExit,
+    Record, Session, Summary,
 };
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -88,6 +88,7 @@ impl Drop for TempDir {
 /// One `plg record` invocation under construction.
 pub struct Plg {
     pub marker: String,
+    program: String,
     args: Vec<String>,
     pub timeout: Duration,
 }
@@ -109,10 +110,23 @@ impl Plg {
         require_root();
         Plg {
             marker: unique("marker"),
+            program: env!("CARGO_BIN_EXE_plg").to_string(),
             args: std::iter::once("record")
                 .chain(args.iter().copied())
                 .map(String::from)
                 .collect(),
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// plg started by a wrapper (`program args...`, which must end up running plg), e.g.
+    /// `unshare -m sh -c SETUP plg record ...`. The wrapper inherits the marker too.
+    pub fn wrapped(program: &str, args: &[&str]) -> Plg {
+        require_root();
+        Plg {
+            marker: unique("marker"),
+            program: program.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
             timeout: Duration::from_secs(60),
         }
     }
@@ -124,7 +138,7 @@ impl Plg {
 
     /// The command, ready to spawn (stdin closed, output piped, marker in the environment).
     pub fn command(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_plg"));
+        let mut cmd = Command::new(&self.program);
         cmd.args(&self.args)
             .env("PLG_TEST_MARKER", &self.marker)
             .env_remove("RUST_BACKTRACE")
@@ -479,7 +493,11 @@ impl Capture {
     pub fn summary(&self) -> Summary {
         let s = self.summary.expect("capture has no Summary (incomplete)");
         assert_eq!(s.processes as usize, self.procs.len(), "summary processes");
-        assert_eq!(s.connections as usize, self.conns.len(), "summary connections");
+        assert_eq!(
+            s.connections as usize,
+            self.conns.len(),
+            "summary connections"
+        );
         assert_eq!(s.data_blocks, self.data_blocks, "summary data blocks");
         assert_eq!(s.packets as usize, self.packets.len(), "summary packets");
         let c2s: usize = self.conns.values().map(|c| c.c2s.len()).sum();
@@ -516,9 +534,12 @@ impl Capture {
     }
 }
 
+/// Length and sha256 (hex) of one byte stream.
+pub type StreamHash = (u64, String);
+
 /// Length and sha256 (hex) of each (connection, direction) stream of a capture, computed while
 /// streaming it: nothing is held in memory but one block at a time. Also returns the Summary.
-pub fn stream_hashes(path: &Path) -> (BTreeMap<(ConnId, Direction), (u64, String)>, Summary) {
+pub fn stream_hashes(path: &Path) -> (BTreeMap<(ConnId, Direction), StreamHash>, Summary) {
     let reader = CaptureReader::open(path)
         .unwrap_or_else(|e| panic!("capture {} unreadable: {e}", path.display()));
     let mut hashers: BTreeMap<(ConnId, Direction), (u64, Child)> = BTreeMap::new();
