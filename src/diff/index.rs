@@ -214,7 +214,8 @@ pub struct FlowKey {
     pub receiver: Peer,
     /// IP protocol number (1 ICMP, 17 UDP, ...).
     pub proto: u8,
-    /// UDP destination port (0 for other protocols).
+    /// UDP service port: the lower of source and destination, so that a reply to an
+    /// ephemeral port is keyed like its request (0 for other protocols).
     pub port: u16,
 }
 
@@ -224,8 +225,8 @@ pub struct Flow {
     pub side: Side,
 }
 
-/// The parts of a non-TCP IPv4 packet that are compared: destination, protocol, destination
-/// port and payload. Left out: addresses' and ports' ephemeral parts, checksums, IP ids and
+/// The parts of a non-TCP IPv4 packet that are compared: destination, protocol, service port
+/// (UDP) and payload. Left out: addresses' and ports' ephemeral parts, checksums, IP ids and
 /// TTLs, ICMP echo identifiers.
 pub fn packet_view(ip: &[u8]) -> Option<(Ipv4Addr, u8, u16, Vec<u8>)> {
     if ip.len() < 20 || ip[0] >> 4 != 4 {
@@ -239,12 +240,12 @@ pub fn packet_view(ip: &[u8]) -> Option<(Ipv4Addr, u8, u16, Vec<u8>)> {
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
     let l4 = &ip[ihl..];
     Some(match proto {
-        17 if l4.len() >= 8 => (
-            dst,
-            proto,
-            u16::from_be_bytes([l4[2], l4[3]]),
-            l4[8..].to_vec(),
-        ),
+        17 if l4.len() >= 8 => {
+            // The service port: of the two, the lower (a reply goes to the ephemeral one).
+            let sport = u16::from_be_bytes([l4[0], l4[1]]);
+            let dport = u16::from_be_bytes([l4[2], l4[3]]);
+            (dst, proto, sport.min(dport), l4[8..].to_vec())
+        }
         1 if l4.len() >= 8 => {
             let mut v = vec![l4[0], l4[1]];
             v.extend_from_slice(&l4[8..]);

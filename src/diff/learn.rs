@@ -83,6 +83,18 @@ impl Learned {
     }
 }
 
+/// One difference to explain: the two differing lines (text) or byte ranges with a little
+/// context (binary), and the rules that would explain it.
+struct Case {
+    a: Vec<u8>,
+    b: Vec<u8>,
+    candidates: Vec<(String, &'static str)>,
+    example: String,
+}
+
+/// At most this many differences are considered per round.
+const MAX_CASES: usize = 5000;
+
 /// Learns rules from `caps` (at least two), on top of the rules in `base`.
 pub fn learn(
     caps: &mut [(Index, Box<dyn BlockSource + Send>)],
@@ -99,86 +111,183 @@ pub fn learn(
         context: 256,
         snippets: true,
     };
-    for round in 0..=ROUNDS {
-        let reports = run_all(caps, &opts)?;
-        if round == 0 {
-            out.differences = reports.iter().map(count_differences).sum();
+    let mut reports = run_all(caps, &opts)?;
+    out.differences = reports.iter().map(count_differences).sum();
+    for _ in 0..ROUNDS {
+        let cases = cases(&reports)?;
+        if cases.is_empty() {
+            break;
         }
-        let mut new = 0;
-        let last = round == ROUNDS;
-        for r in &reports {
-            for c in &r.conns {
-                for d in &c.dirs {
-                    for sd in &d.result.diffs {
-                        let ex = format!(
-                            "{} {} at byte {}: {:?} vs {:?}",
-                            c.label,
-                            super::report::dir_name(d.dir),
-                            sd.a_offset,
-                            shown(&sd.a),
-                            shown(&sd.b)
-                        );
-                        for (pat, kind) in derive(sd) {
-                            new += add(&mut out, &mut opts, "ignore", pat, kind, &ex);
-                        }
-                    }
-                }
-            }
-            for f in &r.flows {
-                for pd in &f.diffs {
-                    let (Some(a), Some(b)) = (&pd.a, &pd.b) else {
-                        continue;
-                    };
-                    let ex = format!("{} packet {}", f.label, pd.index);
-                    for sd in payload_diffs(a, b)? {
-                        for (pat, kind) in derive(&sd) {
-                            new += add(&mut out, &mut opts, "ignore", pat, kind, &ex);
-                        }
-                    }
-                }
-            }
+        if choose(&cases, &mut out, &mut opts) == 0 {
+            break;
         }
-        if new > 0 && !last {
-            continue;
-        }
-        // Nothing more to learn from bytes: leave out what still differs, then verify.
-        let reports = if new > 0 {
-            run_all(caps, &opts)?
-        } else {
-            reports
-        };
-        let mut conns = 0;
-        for r in &reports {
-            for c in &r.conns {
-                if c.verdict.is_difference() {
-                    let spec = format!(
-                        "{}->{}:{}#{}",
-                        c.key.client, c.key.server, c.key.port, c.key.ordinal
-                    );
-                    let why = match c.verdict {
-                        Verdict::Missing => "missing from a later run",
-                        Verdict::Extra => "only in a later run",
-                        _ => "differs in a way no byte pattern covers",
-                    };
-                    conns += add(
-                        &mut out,
-                        &mut opts,
-                        "ignore-conn",
-                        spec,
-                        "whole connection",
-                        &format!("{} {why}", c.label),
-                    );
-                }
-            }
-        }
-        out.remaining = if conns > 0 {
-            run_all(caps, &opts)?
-        } else {
-            reports
-        };
-        break;
+        reports = run_all(caps, &opts)?;
     }
+    // What no byte pattern explains: leave the connection out, and say so.
+    let mut conns = 0;
+    for r in &reports {
+        for c in &r.conns {
+            if c.verdict.is_difference() {
+                let spec = format!(
+                    "{}->{}:{}#{}",
+                    c.key.client, c.key.server, c.key.port, c.key.ordinal
+                );
+                let why = match c.verdict {
+                    Verdict::Missing => "missing from a later run",
+                    Verdict::Extra => "only in a later run",
+                    _ => "differs in a way no byte pattern covers",
+                };
+                conns += add(
+                    &mut out,
+                    &mut opts,
+                    "ignore-conn",
+                    spec,
+                    "whole connection",
+                    &format!("{} {why}", c.label),
+                );
+            }
+        }
+    }
+    if conns > 0 {
+        reports = run_all(caps, &opts)?;
+    }
+    out.remaining = reports;
     Ok(out)
+}
+
+/// The differences of a round as cases to explain.
+fn cases(reports: &[Report]) -> anyhow::Result<Vec<Case>> {
+    let mut cases = Vec::new();
+    for r in reports {
+        for c in &r.conns {
+            for d in &c.dirs {
+                for sd in &d.result.diffs {
+                    let ex = format!(
+                        "{} {} at byte {}: {:?} vs {:?}",
+                        c.label,
+                        super::report::dir_name(d.dir),
+                        sd.a_offset,
+                        shown(&sd.a),
+                        shown(&sd.b)
+                    );
+                    cases_of(sd, &ex, &mut cases);
+                }
+            }
+        }
+        for f in &r.flows {
+            for pd in &f.diffs {
+                let (Some(a), Some(b)) = (&pd.a, &pd.b) else {
+                    continue;
+                };
+                let ex = format!("{} packet {}", f.label, pd.index);
+                for sd in payload_diffs(a, b)? {
+                    cases_of(&sd, &ex, &mut cases);
+                }
+            }
+        }
+        if cases.len() >= MAX_CASES {
+            break;
+        }
+    }
+    Ok(cases)
+}
+
+fn cases_of(d: &StreamDiff, example: &str, out: &mut Vec<Case>) {
+    if is_text(&[&d.before, &d.a, &d.b, &d.a_after, &d.b_after]) {
+        for (a, b) in line_pairs(d) {
+            let candidates = derive_line(&a, &b);
+            out.push(Case {
+                a,
+                b,
+                candidates,
+                example: example.to_string(),
+            });
+        }
+    } else {
+        let ctx = |body: &[u8], after: &[u8]| {
+            let mut v = d.before[d.before.len().saturating_sub(8)..].to_vec();
+            v.extend_from_slice(body);
+            v.extend_from_slice(&after[..after.len().min(8)]);
+            v
+        };
+        out.push(Case {
+            a: ctx(&d.a, &d.a_after),
+            b: ctx(&d.b, &d.b_after),
+            candidates: derive_binary(d),
+            example: example.to_string(),
+        });
+    }
+}
+
+/// Picks rules greedily: the candidate that explains the most cases not yet explained (on a
+/// tie, the tighter kind); returns how many were added.
+fn choose(cases: &[Case], out: &mut Learned, opts: &mut Options) -> usize {
+    let mut cands: Vec<(String, &'static str)> = cases
+        .iter()
+        .flat_map(|c| c.candidates.iter().cloned())
+        .collect();
+    cands.sort();
+    cands.dedup_by(|x, y| x.0 == y.0);
+    let compiled: Vec<_> = cands.iter().map(|(p, _)| compile(p).ok()).collect();
+    let covers: Vec<Vec<bool>> = compiled
+        .iter()
+        .map(|re| {
+            cases
+                .iter()
+                .map(|c| re.as_ref().is_some_and(|re| explains(re, c)))
+                .collect()
+        })
+        .collect();
+    let mut open: Vec<bool> = vec![true; cases.len()];
+    let mut added = 0;
+    loop {
+        let best = (0..cands.len())
+            .map(|k| {
+                let n = (0..cases.len())
+                    .filter(|&i| open[i] && covers[k][i])
+                    .count();
+                (n, std::cmp::Reverse(kind_rank(cands[k].1)), k)
+            })
+            .filter(|x| x.0 > 0)
+            .max();
+        let Some((n, _, k)) = best else { break };
+        let first = (0..cases.len())
+            .find(|&i| open[i] && covers[k][i])
+            .expect("n > 0");
+        let example = cases[first].example.clone();
+        (0..cases.len()).for_each(|i| open[i] &= !covers[k][i]);
+        added += add(
+            out,
+            opts,
+            "ignore",
+            cands[k].0.clone(),
+            cands[k].1,
+            &example,
+        );
+        if let Some(r) = out.rules.iter_mut().find(|r| r.value == cands[k].0) {
+            r.hits = r.hits.max(n);
+        }
+    }
+    added
+}
+
+/// Tighter kinds first.
+fn kind_rank(kind: &str) -> usize {
+    [
+        "field",
+        "delimited field",
+        "header value",
+        "rest of line",
+        "binary field",
+    ]
+    .iter()
+    .position(|k| *k == kind)
+    .unwrap_or(9)
+}
+
+/// Whether ignoring `re` makes the two sides of a case equal.
+fn explains(re: &regex::bytes::Regex, c: &Case) -> bool {
+    re.replace_all(&c.a, PLACEHOLDER) == re.replace_all(&c.b, PLACEHOLDER)
 }
 
 fn run_all(
@@ -273,54 +382,52 @@ fn payload_diffs(a: &[u8], b: &[u8]) -> anyhow::Result<Vec<StreamDiff>> {
     .diffs)
 }
 
-/// Rules (pattern, kind) that make one difference compare equal.
-pub fn derive(d: &StreamDiff) -> Vec<(String, &'static str)> {
-    if is_text(&[&d.before, &d.a, &d.b, &d.a_after, &d.b_after]) {
-        let (ta, tb) = around_lines(d, 0);
-        let (la, lb) = (split_lines(&ta), split_lines(&tb));
-        let mut out = Vec::new();
-        let steps = align(&la, &lb);
-        let mut k = 0;
-        while k < steps.len() {
-            if steps[k].0 == ' ' {
-                k += 1;
-                continue;
-            }
-            let (mut del, mut ins) = (Vec::new(), Vec::new());
-            while k < steps.len() && steps[k].0 != ' ' {
-                if steps[k].0 == '-' {
-                    del.push(la[steps[k].1]);
-                } else {
-                    ins.push(lb[steps[k].1]);
-                }
-                k += 1;
-            }
-            for (x, y) in del.iter().zip(&ins) {
-                if let Some(r) = derive_line(x, y) {
-                    out.push(r);
-                }
-            }
+/// The pairs of whole lines that differ in a text difference.
+fn line_pairs(d: &StreamDiff) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let (ta, tb) = around_lines(d, 0);
+    let (la, lb) = (split_lines(&ta), split_lines(&tb));
+    let steps = align(&la, &lb);
+    let mut out = Vec::new();
+    let mut k = 0;
+    while k < steps.len() {
+        if steps[k].0 == ' ' {
+            k += 1;
+            continue;
         }
-        out.retain(|(p, _)| compile(p).is_ok());
-        out
-    } else {
-        let anchor = &d.before[d.before.len().saturating_sub(8)..];
-        let anchor = after_placeholder(anchor);
-        let (lo, hi) = (d.a_len.min(d.b_len), d.a_len.max(d.b_len));
-        let start = if anchor.is_empty() && d.a_offset == 0 {
-            "\\A".to_string()
-        } else if anchor.is_empty() {
-            return vec![];
-        } else {
-            escape_bytes(anchor)
-        };
-        let len = if lo == hi {
-            format!("{{{lo}}}")
-        } else {
-            format!("{{{lo},{hi}}}")
-        };
-        vec![(format!("(?s){start}.{len}"), "binary field")]
+        let (mut del, mut ins) = (Vec::new(), Vec::new());
+        while k < steps.len() && steps[k].0 != ' ' {
+            if steps[k].0 == '-' {
+                del.push(la[steps[k].1]);
+            } else {
+                ins.push(lb[steps[k].1]);
+            }
+            k += 1;
+        }
+        for (x, y) in del.iter().zip(&ins) {
+            out.push((x.to_vec(), y.to_vec()));
+        }
     }
+    out
+}
+
+/// A rule for a binary difference: the bytes just before it, then its length.
+pub fn derive_binary(d: &StreamDiff) -> Vec<(String, &'static str)> {
+    let anchor = &d.before[d.before.len().saturating_sub(8)..];
+    let anchor = after_placeholder(anchor);
+    let (lo, hi) = (d.a_len.min(d.b_len), d.a_len.max(d.b_len));
+    let start = if anchor.is_empty() && d.a_offset == 0 {
+        "\\A".to_string()
+    } else if anchor.is_empty() {
+        return vec![];
+    } else {
+        escape_bytes(anchor)
+    };
+    let len = if lo == hi {
+        format!("{{{lo}}}")
+    } else {
+        format!("{{{lo},{hi}}}")
+    };
+    vec![(format!("(?s){start}.{len}"), "binary field")]
 }
 
 /// The part of `b` after the last placeholder (an anchor must be real bytes).
@@ -350,24 +457,46 @@ fn escape_bytes(b: &[u8]) -> String {
         .collect()
 }
 
-/// A rule for one pair of differing text lines.
-fn derive_line(a: &[u8], b: &[u8]) -> Option<(String, &'static str)> {
+/// Rules that would explain one pair of differing text lines: the header value (for a
+/// `Name: value` line) and a field pattern; each checked to explain the pair.
+fn derive_line(a: &[u8], b: &[u8]) -> Vec<(String, &'static str)> {
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    out.extend(header_rule(a, b));
+    out.extend(field_rule(a, b));
+    let case = Case {
+        a: a.to_vec(),
+        b: b.to_vec(),
+        candidates: vec![],
+        example: String::new(),
+    };
+    out.retain(|(p, _)| compile(p).is_ok_and(|re| explains(&re, &case)));
+    out
+}
+
+fn header_rule(a: &[u8], b: &[u8]) -> Option<(String, &'static str)> {
     let trim = |l: &[u8]| -> Vec<u8> {
         let l = l.strip_suffix(b"\n").unwrap_or(l);
         l.strip_suffix(b"\r").unwrap_or(l).to_vec()
     };
     let (a, b) = (trim(a), trim(b));
-    if let (Some(na), Some(nb)) = (header_name(&a), header_name(&b)) {
-        if na == nb {
-            return Some((
-                format!(
-                    "{}: [^\\r\\n]*",
-                    regex::escape(&String::from_utf8_lossy(na))
-                ),
-                "header value",
-            ));
-        }
-    }
+    let (na, nb) = (header_name(&a)?, header_name(&b)?);
+    (na == nb).then(|| {
+        (
+            format!(
+                "{}: [^\\r\\n]*",
+                regex::escape(&String::from_utf8_lossy(na))
+            ),
+            "header value",
+        )
+    })
+}
+
+fn field_rule(a: &[u8], b: &[u8]) -> Option<(String, &'static str)> {
+    let trim = |l: &[u8]| -> Vec<u8> {
+        let l = l.strip_suffix(b"\n").unwrap_or(l);
+        l.strip_suffix(b"\r").unwrap_or(l).to_vec()
+    };
+    let (a, b) = (trim(a), trim(b));
     let mut p = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
     let max_s = a.len().min(b.len()) - p;
     let s = a
@@ -553,19 +682,28 @@ fn shape(b: &[u8]) -> Vec<Unit> {
 mod tests {
     use super::*;
 
+    /// The tightest rule for a line pair.
     fn line(a: &str, b: &str) -> Option<String> {
-        derive_line(a.as_bytes(), b.as_bytes()).map(|x| x.0)
+        let mut c = derive_line(a.as_bytes(), b.as_bytes());
+        c.sort_by_key(|x| kind_rank(x.1));
+        c.into_iter().next().map(|x| x.0)
     }
 
     #[test]
     fn header_values() {
+        // A date keeps its shape: the tight rule is the shape, not the whole header.
         assert_eq!(
             line(
                 "Date: Tue, 25 Nov 2026 08:54:01 GMT\r\n",
                 "Date: Wed, 26 Nov 2026 09:01:13 GMT\r\n"
             )
             .unwrap(),
-            "Date: [^\\r\\n]*"
+            "Date: [A-Za-z]+, [0-9]+ [A-Za-z]+ [0-9]+ [0-9]+:[0-9]+:[0-9]+"
+        );
+        // A value of another shape each time: the header value.
+        assert_eq!(
+            line("X-Trace: a b c\r\n", "X-Trace: lorem-ipsum;dolor\r\n").unwrap(),
+            "X\\-Trace: [^\\r\\n]*"
         );
     }
 
@@ -614,7 +752,7 @@ mod tests {
             a_after: vec![0; 8],
             b_after: vec![0; 8],
         };
-        let r = derive(&d);
+        let r = derive_binary(&d);
         assert_eq!(r[0].0, "(?s)\\x04\\x05\\x06\\x07\\x08\\x09\\x0a\\x0b.{4}");
     }
 }
