@@ -5,7 +5,9 @@
 //!
 //! Every child plg starts inherits a unique `PLG_TEST_MARKER=<tag>` environment variable (plg
 //! passes its environment through), so leftovers are found by scanning `/proc/*/environ`, which
-//! survives `exec` and reparenting, unlike a marker in a command line.
+//! survives `exec` and reparenting, unlike a marker in a command line. Programs that overwrite
+//! their environment (redis-server sets its process title there) are found by their mounts
+//! instead: each process sees plg's `plg-hosts-PID` file bind-mounted on /etc/hosts.
 //!
 //! These tests need root and `/dev/net/tun`: without them they fail loudly, never pass silently.
 
@@ -328,20 +330,24 @@ impl Run {
         self.stderr.trim_end().to_string()
     }
 
-    /// No process carries this run's marker and plg's hosts file is gone. Processes killed by
-    /// plg may take a moment to disappear from /proc once plg exits, so this polls a while
-    /// before failing (a liveness check, not a timing assertion).
+    /// No process carries this run's marker and plg's hosts file is gone.
     pub fn assert_no_leftovers(&self) {
+        self.assert_no_leftover_processes();
+        self.assert_no_hosts_file();
+    }
+
+    /// No process carries this run's marker. Processes killed by plg may take a moment to
+    /// disappear from /proc once plg exits, so this polls a while before failing (a liveness
+    /// check, not a timing assertion). Kills what it finds before failing.
+    pub fn assert_no_leftover_processes(&self) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let left = processes_with_marker(&self.marker);
+            let left = processes_of(&self.marker, self.pid);
             if left.is_empty() {
-                break;
+                return;
             }
             if Instant::now() > deadline {
-                for (pid, _) in &left {
-                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-                }
+                kill_pids(&left);
                 panic!(
                     "processes left behind by plg (now killed): {left:?}\n{}",
                     self.dump()
@@ -349,30 +355,66 @@ impl Run {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        let hosts = std::env::temp_dir().join(format!("plg-hosts-{}", self.pid));
-        assert!(
-            !hosts.exists(),
-            "plg left its hosts file {} behind",
-            hosts.display()
-        );
+    }
+
+    /// plg's temporary hosts file (`$TMPDIR/plg-hosts-PID`).
+    pub fn hosts_file(&self) -> PathBuf {
+        std::env::temp_dir().join(format!("plg-hosts-{}", self.pid))
+    }
+
+    pub fn assert_no_hosts_file(&self) {
+        let hosts = self.hosts_file();
+        if hosts.exists() {
+            let _ = std::fs::remove_file(&hosts);
+            panic!(
+                "plg left its hosts file {} behind (now removed)",
+                hosts.display()
+            );
+        }
+    }
+}
+
+/// SIGKILL to each of these processes, by pid.
+pub fn kill_pids(procs: &[(u32, String)]) {
+    for (pid, _) in procs {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
 }
 
 /// (pid, command line) of every process whose environment holds `PLG_TEST_MARKER=marker`.
 pub fn processes_with_marker(marker: &str) -> Vec<(u32, String)> {
+    processes_of(marker, 0)
+}
+
+/// (pid, command line) of every process started by the plg with this marker and pid: its
+/// environment holds `PLG_TEST_MARKER=marker`, or (for programs that overwrite their
+/// environment to set their process title, like redis-server) its mounts include plg's hosts
+/// file `plg-hosts-PID` on /etc/hosts.
+pub fn processes_of(marker: &str, plg_pid: u32) -> Vec<(u32, String)> {
     let needle = format!("PLG_TEST_MARKER={marker}");
+    let hosts = format!("/plg-hosts-{plg_pid} ");
+    let hosts_deleted = format!("/plg-hosts-{plg_pid}//deleted ");
     let mut found = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return found;
     };
+    let me = std::process::id();
     for e in dir.flatten() {
         let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
             continue;
         };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+        if pid == me {
             continue;
-        };
-        if env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+        }
+        let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        let mut ours = env.split(|b| *b == 0).any(|v| v == needle.as_bytes());
+        if !ours && plg_pid != 0 {
+            let mounts = std::fs::read_to_string(e.path().join("mountinfo")).unwrap_or_default();
+            ours = mounts
+                .lines()
+                .any(|l| l.contains(&hosts) || l.contains(&hosts_deleted));
+        }
+        if ours {
             let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             found.push((pid, cmdline));
