@@ -167,6 +167,62 @@ fn kill_9_of_plg_leaves_no_hosts_file() {
 }
 
 #[test]
+fn no_prefix_passes_output_through_untouched() {
+    let dir = TempDir::new("noprefix");
+    let cap = dir.join("np.traffic");
+    let run = Plg::record(&[
+        "-q",
+        "--no-prefix",
+        "-f",
+        &cap,
+        "--main",
+        "p0",
+        "--main",
+        "p1",
+        "printf 'from p0\\n'",
+        "printf 'from p1, no newline'",
+    ])
+    .run();
+    run.assert_code(0);
+    let mut lines: Vec<&str> = run.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        vec!["from p0", "from p1, no newline"],
+        "{}",
+        run.dump()
+    );
+    assert!(run.stderr.is_empty(), "-q: {}", run.dump());
+}
+
+#[test]
+fn a_ready_that_never_comes_is_a_one_line_error_and_stops_everything() {
+    let dir = TempDir::new("readytimeout");
+    for (server, want) in [
+        ("exec sleep 120", "did not listen on port 9"),
+        ("exit 4", "exited"),
+    ] {
+        let cap = dir.join("rt.traffic");
+        let run = Plg::record(&[
+            "-f",
+            &cap,
+            "--ready",
+            "p0:9",
+            "--ready-timeout",
+            "1",
+            server,
+            "sleep 120",
+        ])
+        .run();
+        let line = run.assert_one_line_error();
+        assert!(line.contains(want), "{line}");
+        if Path::new(&cap).exists() {
+            CaptureReader::open(Path::new(&cap)).expect("a capture left behind is readable");
+        }
+    }
+}
+
+#[test]
 fn the_main_commands_exit_status_is_plgs() {
     let dir = TempDir::new("exit3");
     let cap = dir.join("exit.traffic");

@@ -309,3 +309,56 @@ fn nothing_outside_the_session_is_reachable_and_attempts_fail_at_once() {
         assert!(conn.c2s.is_empty() && conn.s2c.is_empty());
     }
 }
+
+#[test]
+fn allow_external_relays_the_gateway_to_the_hosts_loopback_and_records_it() {
+    use std::io::{Read, Write};
+    // A one-shot HTTP server on the host's loopback: the only door out, and it stays on this
+    // machine.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !req.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "request cut short: {req:?}");
+            req.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhost!\n")
+            .unwrap();
+        (peer, req)
+    });
+    let dir = TempDir::new("external");
+    let cap = dir.join("ext.traffic");
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "--allow-external",
+        &format!("curl -sS http://gateway:{port}/from-inside"),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "host!\n", "{}", run.dump());
+    let (peer, req) = server.join().unwrap();
+    assert!(peer.ip().is_loopback(), "{peer}");
+    assert!(req.starts_with(b"GET /from-inside HTTP/1.1\r\n"));
+
+    let c = Capture::read(Path::new(&cap));
+    c.summary();
+    assert_eq!(c.conns.len(), 1);
+    let conn = c.conns.values().next().unwrap();
+    assert_eq!(conn.open.server, plg::format::EXTERNAL);
+    assert_eq!(conn.open.client, 0);
+    assert_eq!(
+        conn.open.server_addr.to_string(),
+        format!("10.0.0.1:{port}")
+    );
+    assert_eq!(conn.open.outcome, Outcome::Established);
+    assert_eq!(conn.c2s, req);
+    assert_eq!(
+        conn.s2c,
+        b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhost!\n"
+    );
+}
