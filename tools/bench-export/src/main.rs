@@ -118,8 +118,32 @@ fn main() -> std::io::Result<()> {
 fn udp_packet() -> Vec<u8> {
     let payload = b"heartbeat";
     let total = 20 + 8 + payload.len();
-    let mut p = vec![0x45, 0, 0, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 3];
-    let mut s: u32 = p.chunks(2).map(|c| u32::from(c[0]) << 8 | u32::from(c[1])).sum();
+    let mut p = vec![
+        0x45,
+        0,
+        0,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        17,
+        0,
+        0,
+        10,
+        0,
+        0,
+        2,
+        10,
+        0,
+        0,
+        3,
+    ];
+    let mut s: u32 = p
+        .chunks(2)
+        .map(|c| u32::from(c[0]) << 8 | u32::from(c[1]))
+        .sum();
     while s > 0xffff {
         s = (s & 0xffff) + (s >> 16);
     }
