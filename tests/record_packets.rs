@@ -123,3 +123,107 @@ fn ping_between_processes_works_and_each_echo_is_recorded() {
         .count();
     assert_eq!((requests, replies), (3, 3), "{icmp:?}");
 }
+
+#[test]
+fn a_udp_datagram_larger_than_the_mtu_arrives_whole_in_fragments() {
+    let dir = TempDir::new("udpfrag");
+    let cap = dir.join("frag.traffic");
+    let pidfile = sh_quote(&dir.join("p0.pid"));
+    let server = r#"
+import socket, hashlib
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 5353))
+data, peer = s.recvfrom(65536)
+s.sendto(b"%d %s" % (len(data), hashlib.sha256(data).hexdigest().encode()), peer)
+"#;
+    let client = r#"
+import socket, hashlib
+data = bytes(range(256)) * 120
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(20)
+s.sendto(data, ("p0", 5353))
+reply, _ = s.recvfrom(1000)
+print(reply.decode() == "%d %s" % (len(data), hashlib.sha256(data).hexdigest()))
+"#;
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        &format!("echo $$ > {pidfile}; exec {PY} -u -c {}", sh_quote(server)),
+        &format!(
+            "until [ -s {pidfile} ] && grep -q ':14E9 ' /proc/$(cat {pidfile})/net/udp; do sleep 0.05; done; \
+             {PY} -u -c {}",
+            sh_quote(client)
+        ),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p1"), vec!["True"], "{}", run.dump());
+    let c = Capture::read(Path::new(&cap));
+    c.summary();
+    // 30720 bytes of payload + 8 of UDP header, in fragments of at most 1480 bytes each.
+    let frags: Vec<_> = c
+        .packets
+        .iter()
+        .filter(|p| p.interface == 1 && ipv4_header(&p.bytes).0 == 17)
+        .collect();
+    let payload: usize = frags.iter().map(|p| p.bytes.len() - 20).sum();
+    assert_eq!(payload, 30720 + 8, "{} fragments", frags.len());
+    assert!(frags.len() >= 21, "{} fragments", frags.len());
+}
+
+#[test]
+fn a_udp_port_nobody_listens_on_answers_port_unreachable() {
+    let dir = TempDir::new("udpunreach");
+    let cap = dir.join("unreach.traffic");
+    let client = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(10)
+s.connect(("p0", 5999))
+s.send(b"anyone?")
+try:
+    s.recv(100)
+    print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")
+"#;
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "exec sleep 60",
+        &format!("{PY} -u -c {}", sh_quote(client)),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p1"), vec!["refused"], "{}", run.dump());
+    let c = Capture::read(Path::new(&cap));
+    c.summary();
+    // The datagram from p1, then p0's ICMP port unreachable (type 3, code 3) back.
+    assert!(c
+        .packets
+        .iter()
+        .any(|p| p.interface == 1 && ipv4_header(&p.bytes).0 == 17));
+    assert!(c.packets.iter().any(|p| p.interface == 0
+        && ipv4_header(&p.bytes).0 == 1
+        && p.bytes[20] == 3
+        && p.bytes[21] == 3));
+}
+
+#[test]
+fn a_large_ping_is_fragmented_and_answered() {
+    let dir = TempDir::new("bigping");
+    let cap = dir.join("bigping.traffic");
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "exec sleep 60",
+        "ping -c 2 -i 0.2 -W 5 -s 8000 p0",
+    ])
+    .run();
+    run.assert_code(0);
+    let out = run.output_of("p1");
+    assert!(out.contains("2 packets transmitted, 2 received"), "{out}");
+    assert!(out.contains("8008 bytes from"), "{out}");
+}

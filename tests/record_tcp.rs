@@ -362,3 +362,182 @@ fn allow_external_relays_the_gateway_to_the_hosts_loopback_and_records_it() {
         b"HTTP/1.0 200 OK\r\nContent-Length: 6\r\n\r\nhost!\n"
     );
 }
+
+#[test]
+fn a_server_closing_with_unread_data_resets_the_client_and_is_recorded_as_rst() {
+    let dir = TempDir::new("srvrst");
+    let cap = dir.join("srvrst.traffic");
+    // Closing a socket with unread bytes makes the kernel send RST instead of FIN.
+    let server = r#"
+import socket
+l = socket.create_server(("0.0.0.0", 9000))
+c, a = l.accept()
+c.sendall(b"go")
+while len(c.recv(1, socket.MSG_PEEK)) == 0:
+    pass
+c.close()
+print("closed with unread data")
+"#;
+    let client = r#"
+import socket, time
+s = socket.create_connection(("p0", 9000), timeout=20)
+assert s.recv(2) == b"go"
+s.sendall(b"unread bytes")
+try:
+    while True:
+        b = s.recv(100)
+        if not b:
+            print("client saw EOF")
+            break
+except ConnectionResetError:
+    print("client saw a reset")
+"#;
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "--ready",
+        "p0:9000",
+        "--main",
+        "p0",
+        "--main",
+        "p1",
+        &py(server),
+        &py(client),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.lines_of("p1"),
+        vec!["client saw a reset"],
+        "{}",
+        run.dump()
+    );
+    let c = Capture::read(Path::new(&cap));
+    let s = c.summary();
+    let conn = c.only_conn_to(0, 9000);
+    assert_eq!(conn.s2c, b"go");
+    assert_eq!(conn.c2s, b"unread bytes");
+    assert_eq!(conn.close(Direction::ServerToClient), Some(CloseKind::Rst));
+    assert!(s.resets >= 1);
+}
+
+#[test]
+fn a_32_mb_echo_flows_both_ways_at_once() {
+    let dir = TempDir::new("bidir");
+    let cap = dir.join("bidir.traffic");
+    let src = dir.path().join("in");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        let mut x: u32 = 7;
+        for _ in 0..(32 << 20) / 4 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            f.write_all(&x.to_le_bytes()).unwrap();
+        }
+    }
+    let want = common::sha256_file(&src);
+    let run = Plg::record(&[
+        "-q",
+        "-f",
+        &cap,
+        "--ready",
+        "p0:7",
+        "socat TCP-LISTEN:7,reuseaddr EXEC:cat",
+        &format!(
+            "socat -t 30 STDIO TCP:p0:7 < {} | sha256sum",
+            sh_quote(&dir.join("in"))
+        ),
+    ])
+    .timeout(120)
+    .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.lines_of("p1"),
+        vec![format!("{want}  -")],
+        "{}",
+        run.dump()
+    );
+    let (streams, _) = common::stream_hashes(Path::new(&cap));
+    assert_eq!(
+        streams[&(0, Direction::ClientToServer)],
+        (32 << 20, want.clone())
+    );
+    assert_eq!(streams[&(0, Direction::ServerToClient)], (32 << 20, want));
+}
+
+#[test]
+fn a_proxy_in_the_middle_gives_two_recorded_connections_with_the_right_ends() {
+    let dir = TempDir::new("chain");
+    let cap = dir.join("chain.traffic");
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "--names",
+        "origin,proxy,client",
+        "--ready",
+        "origin:8000",
+        "--ready",
+        "proxy:8080",
+        "socat TCP-LISTEN:8000,reuseaddr,fork SYSTEM:'read l; echo \"origin got $l from $SOCAT_PEERADDR\"'",
+        "socat TCP-LISTEN:8080,reuseaddr,fork TCP:origin:8000",
+        "echo hi | socat -t 10 - TCP:proxy:8080",
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.lines_of("client"),
+        vec!["origin got hi from 10.0.0.3"],
+        "{}",
+        run.dump()
+    );
+    let c = Capture::read(Path::new(&cap));
+    assert_eq!(c.summary().connections, 2);
+    let front = c.only_conn_to(1, 8080);
+    let back = c.only_conn_to(0, 8000);
+    assert_eq!((front.open.client, back.open.client), (2, 1));
+    assert_eq!(front.c2s, b"hi\n");
+    assert_eq!(back.c2s, b"hi\n");
+    assert_eq!(back.s2c, b"origin got hi from 10.0.0.3\n");
+    assert_eq!(front.s2c, back.s2c);
+}
+
+#[test]
+fn a_server_killed_mid_connection_closes_it_for_the_client() {
+    let dir = TempDir::new("srvkill");
+    let cap = dir.join("srvkill.traffic");
+    let server = r#"
+import os, signal, socket
+l = socket.create_server(("0.0.0.0", 9000))
+c, a = l.accept()
+c.sendall(b"about to die\n")
+c.recv(100)
+os.kill(os.getpid(), signal.SIGKILL)
+"#;
+    let client = r#"
+import socket
+s = socket.create_connection(("p0", 9000), timeout=20)
+f = s.makefile("rb")
+print(f.readline().decode().strip())
+s.sendall(b"die now\n")
+try:
+    print("then", f.read() or b"EOF")
+except ConnectionResetError:
+    print("then reset")
+"#;
+    // exec: the process plg watches is python itself, not a shell waiting for it.
+    let server = format!("exec {}", py(server));
+    let run = Plg::record(&["-f", &cap, "--ready", "p0:9000", &server, &py(client)]).run();
+    run.assert_code(0);
+    // The kernel closes a dead process's sockets with FIN (nothing unread here).
+    assert_eq!(
+        run.lines_of("p1"),
+        vec!["about to die", "then b'EOF'"],
+        "{}",
+        run.dump()
+    );
+    let c = Capture::read(Path::new(&cap));
+    c.summary();
+    assert_eq!(c.exit_of(0), Some(plg::format::ExitStatus::Signaled(9)));
+    let conn = c.only_conn_to(0, 9000);
+    assert_eq!(conn.close(Direction::ServerToClient), Some(CloseKind::Fin));
+}
