@@ -334,7 +334,7 @@ fn connrate(o: &Opts) -> io::Result<String> {
     let deadline = Duration::from_secs_f64(o.seconds);
     let start = Instant::now();
     let (mut done, mut failed) = (0u64, 0u64);
-    let mut worst = 0f64;
+    let mut ms = Vec::new();
     let mut first_err = String::new();
     while start.elapsed() < deadline {
         let t = Instant::now();
@@ -351,7 +351,7 @@ fn connrate(o: &Opts) -> io::Result<String> {
         match r {
             Ok(()) => {
                 done += 1;
-                worst = worst.max(t.elapsed().as_secs_f64() * 1e3);
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
             }
             Err(e) => {
                 failed += 1;
@@ -365,9 +365,13 @@ fn connrate(o: &Opts) -> io::Result<String> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
+    ms.sort_by(|a, b| a.total_cmp(b));
     Ok(format!(
-        "{{\"mode\":\"connrate\",\"connections\":{done},\"failed\":{failed},\"seconds\":{secs:.4},\"conn_per_s\":{:.1},\"slowest_ms\":{worst:.3},\"error\":{:?}}}",
+        "{{\"mode\":\"connrate\",\"connections\":{done},\"failed\":{failed},\"seconds\":{secs:.4},\"conn_per_s\":{:.1},\"median_ms\":{:.3},\"p99_ms\":{:.3},\"slowest_ms\":{:.3},\"error\":{:?}}}",
         done as f64 / secs,
+        percentile(&ms, 0.5),
+        percentile(&ms, 0.99),
+        percentile(&ms, 1.0),
         first_err
     ))
 }
