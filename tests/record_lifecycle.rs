@@ -137,7 +137,7 @@ fn kill_9_of_plg_leaves_a_readable_capture_and_its_children_die_with_it() {
 }
 
 #[test]
-#[ignore = "bug: grandchildren of plg (a command's shell did not exec) survive kill -9 of plg"]
+
 fn kill_9_of_plg_takes_grandchildren_with_it() {
     let dir = TempDir::new("kill9gc");
     let cap = dir.join("killed.traffic");
@@ -153,7 +153,7 @@ fn kill_9_of_plg_takes_grandchildren_with_it() {
 }
 
 #[test]
-#[ignore = "bug: kill -9 of plg leaves $TMPDIR/plg-hosts-PID behind"]
+
 fn kill_9_of_plg_leaves_no_hosts_file() {
     let dir = TempDir::new("kill9hosts");
     let cap = dir.join("killed.traffic");
@@ -403,7 +403,7 @@ fn each_process_gets_its_index_name_address_and_its_peers_addresses() {
 }
 
 #[test]
-#[ignore = "bug: a daemon that calls setsid (redis-server --daemonize) outlives the session"]
+
 fn a_daemon_that_left_its_process_group_is_stopped_at_the_end_too() {
     let dir = TempDir::new("daemon");
     let cap = dir.join("daemon.traffic");

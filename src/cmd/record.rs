@@ -56,13 +56,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Must come before any thread exists: a user namespace needs a single-threaded process,
     // and the signal mask is inherited by threads created later.
     crate::os::rootless::enter_user_namespace_if_needed()?;
+    // Outlives plg however it dies, and then kills whatever is left in its namespaces.
+    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     let file = File::create(&args.file)
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     // Until recording starts, a failure leaves no file behind; after, what was written stays.
     let guard = RemoveOnError::new(args.file.clone());
-    let net = session::build_network(&opts)?;
+    let net = session::build_network(&opts, &reaper)?;
     let start_ns = crate::engine::now_ns();
     let session = Session {
         format_version: FORMAT_VERSION,

@@ -151,6 +151,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .options(subnet, names, commands.clone(), false)?;
 
     crate::os::rootless::enter_user_namespace_if_needed()?;
+    // Outlives plg however it dies, and then kills whatever is left in its namespaces.
+    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     let procs: Vec<Process> = script
@@ -195,7 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timing: args.timing.then_some(args.speed),
         unmatched_pass: args.unmatched == Unmatched::Pass,
     };
-    let net = session::build_network(&opts)?;
+    let net = session::build_network(&opts, &reaper)?;
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
     let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(&opts, &signals, engine, proc_ns, &status);

@@ -9,11 +9,13 @@ use super::plan::{self, Subnet, PROXY_ADDR, PROXY_PREFIX};
 use super::{Config, Control, Handle, ProcTun};
 use crate::format::{CaptureWriter, ExitStatus, ProcessExit, Summary};
 use crate::os::process::{self, SpawnSpec};
+use crate::os::reaper::{self as reap_ns, Reaper};
 use crate::os::signals::SignalFd;
 use crate::os::tun::{create_tun, TunConfig};
 use crate::os::{disable_ipv6, loopback_up, sysctl_set, HostSockets, Netns};
 use anyhow::{bail, Context as _};
 use nix::sys::signal::Signal;
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -74,7 +76,7 @@ pub struct Network {
 
 /// Creates the proxy namespace and one namespace+TUN per process (in parallel threads: each
 /// thread unshares its own namespace).
-pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
+pub fn build_network(opts: &Options, reaper: &Reaper) -> anyhow::Result<Network> {
     let (mtu, offload, subnet) = (opts.mtu, opts.offload, opts.subnet);
     let (proxy_ns, proxy_tun) = Netns::create_with(move || {
         disable_ipv6()?;
@@ -96,6 +98,7 @@ pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
         })
     })
     .context("failed to create the proxy namespace")?;
+    reaper.watch(proxy_ns.inode()?)?;
     let mut proc_ns = Vec::new();
     let mut proc_tuns = Vec::new();
     for (i, p) in opts.procs.iter().enumerate() {
@@ -115,6 +118,7 @@ pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
             })
         })
         .with_context(|| format!("failed to create the namespace of {}", p.name))?;
+        reaper.watch(ns.inode()?)?;
         proc_ns.push(ns);
         proc_tuns.push(ProcTun { fd, addr });
     }
@@ -153,6 +157,11 @@ pub fn start_engine<W: Write + Send + 'static>(
     Ok((handle, net.proc_ns))
 }
 
+/// Where this plg writes the hosts file its processes see.
+pub fn hosts_path() -> PathBuf {
+    std::env::temp_dir().join(format!("plg-hosts-{}", std::process::id()))
+}
+
 /// A temporary hosts file, removed on drop (the bind mounts keep their inode alive).
 struct HostsFile(PathBuf);
 impl Drop for HostsFile {
@@ -177,14 +186,15 @@ pub fn run(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let names: Vec<String> = opts.procs.iter().map(|p| p.name.clone()).collect();
-    let hosts_path = std::env::temp_dir().join(format!("plg-hosts-{}", std::process::id()));
+    let hosts_path = hosts_path();
+    let inodes: HashSet<u64> = proc_ns.iter().filter_map(|n| n.inode().ok()).collect();
     let explicit: Vec<String> = names.clone();
     std::fs::write(
         &hosts_path,
         plan::hosts_file(&opts.subnet, &explicit, names.len()),
     )
     .with_context(|| format!("failed to write {}", hosts_path.display()))?;
-    let _hosts = HostsFile(hosts_path.clone());
+    let hosts = HostsFile(hosts_path.clone());
     let mut env_peers: Vec<(String, String)> = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let var = format!("PLG_ADDR_{}", n.to_uppercase().replace('-', "_"));
@@ -296,8 +306,10 @@ pub fn run(
         }
         Ok(())
     })();
+    // Every process has it bind-mounted by now (the mount keeps the inode alive).
+    drop(hosts);
     if let Err(e) = result {
-        terminate(&mut running, opts.grace);
+        terminate(&mut running, opts.grace, &inodes);
         let _ = engine.stop();
         return Err(e);
     }
@@ -327,7 +339,7 @@ pub fn run(
             update_status(status, &engine, started);
         }
     }
-    terminate(&mut running, opts.grace);
+    terminate(&mut running, opts.grace, &inodes);
     reap(&mut running, &engine);
     for p in pumps {
         let _ = p.join();
@@ -420,8 +432,9 @@ fn reap(running: &mut [Option<Running>], engine: &Handle) {
     }
 }
 
-/// SIGTERM to every process group still running, SIGKILL after the grace period.
-fn terminate(running: &mut [Option<Running>], grace: Duration) {
+/// SIGTERM to every process still running in the session's namespaces (whatever group or
+/// session it moved to), SIGKILL after the grace period.
+fn terminate(running: &mut [Option<Running>], grace: Duration, inodes: &HashSet<u64>) {
     let alive = |running: &mut [Option<Running>]| {
         running
             .iter_mut()
@@ -436,12 +449,21 @@ fn terminate(running: &mut [Option<Running>], grace: Duration) {
     for r in running.iter().flatten() {
         let _ = process::signal_group(r.pgid, Signal::SIGTERM);
     }
+    reap_ns::kill_members(inodes, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
-    while !alive(running).is_empty() && Instant::now() < deadline {
+    while !(alive(running).is_empty() && reap_ns::members(inodes).is_empty())
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
     }
     for r in running.iter().flatten() {
         let _ = process::signal_group(r.pgid, Signal::SIGKILL);
+    }
+    for _ in 0..100 {
+        if reap_ns::kill_members(inodes, Signal::SIGKILL) == 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     for r in running.iter_mut().flatten() {
         let _ = r.child.wait();

@@ -23,6 +23,7 @@
 pub mod hostsock;
 pub mod netns;
 pub mod process;
+pub mod reaper;
 pub mod rootless;
 pub mod signals;
 pub mod tun;
