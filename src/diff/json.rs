@@ -7,7 +7,7 @@ use super::stream::StreamDiff;
 use crate::format::record::*;
 use serde_json::{json, Value};
 
-/// Version of the `plg diff` JSON document.
+/// Version of the `plg diff` JSON document (the version shared by all plg JSON documents).
 pub const VERSION: u32 = 1;
 
 pub fn to_value(r: &Report) -> Value {
@@ -18,8 +18,8 @@ pub fn to_value(r: &Report) -> Value {
         })
     };
     json!({
-        "type": "plg-diff",
         "version": VERSION,
+        "view": "diff",
         "same": !r.differs(),
         "truncated": r.truncated(),
         "same_file": r.same_file,
@@ -38,12 +38,10 @@ pub fn to_value(r: &Report) -> Value {
     })
 }
 
-/// Bytes as `{"text": ...}` when they are UTF-8, else `{"base64": ...}`.
+/// Bytes as `{"data": base64, "text": string or null}`: `data` always (the convention of every
+/// plg JSON document), `text` too when the bytes are UTF-8.
 pub fn data(b: &[u8]) -> Value {
-    match std::str::from_utf8(b) {
-        Ok(s) => json!({ "text": s }),
-        Err(_) => json!({ "base64": base64(b) }),
-    }
+    json!({ "data": base64(b), "text": std::str::from_utf8(b).ok() })
 }
 
 pub fn base64(b: &[u8]) -> String {
@@ -236,6 +234,6 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
-        assert_eq!(data(b"\xff"), json!({"base64": "/w=="}));
+        assert_eq!(data(b"\xff"), json!({"data": "/w==", "text": null}));
     }
 }

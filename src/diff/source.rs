@@ -16,8 +16,8 @@ use std::path::Path;
 
 /// Refill size when reading straight on.
 const SEQUENTIAL: usize = 1 << 20;
-/// Refill size after a jump.
-const RANDOM: usize = 128 << 10;
+/// First refill size after a jump (doubling while reads go straight on).
+const RANDOM: usize = 32 << 10;
 
 /// A positioned, buffered file whose seeks are free when they land in the buffer.
 pub struct SeekBuf {
@@ -26,6 +26,8 @@ pub struct SeekBuf {
     /// File offset of `buf[0]`.
     start: u64,
     pos: u64,
+    /// Size of the next refill.
+    refill: usize,
 }
 
 impl SeekBuf {
@@ -35,6 +37,7 @@ impl SeekBuf {
             buf: Vec::with_capacity(SEQUENTIAL),
             start: 0,
             pos: 0,
+            refill: SEQUENTIAL,
         }
     }
 }
@@ -43,7 +46,14 @@ impl Read for SeekBuf {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let end = self.start + self.buf.len() as u64;
         if self.pos < self.start || self.pos >= end {
-            let size = if self.pos == end { SEQUENTIAL } else { RANDOM };
+            // Straight on: grow the refill up to SEQUENTIAL; after a jump, start small again
+            // so that re-reading scattered blocks does not read much more than them.
+            self.refill = if self.pos == end {
+                (self.refill * 2).min(SEQUENTIAL)
+            } else {
+                RANDOM
+            };
+            let size = self.refill;
             if out.len() >= size {
                 // A large read goes straight to the caller.
                 let n = self.file.read_at(out, self.pos)?;
