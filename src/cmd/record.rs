@@ -5,10 +5,10 @@
 use crate::cli::UsageError;
 use crate::engine::plan::{self, Subnet};
 use crate::engine::session::{self, Options};
+use crate::engine::sink::ThreadedFile;
 use crate::format::{CaptureWriter, ExitStatus, Mode, Process, Session, FORMAT_VERSION};
 use anyhow::Context as _;
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -86,7 +86,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             live: true,
         })
         .collect();
-    let writer = CaptureWriter::new(BufWriter::with_capacity(1 << 20, file), &session, &procs)
+    let writer = CaptureWriter::new(ThreadedFile::new(file)?, &session, &procs)
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
     let status = crate::ui::status_line(opts.quiet);

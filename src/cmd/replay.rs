@@ -6,10 +6,10 @@ use crate::engine::plan::Subnet;
 use crate::engine::replay::{ReplayConfig, ReplayReport};
 use crate::engine::script::Script;
 use crate::engine::session;
+use crate::engine::sink::ThreadedFile;
 use crate::format::{CaptureReader, CaptureWriter, Mode, Process, Session, FORMAT_VERSION};
 use anyhow::Context as _;
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -183,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 plg_version: env!("CARGO_PKG_VERSION").to_string(),
             };
             Some(
-                CaptureWriter::new(BufWriter::with_capacity(1 << 20, file), &session, &procs)
+                CaptureWriter::new(ThreadedFile::new(file)?, &session, &procs)
                     .with_context(|| format!("cannot write the capture {}", out.display()))?,
             )
         }

@@ -20,6 +20,7 @@ pub mod relay;
 pub mod replay;
 pub mod script;
 pub mod session;
+pub mod sink;
 
 use crate::format::{
     CaptureWriter, CloseKind, ConnClose, ConnId, ConnOpen, Direction, Outcome, ProcIndex,
@@ -146,7 +147,7 @@ impl Handle {
 
 /// Starts the engine on its own thread. Setup errors (entering the proxy namespace, the
 /// listener) are returned here, before any process runs.
-pub fn start<W: Write + Send + 'static>(
+pub fn start<W: Write + sink::Close + Send + 'static>(
     config: Config,
     capture: Option<CaptureWriter<W>>,
 ) -> anyhow::Result<Handle> {
@@ -284,7 +285,7 @@ fn sock_token(id: ConnId, upstream: bool) -> Token {
     Token(SOCK_BASE + ((id as usize) << 1) + upstream as usize)
 }
 
-impl<W: Write> Engine<W> {
+impl<W: Write + sink::Close> Engine<W> {
     fn new(
         config: Config,
         capture: Option<CaptureWriter<W>>,
@@ -418,6 +419,7 @@ impl<W: Write> Engine<W> {
         if let Some(capture) = self.capture.take() {
             capture
                 .finish(&self.summary)
+                .and_then(sink::Close::close)
                 .context("failed to write the capture")?;
         }
         Ok(Finished {

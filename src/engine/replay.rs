@@ -175,7 +175,7 @@ fn dir_of(d: usize) -> Direction {
     }
 }
 
-impl<W: Write> Engine<W> {
+impl<W: Write + super::sink::Close> Engine<W> {
     /// A live client's SYN in replay: match it to the next recorded connection with the same
     /// client, server and port. Returns false when it should be handled as in recording.
     pub(super) fn replay_syn(
