@@ -13,7 +13,11 @@ use std::process::Command;
 const NOBODY: &str = "65534";
 
 fn as_nobody_script(dir: &std::path::Path, tun_0666: bool, plg_args: &str) -> std::process::Output {
-    let plg = env!("CARGO_BIN_EXE_plg");
+    // A copy beside the test's files: the checkout may sit where uid 65534 cannot reach it
+    // (under /root, say).
+    let plg = dir.join("plg");
+    std::fs::copy(env!("CARGO_BIN_EXE_plg"), &plg).expect("copy the plg binary");
+    let plg = plg.display();
     let mut script = String::from("set -e\n");
     if tun_0666 {
         script.push_str(&format!(
