@@ -69,7 +69,7 @@ pub struct Args {
     pub session: super::common::SessionArgs,
 
     /// Command lines by recorded index; `-` plays that process from the recording.
-    #[arg(value_name = "CMD|-", allow_hyphen_values = true)]
+    #[arg(value_name = "CMD|-")]
     pub commands: Vec<String>,
 }
 

@@ -346,7 +346,7 @@ pub fn run(
         wait_signal(signals, Duration::from_millis(100), &mut interrupted);
         if last_status.elapsed() >= Duration::from_millis(200) {
             last_status = Instant::now();
-            update_status(status, &engine, started);
+            update_status(status, &engine);
         }
     }
     terminate(&mut running, opts.grace, &inodes);
@@ -387,14 +387,13 @@ pub fn run(
     })
 }
 
-fn update_status(status: &indicatif::ProgressBar, engine: &Handle, started: Instant) {
+fn update_status(status: &indicatif::ProgressBar, engine: &Handle) {
     if status.is_hidden() {
         return;
     }
     let s = &engine.stats;
     status.set_message(format!(
-        "{} | connections {} open / {} total | {} client->server, {} server->client | {} packets",
-        crate::ui::human_duration(started.elapsed().as_nanos() as u64),
+        "connections {} open / {} total | {} client->server, {} server->client | {} packets",
         s.open.load(Relaxed),
         s.total.load(Relaxed),
         crate::ui::human_bytes(s.bytes_c2s.load(Relaxed)),
