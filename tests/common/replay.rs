@@ -68,20 +68,21 @@ pub fn diff(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-/// Byte offset just past the last record of the capture for which `stop` holds (the start of
-/// the record after it): cutting the file there keeps that record and everything before.
-pub fn offset_after(path: &Path, mut stop: impl FnMut(&Record) -> bool) -> u64 {
+/// Byte offset where the `nth` (from 0) record of the capture for which `pick` holds starts.
+pub fn offset_of(path: &Path, nth: usize, mut pick: impl FnMut(&Record) -> bool) -> u64 {
     let mut reader = CaptureReader::open(path)
         .unwrap_or_else(|e| panic!("capture {} unreadable: {e}", path.display()));
-    let mut found = false;
+    let mut left = nth;
     while let Some(rec) = reader.next() {
         let rec = rec.unwrap_or_else(|e| panic!("capture {}: {e}", path.display()));
-        if found {
-            return reader.position();
+        if pick(&rec) {
+            if left == 0 {
+                return reader.position();
+            }
+            left -= 1;
         }
-        found = stop(&rec);
     }
-    panic!("no record after the one looked for in {}", path.display());
+    panic!("fewer than {} such records in {}", nth + 1, path.display());
 }
 
 /// The one line of plg's own report (stderr lines starting `plg: `) containing `what`.
