@@ -608,6 +608,13 @@ impl<W: Write + sink::Close> Engine<W> {
     fn pass_other(&mut self, i: usize, hdr: vnet::VnetHdr, frame: &mut [u8], s: &wire::Summary) {
         let off = if self.offload { vnet::HDR_LEN } else { 0 };
         match self.subnet.process_index(s.dst, self.procs.len()) {
+            // In replay a played process has no program behind its address: what is sent to
+            // it goes nowhere (its own kernel would answer "port unreachable" otherwise).
+            Some(j)
+                if self
+                    .replay
+                    .as_ref()
+                    .is_some_and(|r| !r.is_live(j as ProcIndex)) => {}
             Some(j) => {
                 self.write_tun(Out::Proc(j as u16), frame);
                 let pkt = &mut frame[off..];
