@@ -34,7 +34,7 @@ complete -c plg -n "__fish_plg_needs_command" -f -a "diff" -d 'Compare two captu
 complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng; replaced if it exists)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
-complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens (on PORT, or on any port). Detected from the kernel\'s socket table, without sending a packet. Repeatable' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
@@ -51,7 +51,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l step-timeout -d 'Seco
 complete -c plg -n "__fish_plg_using_subcommand replay" -l speed -d 'With --timing: play this many times faster than recorded' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l unmatched -d 'What to do with a live connection that has no recorded counterpart' -r -f -a "refuse\t'Refuse it (RST) and report it'
 pass\t'Let it through to a live destination, relayed as in recording'"
-complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens (on PORT, or on any port). Detected from the kernel\'s socket table, without sending a packet. Repeatable' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r

@@ -307,7 +307,7 @@ except socket.timeout:
 "#;
 
 #[test]
-#[ignore = "bug: a played process's UDP packet is sent at replay start, before the live receiver is ready (--ready not honoured)"]
+
 fn udp_from_a_played_sender_reaches_the_live_receiver() {
     let dir = TempDir::new("rp-udp");
     let cap = dir.join("udp.traffic");

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct SessionArgs {
-    /// Start later commands only once process NAME listens (on PORT, or on any port).
-    /// Detected from the kernel's socket table, without sending a packet. Repeatable.
+    /// Start later commands only once process NAME listens on PORT (or on any port): a TCP
+    /// listener or a bound UDP socket, seen in the kernel's socket table without sending a
+    /// packet. Repeatable.
     #[arg(long, value_name = "NAME[:PORT]")]
     pub ready: Vec<String>,
 

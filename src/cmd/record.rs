@@ -91,6 +91,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
     let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
+    if matches!(&outcome, Err(e) if e.downcast_ref::<session::StartFailed>().is_some()) {
+        return Err(outcome.err().expect("matched an error"));
+    }
     guard.disarm();
     let outcome = outcome?;
 

@@ -201,7 +201,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
     let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
-    if let Some(g) = guard {
+    let start_failed =
+        matches!(&outcome, Err(e) if e.downcast_ref::<session::StartFailed>().is_some());
+    if let (Some(g), false) = (guard, start_failed) {
         g.disarm();
     }
     let outcome = outcome?;
@@ -296,11 +298,19 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
     if r.packets_played > 0 {
         out.push_str(&format!(", {} packets played", r.packets_played));
     }
-    out.push_str(if diverged == 0 && unused == 0 && r.unmatched.is_empty() {
-        ": the live processes behaved as recorded.\n"
-    } else {
-        ".\n"
-    });
+    if r.packets_lost > 0 {
+        out.push_str(&format!(
+            ", {} played packets never taken by their live receiver",
+            r.packets_lost
+        ));
+    }
+    out.push_str(
+        if diverged == 0 && unused == 0 && r.unmatched.is_empty() && r.packets_lost == 0 {
+            ": the live processes behaved as recorded.\n"
+        } else {
+            ".\n"
+        },
+    );
     out.push_str(&lines);
     for (client, addr) in &r.unmatched {
         out.push_str(&format!(

@@ -107,6 +107,9 @@ pub struct Stats {
     pub capture_bytes: AtomicU64,
     /// Replay: every recorded connection of a played process has been played out.
     pub replay_done: std::sync::atomic::AtomicBool,
+    /// Every process of the session has been started (and `--ready` met): played processes
+    /// may begin, as the commands after the live ones would.
+    pub all_started: std::sync::atomic::AtomicBool,
 }
 
 /// Messages from the controlling thread.
@@ -614,7 +617,12 @@ impl<W: Write + sink::Close> Engine<W> {
                 if self
                     .replay
                     .as_ref()
-                    .is_some_and(|r| !r.is_live(j as ProcIndex)) => {}
+                    .is_some_and(|r| !r.is_live(j as ProcIndex)) =>
+            {
+                if s.proto == 1 {
+                    self.replay_unreachable(&frame[off..]);
+                }
+            }
             Some(j) => {
                 self.write_tun(Out::Proc(j as u16), frame);
                 let pkt = &mut frame[off..];

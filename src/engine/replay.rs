@@ -59,12 +59,16 @@ pub struct ReplayReport {
     /// Live connections with no recorded counterpart: (client, server address).
     pub unmatched: Vec<(ProcIndex, SocketAddrV4)>,
     pub packets_played: u64,
+    /// Played packets whose live receiver never took them (port unreachable until the step
+    /// timeout).
+    pub packets_lost: u64,
 }
 
 impl ReplayReport {
     /// Anything that diverged, timed out, went unmatched or stayed unused.
     pub fn clean(&self) -> bool {
         self.unmatched.is_empty()
+            && self.packets_lost == 0
             && self.conns.iter().all(|c| {
                 c.skipped
                     || (c.replay_id.is_some()
@@ -85,6 +89,13 @@ pub(super) struct Replayer {
     to_open: VecDeque<usize>,
     /// Bytes carried in the replay per recorded connection, each way (for `after`).
     progress: Vec<[u64; 2]>,
+    /// Recorded connections whose replay is over.
+    ended: Vec<bool>,
+    /// Played packets recently sent (IP id, index), to resend one its receiver was not
+    /// ready for (answered "port unreachable").
+    sent: VecDeque<(u16, usize, Instant)>,
+    /// A packet to send again, and since when it has been tried.
+    resend: Option<(usize, Instant)>,
     next_packet: usize,
     started: Instant,
     waiting_since: Instant,
@@ -133,6 +144,9 @@ impl Replayer {
             queues,
             to_open,
             progress: vec![[0, 0]; n],
+            ended: vec![false; n],
+            sent: VecDeque::new(),
+            resend: None,
             next_packet: 0,
             started: Instant::now(),
             waiting_since: Instant::now(),
@@ -252,12 +266,29 @@ impl<W: Write + super::sink::Close> Engine<W> {
             .total
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.conns.insert(id, conn);
+        self.record(&Record::ConnOpen(ConnOpen {
+            id,
+            time_ns: now_ns(),
+            client: i as ProcIndex,
+            client_addr: src,
+            server,
+            server_addr: dst,
+            outcome: Outcome::Established,
+        }));
+        self.summary.connections += 1;
         self.connect_client_leg(id);
         true
     }
 
     /// Opens the played clients' connections whose turn has come; plays non-TCP packets.
     pub(super) fn replay_tick(&mut self) {
+        if !self
+            .stats
+            .all_started
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
         let Some(rp) = self.replay.as_mut() else {
             return;
         };
@@ -265,9 +296,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
         // One per tick: a connection opened now changes what the next one waits for.
         if let Some(&k) = rp.to_open.front() {
             let c = &rp.cfg.script.conns[k];
-            let ready = c.after.iter().all(|(j, want)| {
-                let got = rp.progress[*j];
-                got[0] >= want[0] && got[1] >= want[1]
+            let ready = c.after.iter().all(|a| {
+                let got = rp.progress[a.conn];
+                got[0] >= a.bytes[0] && got[1] >= a.bytes[1] && (!a.ended || rp.ended[a.conn])
             });
             let timed_out = rp.waiting_since.elapsed() > rp.cfg.step_timeout;
             if (ready || timed_out) && rp.due(c.open.time_ns) {
@@ -280,7 +311,19 @@ impl<W: Write + super::sink::Close> Engine<W> {
                 self.open_played_client(k, open);
             }
         }
-        // Non-TCP packets from played processes to live ones, at their recorded time.
+        // Non-TCP packets from played processes to live ones, at their recorded time; one the
+        // receiver was not ready for goes again a little later, until the step timeout.
+        if let Some(rp) = self.replay.as_mut() {
+            if let Some((idx, since)) = rp.resend {
+                if since.elapsed() > rp.cfg.step_timeout {
+                    rp.resend = None;
+                    rp.report.packets_lost += 1;
+                } else if rp.next_packet > idx {
+                    rp.next_packet = idx;
+                    rp.sent.clear();
+                }
+            }
+        }
         loop {
             let Some(rp) = self.replay.as_mut() else {
                 return;
@@ -295,15 +338,30 @@ impl<W: Write + super::sink::Close> Engine<W> {
             if !rp.due(p.time_ns) {
                 break;
             }
+            if rp.resend.is_some_and(|(idx, since)| {
+                idx == rp.next_packet && since.elapsed() < Duration::from_millis(20)
+            }) {
+                break;
+            }
+            let idx = rp.next_packet;
             rp.next_packet += 1;
             let bytes = rp.read_bytes(p.offset);
             let Some(s) = crate::wire::summarize(&bytes) else {
                 continue;
             };
+            if bytes.len() >= 6 {
+                let ip_id = u16::from_be_bytes([bytes[4], bytes[5]]);
+                rp.sent.push_back((ip_id, idx, Instant::now()));
+                if rp.sent.len() > 64 {
+                    rp.sent.pop_front();
+                }
+            }
             let n = rp.cfg.live.len();
             if let Some(j) = self.subnet.process_index(s.dst, n) {
                 if rp.is_live(j as ProcIndex) {
-                    rp.report.packets_played += 1;
+                    if rp.resend.is_none_or(|(r, _)| r != idx) {
+                        rp.report.packets_played += 1;
+                    }
                     self.inject(super::nat::Out::Proc(j as u16), &bytes);
                     self.summary.packets += 1;
                     if let Some(c) = self.capture.as_mut() {
@@ -609,6 +667,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let done = (0..2).all(|d| {
             (!st.live_sender[d] || st.eof[d]) && (!st.live_receiver[d] || st.close_played[d])
         });
+        if done {
+            rp.ended[st.script] = true;
+        }
         self.replay = Some(rp);
         conn.replay = Some(st);
         if done && conn.state == State::Open {
@@ -661,6 +722,34 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
     }
 
+    /// A live process answered a played packet with "port unreachable": its socket was not
+    /// bound yet. Schedules that packet (found by the quoted IP id) to go again.
+    pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) {
+        let Some(rp) = self.replay.as_mut() else {
+            return;
+        };
+        let Some(s) = crate::wire::summarize(icmp) else {
+            return;
+        };
+        let ihl = s.ip_header_len;
+        // ICMP header (8 bytes), then the quoted IP header: its id at offset 4.
+        let Some(id) = icmp.get(ihl + 8 + 4..ihl + 8 + 6) else {
+            return;
+        };
+        let (t, code) = (icmp[ihl], icmp[ihl + 1]);
+        if s.proto != 1 || t != 3 || code != 3 {
+            return;
+        }
+        let ip_id = u16::from_be_bytes([id[0], id[1]]);
+        if let Some(&(_, idx, _)) = rp.sent.iter().find(|(i, _, _)| *i == ip_id) {
+            let since = match rp.resend {
+                Some((r, since)) if r == idx => since,
+                _ => Instant::now(),
+            };
+            rp.resend = Some((idx, since));
+        }
+    }
+
     pub(super) fn take_replay_report(&mut self) -> Option<ReplayReport> {
         // Recorded connections nobody made keep `replay_id: None`: they are "unused".
         self.replay.take().map(|rp| rp.report)
@@ -690,11 +779,13 @@ fn compare(rp: &mut Replayer, st: &mut ConnReplay, d: usize, bytes: &[u8]) {
         }
         let rest = &bytes[consumed..];
         let n = (buf.len() - *pos).min(rest.len());
-        if let Some(off) = buf[*pos..*pos + n]
-            .iter()
-            .zip(&rest[..n])
-            .position(|(a, b)| a != b)
-        {
+        // Slices compare with memcmp; the byte-by-byte search runs only on a mismatch.
+        if buf[*pos..*pos + n] != rest[..n] {
+            let off = buf[*pos..*pos + n]
+                .iter()
+                .zip(&rest[..n])
+                .position(|(a, b)| a != b)
+                .unwrap_or(0);
             rp.report.conns[k].diverged[d] = Some(st.read[d] + (consumed + off) as u64);
             return;
         }

@@ -39,9 +39,20 @@ pub struct ConnScript {
     pub steps: [Vec<Step>; 2],
     pub close: [Option<Close>; 2],
     pub total: [u64; 2],
-    /// Progress other connections of the same client process had made when this one opened
-    /// (index into `Script::conns`, bytes each way): a played client opens it only after.
-    pub after: Vec<(usize, [u64; 2])>,
+    /// What other connections of the same client process had done when this one opened:
+    /// a played client opens it only after they have done as much in the replay.
+    pub after: Vec<After>,
+}
+
+/// A connection's progress another one waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct After {
+    /// Index into `Script::conns`.
+    pub conn: usize,
+    /// Bytes each way it had carried.
+    pub bytes: [u64; 2],
+    /// It had ended (both directions closed).
+    pub ended: bool,
 }
 
 /// A non-TCP packet, to be re-sent from a played process.
@@ -100,9 +111,20 @@ impl Script {
                 Record::Process(p) => processes.push(p),
                 Record::ConnOpen(open) => {
                     let idx = conns.len();
+                    // Every connection of this client open since its previous one opened,
+                    // including those that ended meanwhile: `curl a && curl b` must not
+                    // start b before a is over. Ended ones are dropped after this snapshot,
+                    // so the list stays as long as the client's concurrency.
                     let open_list = open_by_client.entry(open.client).or_default();
+                    let after = open_list
+                        .iter()
+                        .map(|&c| After {
+                            conn: c,
+                            bytes: conns[c].total,
+                            ended: conns[c].close.iter().all(|c| c.is_some()),
+                        })
+                        .collect();
                     open_list.retain(|&c| conns[c].close.iter().any(|c| c.is_none()));
-                    let after = open_list.iter().map(|&c| (c, conns[c].total)).collect();
                     open_list.push(idx);
                     by_id.insert(open.id, idx);
                     conns.push(ConnScript {
@@ -153,6 +175,23 @@ impl Script {
                 Record::Summary(_) => summary = true,
                 Record::Unknown(_) => unknown_blocks += 1,
                 Record::ProcessExit(_) => {}
+            }
+        }
+        if !summary {
+            // A capture cut short: what it holds of each connection is all there is to play,
+            // so a played side closes after its last recorded byte instead of leaving the
+            // live peer waiting for the rest.
+            for c in &mut conns {
+                for d in 0..2 {
+                    if c.close[d].is_none() {
+                        let last = c.steps[d].last().map_or(c.open.time_ns, |s| s.time_ns);
+                        c.close[d] = Some(Close {
+                            kind: CloseKind::Fin,
+                            time_ns: last,
+                            other_before: c.total[1 - d],
+                        });
+                    }
+                }
             }
         }
         let session = session.ok_or_else(|| FormatError {

@@ -167,6 +167,17 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
     Ok((handle, net.proc_ns))
 }
 
+/// Marks an error that stopped the session before all its processes ran (a command that could
+/// not start, a `--ready` never met): the capture holds nothing worth keeping.
+#[derive(Debug)]
+pub struct StartFailed;
+
+impl std::fmt::Display for StartFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the session did not start")
+    }
+}
+
 /// Where this plg writes the hosts file its processes see.
 pub fn hosts_path() -> PathBuf {
     std::env::temp_dir().join(format!("plg-hosts-{}", std::process::id()))
@@ -318,10 +329,11 @@ pub fn run(
     })();
     // Every process has it bind-mounted by now (the mount keeps the inode alive).
     drop(hosts);
+    engine.stats.all_started.store(true, Relaxed);
     if let Err(e) = result {
         terminate(&mut running, opts.grace, &inodes);
         let _ = engine.stop();
-        return Err(e);
+        return Err(e.context(StartFailed));
     }
 
     // Supervise: wait for the main commands, Ctrl-C/SIGTERM, or an engine failure.

@@ -270,11 +270,13 @@ pub fn signal_group(pgid: i32, sig: Signal) -> anyhow::Result<()> {
 /// without sending any packet. `tcp6` is absent when the kernel has no IPv6.
 pub fn listening_ports(pid: u32) -> anyhow::Result<Vec<u16>> {
     let mut ports = Vec::new();
-    for file in ["tcp", "tcp6"] {
+    // TCP sockets in LISTEN; UDP sockets bound and not connected (what "listening" means for
+    // a datagram server), so `--ready` works for both.
+    for (file, state) in [("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")] {
         let path = format!("/proc/{pid}/net/{file}");
         match std::fs::read_to_string(&path) {
-            Ok(text) => ports.extend(parse_listening_ports(&text)),
-            Err(e) if file == "tcp6" && e.kind() == ErrorKind::NotFound => {}
+            Ok(text) => ports.extend(parse_ports_in_state(&text, state)),
+            Err(e) if file.ends_with('6') && e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(e).with_context(|| format!("failed to read {path}")),
         }
     }
@@ -285,13 +287,19 @@ pub fn listening_ports(pid: u32) -> anyhow::Result<Vec<u16>> {
 
 /// The local ports of the LISTEN (`0A`) rows of a `/proc/net/tcp` or `tcp6` table.
 pub fn parse_listening_ports(text: &str) -> Vec<u16> {
+    parse_ports_in_state(text, "0A")
+}
+
+/// The local ports of the rows in `state` (hex, as the kernel prints it) of a
+/// `/proc/net/{tcp,udp}[6]` table.
+pub fn parse_ports_in_state(text: &str, wanted: &str) -> Vec<u16> {
     text.lines()
         .skip(1)
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let local = fields.nth(1)?;
             let state = fields.nth(1)?;
-            if state != "0A" {
+            if state != wanted {
                 return None;
             }
             let port = local.rsplit_once(':')?.1;
