@@ -76,7 +76,7 @@ complete -c plg -n "__fish_plg_using_subcommand inspect" -s h -l help -d 'Print 
 complete -c plg -n "__fish_plg_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand export" -l pcap -d 'Write a classic pcap (nanosecond timestamps, raw IPv4 link type)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand export" -l pcapng -d 'Write a standard pcapng, one interface per process, without plg\'s custom blocks' -r -F
-complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write each connection\'s bytes into DIR, one file per direction, named ID-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT' -r -F
+complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write each connection\'s bytes into DIR, one file per direction, named NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits; SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80' -r -F
 complete -c plg -n "__fish_plg_using_subcommand export" -l conn -d 'Only this connection (repeat or separate with commas for several)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l process -d 'Only connections and packets of this process, by name (repeatable)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l port -d 'Only connections and UDP packets with this port at either end (repeatable)' -r
@@ -86,7 +86,7 @@ complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print h
 complete -c plg -n "__fish_plg_using_subcommand export" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore -d 'Byte ranges matching REGEX in both captures compare as equal (repeatable). Matched on bytes: `.` and `[^\\r]` match any byte' -r
 complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore-conn -d 'Leave out connections matching CLIENT->SERVER[:PORT][#N] (names, indexes or *; repeatable)' -r
-complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore-port -d 'Leave out connections to this server port, and UDP packets to it (repeatable)' -r
+complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore-port -d 'Leave out connections to this server port, and UDP packets whose lower port is it (repeatable)' -r
 complete -c plg -n "__fish_plg_using_subcommand diff" -l rules -d 'Read ignore rules from FILE (repeatable; format in docs/DIFF-RULES.md)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand diff" -l timing -d 'Also report connections whose duration or first-response delay drifted by more than PCT percent (durations under 1 ms are not compared)' -r
 complete -c plg -n "__fish_plg_using_subcommand diff" -l max-diffs -d 'Show at most N differences per direction and flow (0: all)' -r

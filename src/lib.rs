@@ -7,7 +7,10 @@
 //! - [`wire`]: IPv4/TCP/UDP packet views and rewriting, pure functions over byte slices.
 //! - [`os`]: namespaces, TUN devices, processes; the only place with `unsafe`.
 //! - [`engine`]: the event loop, NAT table and pipes that record and replay.
-//! - [`cmd`]: one file per subcommand, glue only; [`cli`] ties them to the command line.
+//! - [`analysis`], [`export`], [`diff`]: streaming readers of captures for inspect, export and
+//!   diff (summaries and per-connection stats; pcap synthesis; comparison and rules).
+//! - [`cmd`]: one file per subcommand, glue only; [`cli`] ties them to the command line;
+//!   [`ui`] holds the terminal conventions (colour, progress, sizes).
 
 #![deny(unsafe_code)]
 

@@ -51,7 +51,8 @@ pub struct Args {
     #[arg(long, value_name = "SPEC")]
     pub ignore_conn: Vec<String>,
 
-    /// Leave out connections to this server port, and UDP packets to it (repeatable).
+    /// Leave out connections to this server port, and UDP packets whose lower port is it
+    /// (repeatable).
     #[arg(long, value_name = "PORT")]
     pub ignore_port: Vec<u16>,
 

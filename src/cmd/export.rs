@@ -44,7 +44,8 @@ pub struct Args {
     pub pcapng: Option<PathBuf>,
 
     /// Write each connection's bytes into DIR, one file per direction, named
-    /// ID-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT.
+    /// NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits;
+    /// SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80.
     #[arg(long, value_name = "DIR", group = "output")]
     pub streams: Option<PathBuf>,
 

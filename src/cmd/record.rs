@@ -24,7 +24,7 @@ use std::process::ExitCode;
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     plg record -f web.traffic --ready p0:8000 'python3 -m http.server 8000' 'curl -s http://p0:8000/'\n  \
-    plg record -f kv.traffic --names db,app 'redis-server' 'redis-cli -h db ping'")]
+    plg record -f kv.traffic --names db,app --ready db:6379 'redis-server --protected-mode no' 'redis-cli -h db ping'")]
 pub struct Args {
     /// Capture file to write (pcapng; replaced if it exists).
     #[arg(short = 'f', long = "file", value_name = "FILE")]

@@ -684,11 +684,16 @@ impl<W: Write + sink::Close> Engine<W> {
             },
         );
         conn.keys.push((src, dst));
+        self.add_live(conn);
+        self.start_upstream(id);
+    }
+
+    /// Takes a new connection into the table, counted as live until `end`.
+    fn add_live(&mut self, conn: Conn) {
         self.live += 1;
         self.stats.open.fetch_add(1, Relaxed);
         self.stats.total.fetch_add(1, Relaxed);
-        self.conns.insert(id, conn);
-        self.start_upstream(id);
+        self.conns.insert(conn.id, conn);
     }
 
     /// Opens the upstream socket of connection `id` towards its server, masqueraded as its

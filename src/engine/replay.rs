@@ -258,14 +258,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         if let Some(rp) = self.replay.as_mut() {
             rp.report.conns[k].replay_id = Some(id);
         }
-        self.live += 1;
-        self.stats
-            .open
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.stats
-            .total
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.conns.insert(id, conn);
+        self.add_live(conn);
         self.record(&Record::ConnOpen(ConnOpen {
             id,
             time_ns: now_ns(),
@@ -418,14 +411,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         if let Some(rp) = self.replay.as_mut() {
             rp.report.conns[k].replay_id = Some(id);
         }
-        self.live += 1;
-        self.stats
-            .open
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.stats
-            .total
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.conns.insert(id, conn);
+        self.add_live(conn);
         self.start_upstream(id);
     }
 
