@@ -16,6 +16,7 @@
 
 pub mod nat;
 pub mod plan;
+pub mod player;
 pub mod relay;
 pub mod replay;
 pub mod script;

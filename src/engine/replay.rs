@@ -10,6 +10,7 @@
 //!
 //! A step that waits longer than the step timeout is forced, reported, and the replay moves on.
 
+use super::player::{Next, Player};
 use super::script::{dir_index, Script};
 use super::{now_ns, relay, Conn, Engine, State};
 use crate::format::{
@@ -105,15 +106,10 @@ pub(super) struct Replayer {
 /// Per-connection replay state.
 pub(super) struct ConnReplay {
     script: usize,
-    live_sender: [bool; 2],
-    live_receiver: [bool; 2],
-    next: [usize; 2],
+    player: Player,
+    /// The recorded chunk being written to the live receiver of each direction, and how much
+    /// of it is out.
     chunk: [Option<(Vec<u8>, usize)>; 2],
-    read: [u64; 2],
-    /// Recorded bytes of each direction being compared with what the live sender sends.
-    expect: [(usize, Vec<u8>, usize); 2],
-    eof: [bool; 2],
-    close_played: [bool; 2],
     last_progress: Instant,
     /// Played client connection refused while the server was not up yet: retry until then.
     retry_until: Option<Instant>,
@@ -169,16 +165,8 @@ impl Replayer {
     }
 
     fn read_bytes(&mut self, offset: u64) -> Vec<u8> {
-        match self.cfg.reader.read_at(offset) {
-            Ok(Record::Data(d)) => d.bytes,
-            Ok(Record::Packet(p)) => p.bytes,
-            _ => Vec::new(),
-        }
+        read_bytes(&mut self.cfg.reader, offset)
     }
-}
-
-fn other(d: usize) -> usize {
-    1 - d
 }
 
 fn dir_of(d: usize) -> Direction {
@@ -423,7 +411,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let Some(st) = conn.replay.as_mut() else {
             return;
         };
-        if conn.state != State::Connecting || conn.up.is_some() || st.live_sender[0] {
+        if conn.state != State::Connecting || conn.up.is_some() || st.player.live_sender(0) {
             return;
         }
         let k = st.script;
@@ -449,7 +437,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let Some(st) = conn.replay.as_ref() else {
             return false;
         };
-        let played_client = !st.live_sender[0];
+        let played_client = !st.player.live_sender(0);
         let k = st.script;
         if played_client
             && outcome == Outcome::Refused
@@ -498,58 +486,59 @@ impl<W: Write + super::sink::Close> Engine<W> {
             conn.replay = Some(st);
             return;
         };
+        let k = st.script;
         let mut progressed = false;
         let read_len = self.scratch.len().min(256 << 10);
         for d in 0..2 {
-            // 1. What the live sender of d sends: read, compare, record; never forwarded.
-            if st.live_sender[d] && !st.eof[d] {
+            // 1. What the live sender of d sends: read, compared, recorded; never forwarded.
+            while st.player.reading(d) {
                 let sock = if d == 0 {
                     conn.down.as_mut()
                 } else {
                     conn.up.as_mut()
                 };
-                let Some(sock) = sock else { continue };
-                loop {
-                    match sock.read(&mut self.scratch[..read_len]) {
-                        Ok(0) => {
-                            st.eof[d] = true;
-                            progressed = true;
-                            self.replay_close_seen(conn.id, &mut rp, &st, d, CloseKind::Fin);
-                            break;
-                        }
-                        Ok(n) => {
-                            progressed = true;
-                            self.count_bytes(d, n);
-                            let bytes = &self.scratch[..n];
-                            compare(&mut rp, &mut st, d, bytes);
-                            st.read[d] += n as u64;
-                            rp.progress[st.script][d] += n as u64;
-                            rp.report.conns[st.script].live_bytes[d] += n as u64;
-                            if let Some(c) = self.capture.as_mut() {
-                                if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), bytes) {
-                                    self.capture_error.get_or_insert(e);
-                                }
+                let Some(sock) = sock else { break };
+                let kind = match sock.read(&mut self.scratch[..read_len]) {
+                    Ok(0) => CloseKind::Fin,
+                    Ok(n) => {
+                        progressed = true;
+                        self.count_bytes(d, n);
+                        let bytes = &self.scratch[..n];
+                        let script = &rp.cfg.script.conns[k];
+                        let reader = &mut rp.cfg.reader;
+                        st.player
+                            .sent(d, bytes, script, &mut |off| read_bytes(reader, off));
+                        rp.progress[k][d] += n as u64;
+                        rp.report.conns[k].live_bytes[d] += n as u64;
+                        if let Some(c) = self.capture.as_mut() {
+                            if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), bytes) {
+                                self.capture_error.get_or_insert(e);
                             }
                         }
-                        Err(e) if relay::would_block(&e) => break,
-                        Err(e) if relay::interrupted(&e) => {}
-                        Err(_) => {
-                            st.eof = [true, true];
-                            st.close_played = [true, true];
-                            progressed = true;
-                            self.replay_close_seen(conn.id, &mut rp, &st, d, CloseKind::Rst);
-                            self.summary.resets += 1;
-                            break;
-                        }
+                        continue;
                     }
+                    Err(e) if relay::would_block(&e) => break,
+                    Err(e) if relay::interrupted(&e) => continue,
+                    Err(_) => CloseKind::Rst,
+                };
+                progressed = true;
+                if kind == CloseKind::Rst {
+                    self.summary.resets += 1;
+                }
+                self.record(&Record::ConnClose(ConnClose {
+                    id: conn.id,
+                    dir: dir_of(d),
+                    kind,
+                    time_ns: now_ns(),
+                }));
+                let script = &rp.cfg.script.conns[k];
+                if let Some(m) = st.player.closed(d, kind, script) {
+                    rp.report.conns[k].close_mismatch.get_or_insert(m);
                 }
             }
         }
         for d in 0..2 {
             // 2. What the live receiver of d gets: the recorded bytes, in causal order.
-            if !st.live_receiver[d] || st.close_played[d] {
-                continue;
-            }
             loop {
                 let sock = if d == 0 {
                     conn.up.as_mut()
@@ -570,91 +559,70 @@ impl<W: Write + super::sink::Close> Engine<W> {
                         Err(e) if relay::would_block(&e) => break,
                         Err(e) if relay::interrupted(&e) => continue,
                         Err(_) => {
-                            st.close_played = [true, true];
-                            st.eof = [true, true];
+                            st.player.receiver_gone();
                             break;
                         }
                     }
                 }
-                let script = &rp.cfg.script.conns[st.script];
+                // One step timeout forces one step: the clock restarts with each step played.
                 let forced = st.last_progress.elapsed() > rp.cfg.step_timeout;
-                let o = other(d);
-                let cond = |before: u64| !st.live_sender[o] || st.read[o] >= before || st.eof[o];
-                if let Some(step) = script.steps[d].get(st.next[d]).copied() {
-                    if !rp.due(step.time_ns) {
-                        break;
-                    }
-                    if !cond(step.other_before) {
-                        if !forced {
-                            break;
-                        }
-                        rp.report.conns[st.script].step_timeouts += 1;
-                    }
-                    st.next[d] += 1;
-                    let bytes = rp.read_bytes(step.offset);
-                    rp.progress[st.script][d] += bytes.len() as u64;
-                    progressed = true;
-                    st.last_progress = Instant::now();
-                    if !st.live_sender[d] {
-                        self.count_bytes(d, bytes.len());
-                        if let Some(c) = self.capture.as_mut() {
-                            if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), &bytes) {
-                                self.capture_error.get_or_insert(e);
+                let script = &rp.cfg.script.conns[k];
+                let before = st.player.forced_steps;
+                let next = st.player.next(d, script, &|t| rp.due(t), forced);
+                rp.report.conns[k].step_timeouts += st.player.forced_steps - before;
+                match next {
+                    Next::Wait | Next::Done => break,
+                    Next::Write(step) => {
+                        let bytes = read_bytes(&mut rp.cfg.reader, step.offset);
+                        rp.progress[k][d] += bytes.len() as u64;
+                        progressed = true;
+                        st.last_progress = Instant::now();
+                        if !st.player.live_sender(d) {
+                            // Played: what "the sender" sent is what plg wrote.
+                            self.count_bytes(d, bytes.len());
+                            if let Some(c) = self.capture.as_mut() {
+                                if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), &bytes) {
+                                    self.capture_error.get_or_insert(e);
+                                }
                             }
                         }
+                        st.chunk[d] = Some((bytes, 0));
                     }
-                    st.chunk[d] = Some((bytes, 0));
-                    continue;
-                }
-                // Every chunk is out: the close, at its place.
-                let Some(close) = script.close[d] else { break };
-                if !rp.due(close.time_ns) {
-                    break;
-                }
-                if !cond(close.other_before) {
-                    if !forced {
+                    Next::Close(kind) => {
+                        progressed = true;
+                        if !st.player.live_sender(d) {
+                            self.record(&Record::ConnClose(ConnClose {
+                                id: conn.id,
+                                dir: dir_of(d),
+                                kind,
+                                time_ns: now_ns(),
+                            }));
+                        }
+                        if kind == CloseKind::Fin {
+                            let _ = sock.shutdown(std::net::Shutdown::Write);
+                        } else {
+                            if !st.player.live_sender(d) {
+                                self.summary.resets += 1;
+                            }
+                            let s = if d == 0 {
+                                conn.up.take()
+                            } else {
+                                conn.down.take()
+                            };
+                            self.drop_socket(s, true);
+                        }
                         break;
                     }
-                    rp.report.conns[st.script].step_timeouts += 1;
                 }
-                st.close_played[d] = true;
-                progressed = true;
-                if !st.live_sender[d] {
-                    self.record(&Record::ConnClose(ConnClose {
-                        id: conn.id,
-                        dir: dir_of(d),
-                        kind: close.kind,
-                        time_ns: now_ns(),
-                    }));
-                }
-                match close.kind {
-                    CloseKind::Fin => {
-                        let _ = sock.shutdown(std::net::Shutdown::Write);
-                    }
-                    CloseKind::Rst => {
-                        st.close_played = [true, true];
-                        if !st.live_sender[d] {
-                            self.summary.resets += 1;
-                        }
-                        let s = if d == 0 {
-                            conn.up.take()
-                        } else {
-                            conn.down.take()
-                        };
-                        self.drop_socket(s, true);
-                    }
-                }
-                break;
             }
         }
         if progressed {
             st.last_progress = Instant::now();
         }
-        let done = (0..2).all(|d| {
-            (!st.live_sender[d] || st.eof[d]) && (!st.live_receiver[d] || st.close_played[d])
-        });
+        let done = st.player.done();
+        rp.report.conns[k].diverged = st.player.diverged;
         if done {
-            rp.ended[st.script] = true;
+            rp.ended[k] = true;
         }
         self.replay = Some(rp);
         conn.replay = Some(st);
@@ -674,37 +642,6 @@ impl<W: Write + super::sink::Close> Engine<W> {
         } else {
             self.summary.bytes_s2c += n as u64;
             self.stats.bytes_s2c.fetch_add(n as u64, Relaxed);
-        }
-    }
-
-    fn replay_close_seen(
-        &mut self,
-        id: u32,
-        rp: &mut Replayer,
-        st: &ConnReplay,
-        d: usize,
-        kind: CloseKind,
-    ) {
-        self.record(&Record::ConnClose(ConnClose {
-            id,
-            dir: dir_of(d),
-            kind,
-            time_ns: now_ns(),
-        }));
-        let report = &mut rp.report.conns[st.script];
-        if report.diverged[d].is_none() && st.read[d] < rp.cfg.script.conns[st.script].total[d] {
-            // It stopped short of what was recorded.
-            report.diverged[d] = Some(st.read[d]);
-        }
-        let recorded = rp.cfg.script.conns[st.script].close[d].map(|c| c.kind);
-        if recorded != Some(kind) {
-            let who = if d == 0 { "client" } else { "server" };
-            rp.report.conns[st.script]
-                .close_mismatch
-                .get_or_insert(format!(
-                    "{who} closed with {kind:?}, recorded {}",
-                    recorded.map_or("no close".to_string(), |k| format!("{k:?}"))
-                ));
         }
     }
 
@@ -742,56 +679,12 @@ impl<W: Write + super::sink::Close> Engine<W> {
     }
 }
 
-/// Compares what a live sender sent with the recording, noting the first divergence.
-/// `st.read[d]` is the count before these bytes.
-fn compare(rp: &mut Replayer, st: &mut ConnReplay, d: usize, bytes: &[u8]) {
-    let k = st.script;
-    if rp.report.conns[k].diverged[d].is_some() {
-        return;
-    }
-    let mut consumed = 0usize;
-    while consumed < bytes.len() {
-        let (step, buf, pos) = &mut st.expect[d];
-        if *pos == buf.len() {
-            let Some(s) = rp.cfg.script.conns[k].steps[d].get(*step).copied() else {
-                // More than was recorded.
-                rp.report.conns[k].diverged[d] = Some(st.read[d] + consumed as u64);
-                return;
-            };
-            *step += 1;
-            *buf = rp.read_bytes(s.offset);
-            *pos = 0;
-            continue;
-        }
-        let rest = &bytes[consumed..];
-        let n = (buf.len() - *pos).min(rest.len());
-        // Slices compare with memcmp; the byte-by-byte search runs only on a mismatch.
-        if buf[*pos..*pos + n] != rest[..n] {
-            let off = buf[*pos..*pos + n]
-                .iter()
-                .zip(&rest[..n])
-                .position(|(a, b)| a != b)
-                .unwrap_or(0);
-            rp.report.conns[k].diverged[d] = Some(st.read[d] + (consumed + off) as u64);
-            return;
-        }
-        *pos += n;
-        consumed += n;
-    }
-}
-
 impl ConnReplay {
     fn new(script: usize, client_live: bool, server_live: bool) -> ConnReplay {
         ConnReplay {
             script,
-            live_sender: [client_live, server_live],
-            live_receiver: [server_live, client_live],
-            next: [0, 0],
+            player: Player::new(client_live, server_live),
             chunk: [None, None],
-            read: [0, 0],
-            expect: [(0, Vec::new(), 0), (0, Vec::new(), 0)],
-            eof: [false, false],
-            close_played: [false, false],
             last_progress: Instant::now(),
             retry_until: None,
         }
@@ -800,4 +693,14 @@ impl ConnReplay {
 
 pub fn index(d: Direction) -> usize {
     dir_index(d)
+}
+
+/// The bytes of the Data or Packet block at `offset` (read when the script was built, so a
+/// failure here means the file changed underneath: nothing is played then).
+fn read_bytes(reader: &mut CaptureReader<BufReader<File>>, offset: u64) -> Vec<u8> {
+    match reader.read_at(offset) {
+        Ok(Record::Data(d)) => d.bytes,
+        Ok(Record::Packet(p)) => p.bytes,
+        _ => Vec::new(),
+    }
 }

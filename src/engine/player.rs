@@ -1,0 +1,397 @@
+//! The replay of one connection as a state machine with no I/O: told what the live side sent
+//! and how it closed, it says what to play next and whether the live side still matches the
+//! recording. The event loop (`replay.rs`) does the reading and writing around it.
+//!
+//! Per direction d (0: client to server, 1: server to client):
+//! - if d's sender is live, what it sends is compared with the recorded bytes of d;
+//! - if d's receiver is live, it is given the recorded chunks of d, each once the other
+//!   direction has carried as many bytes as it had before that chunk in the recording, then
+//!   the recorded close at its place.
+//!
+//! Recorded bytes are fetched on demand by Data-block offset (`fetch`), so the player holds at
+//! most one recorded chunk per direction.
+
+use super::script::{ConnScript, Step};
+use crate::format::CloseKind;
+
+/// What to do next for the live receiver of a direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Write this recorded chunk (fetch its bytes by `step.offset`).
+    Write(Step),
+    /// Close as recorded: FIN (shutdown of writing) or RST.
+    Close(CloseKind),
+    /// Not yet: the live side has not caught up (or the clock, with `--timing`).
+    Wait,
+    /// Nothing more to play this way.
+    Done,
+}
+
+/// Compares a live stream with its recording, chunk by chunk.
+#[derive(Debug, Default)]
+struct Matcher {
+    /// Next recorded step to fetch for comparison.
+    step: usize,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+#[derive(Debug)]
+pub struct Player {
+    live_sender: [bool; 2],
+    live_receiver: [bool; 2],
+    next: [usize; 2],
+    /// Bytes each live sender has sent.
+    sent: [u64; 2],
+    /// The live sender closed (FIN, or RST: then both directions are over).
+    eof: [bool; 2],
+    close_played: [bool; 2],
+    matcher: [Matcher; 2],
+    /// First offset where a live sender sent something else than recorded.
+    pub diverged: [Option<u64>; 2],
+    /// Steps played without their condition met, because the live side took too long.
+    pub forced_steps: u32,
+}
+
+impl Player {
+    pub fn new(client_live: bool, server_live: bool) -> Player {
+        Player {
+            live_sender: [client_live, server_live],
+            live_receiver: [server_live, client_live],
+            next: [0, 0],
+            sent: [0, 0],
+            eof: [false, false],
+            close_played: [false, false],
+            matcher: [Matcher::default(), Matcher::default()],
+            diverged: [None, None],
+            forced_steps: 0,
+        }
+    }
+
+    pub fn live_sender(&self, d: usize) -> bool {
+        self.live_sender[d]
+    }
+
+    pub fn live_receiver(&self, d: usize) -> bool {
+        self.live_receiver[d]
+    }
+
+    /// Still expecting bytes or a close from the live sender of d.
+    pub fn reading(&self, d: usize) -> bool {
+        self.live_sender[d] && !self.eof[d]
+    }
+
+    /// The live sender of d sent `bytes`: compares them with the recording.
+    pub fn sent(
+        &mut self,
+        d: usize,
+        bytes: &[u8],
+        script: &ConnScript,
+        fetch: &mut dyn FnMut(u64) -> Vec<u8>,
+    ) {
+        let base = self.sent[d];
+        self.sent[d] += bytes.len() as u64;
+        if self.diverged[d].is_some() {
+            return;
+        }
+        let m = &mut self.matcher[d];
+        let mut consumed = 0usize;
+        while consumed < bytes.len() {
+            if m.pos == m.chunk.len() {
+                let Some(step) = script.steps[d].get(m.step) else {
+                    // More than was recorded.
+                    self.diverged[d] = Some(base + consumed as u64);
+                    return;
+                };
+                m.step += 1;
+                m.chunk = fetch(step.offset);
+                m.pos = 0;
+                continue;
+            }
+            let rest = &bytes[consumed..];
+            let n = (m.chunk.len() - m.pos).min(rest.len());
+            let want = &m.chunk[m.pos..m.pos + n];
+            // Slices compare with memcmp; the byte-by-byte search runs only on a mismatch.
+            if want != &rest[..n] {
+                let off = want.iter().zip(rest).position(|(a, b)| a != b).unwrap_or(0);
+                self.diverged[d] = Some(base + (consumed + off) as u64);
+                return;
+            }
+            m.pos += n;
+            consumed += n;
+        }
+    }
+
+    /// The live sender of d closed. Returns a description when that is not what it did in
+    /// the recording.
+    pub fn closed(&mut self, d: usize, kind: CloseKind, script: &ConnScript) -> Option<String> {
+        self.eof[d] = true;
+        if kind == CloseKind::Rst {
+            // A reset ends the connection both ways: nothing more can be read or played.
+            self.eof = [true, true];
+            self.close_played = [true, true];
+        }
+        if self.diverged[d].is_none() && self.sent[d] < script.total[d] {
+            // It stopped short of what was recorded.
+            self.diverged[d] = Some(self.sent[d]);
+        }
+        let recorded = script.close[d].map(|c| c.kind);
+        (recorded != Some(kind)).then(|| {
+            let who = if d == 0 { "client" } else { "server" };
+            format!(
+                "{who} closed with {kind:?}, recorded {}",
+                recorded.map_or("no close".to_string(), |k| format!("{k:?}"))
+            )
+        })
+    }
+
+    /// Writing to the live receiver failed: it is gone, both ways.
+    pub fn receiver_gone(&mut self) {
+        self.eof = [true, true];
+        self.close_played = [true, true];
+    }
+
+    /// What to play next to the live receiver of d. `due(time)` says whether a recorded time
+    /// has come (always true without `--timing`); `forced` lets a waiting step go anyway.
+    /// A returned `Write` or `Close` is taken as done.
+    pub fn next(
+        &mut self,
+        d: usize,
+        script: &ConnScript,
+        due: &dyn Fn(u64) -> bool,
+        forced: bool,
+    ) -> Next {
+        if !self.live_receiver[d] || self.close_played[d] {
+            return Next::Done;
+        }
+        let o = 1 - d;
+        // The causal rule: the other side must have sent what it had sent before.
+        let caught_up = |before: u64| !self.live_sender[o] || self.eof[o] || self.sent[o] >= before;
+        let (time, before) = match script.steps[d].get(self.next[d]) {
+            Some(step) => (step.time_ns, step.other_before),
+            None => match script.close[d] {
+                Some(close) => (close.time_ns, close.other_before),
+                None => return Next::Done,
+            },
+        };
+        if !due(time) {
+            return Next::Wait;
+        }
+        if !caught_up(before) {
+            if !forced {
+                return Next::Wait;
+            }
+            self.forced_steps += 1;
+        }
+        match script.steps[d].get(self.next[d]) {
+            Some(step) => {
+                self.next[d] += 1;
+                Next::Write(*step)
+            }
+            None => {
+                let kind = script.close[d].expect("checked above").kind;
+                self.close_played[d] = true;
+                if kind == CloseKind::Rst {
+                    self.close_played = [true, true];
+                }
+                Next::Close(kind)
+            }
+        }
+    }
+
+    /// Every live sender closed and everything recorded was played.
+    pub fn done(&self) -> bool {
+        (0..2).all(|d| {
+            (!self.live_sender[d] || self.eof[d])
+                && (!self.live_receiver[d] || self.close_played[d])
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::script::Close;
+    use crate::format::{ConnOpen, Outcome};
+    use std::collections::HashMap;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    /// A recorded request/response exchange: (direction, bytes) in recorded order, then FIN
+    /// from the client, then from the server. Offsets are the chunk's index.
+    fn script(chunks: &[(usize, &[u8])]) -> (ConnScript, HashMap<u64, Vec<u8>>) {
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 40000);
+        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
+        let mut c = ConnScript {
+            open: ConnOpen {
+                id: 0,
+                time_ns: 0,
+                client: 1,
+                client_addr: a,
+                server: 0,
+                server_addr: b,
+                outcome: Outcome::Established,
+            },
+            steps: [Vec::new(), Vec::new()],
+            close: [None, None],
+            total: [0, 0],
+            after: Vec::new(),
+        };
+        let mut bytes = HashMap::new();
+        for (i, (d, data)) in chunks.iter().enumerate() {
+            c.steps[*d].push(Step {
+                offset: i as u64,
+                len: data.len() as u32,
+                time_ns: i as u64,
+                other_before: c.total[1 - d],
+            });
+            c.total[*d] += data.len() as u64;
+            bytes.insert(i as u64, data.to_vec());
+        }
+        for d in 0..2 {
+            c.close[d] = Some(Close {
+                kind: CloseKind::Fin,
+                time_ns: 99,
+                other_before: c.total[1 - d],
+            });
+        }
+        (c, bytes)
+    }
+
+    const HTTP: &[(usize, &[u8])] = &[
+        (0, b"GET /a HTTP/1.1\r\n\r\n"),
+        (1, b"HTTP/1.1 200 OK\r\n"),
+        (1, b"\r\nhello"),
+        (0, b"GET /b HTTP/1.1\r\n\r\n"),
+        (1, b"HTTP/1.1 404 Not Found\r\n\r\n"),
+    ];
+
+    /// Two cores against each other: a player for a played server and one for a played
+    /// client, each side's output fed to the other as what its live peer sent. What each
+    /// receives must be the recording, in order, with no divergence and no forced step.
+    #[test]
+    fn a_played_client_and_a_played_server_replay_the_recording_to_each_other() {
+        let (s, bytes) = script(HTTP);
+        let mut fetch = |off: u64| bytes[&off].clone();
+        let always = |_: u64| true;
+        // `server_side` plays the server to a live client; `client_side` plays the client to
+        // a live server. Each one's writes are the other's live input.
+        let mut server_side = Player::new(true, false);
+        let mut client_side = Player::new(false, true);
+        let mut got = [Vec::new(), Vec::new()];
+        for _ in 0..20 {
+            let mut moved = false;
+            for (d, got) in got.iter_mut().enumerate() {
+                // Direction 0 is played by client_side into server_side, 1 the other way.
+                let (from, to) = if d == 0 {
+                    (&mut client_side, &mut server_side)
+                } else {
+                    (&mut server_side, &mut client_side)
+                };
+                loop {
+                    match from.next(d, &s, &always, false) {
+                        Next::Write(step) => {
+                            let b = fetch(step.offset);
+                            to.sent(d, &b, &s, &mut fetch);
+                            got.extend_from_slice(&b);
+                        }
+                        Next::Close(k) => assert!(to.closed(d, k, &s).is_none()),
+                        Next::Wait | Next::Done => break,
+                    }
+                    moved = true;
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+        let want = |d: usize| -> Vec<u8> {
+            HTTP.iter()
+                .filter(|(x, _)| *x == d)
+                .flat_map(|(_, b)| b.to_vec())
+                .collect()
+        };
+        assert_eq!(got[0], want(0));
+        assert_eq!(got[1], want(1));
+        assert!(server_side.done() && client_side.done());
+        assert_eq!(server_side.diverged, [None, None]);
+        assert_eq!(client_side.diverged, [None, None]);
+        assert_eq!(server_side.forced_steps + client_side.forced_steps, 0);
+    }
+
+    #[test]
+    fn a_response_waits_for_its_request() {
+        let (s, bytes) = script(HTTP);
+        let mut fetch = |off: u64| bytes[&off].clone();
+        let always = |_: u64| true;
+        let mut p = Player::new(true, false);
+        assert_eq!(p.next(1, &s, &always, false), Next::Wait);
+        // Half the request is not enough.
+        p.sent(0, b"GET /a HTTP", &s, &mut fetch);
+        assert_eq!(p.next(1, &s, &always, false), Next::Wait);
+        p.sent(0, b"/1.1\r\n\r\n", &s, &mut fetch);
+        assert!(matches!(p.next(1, &s, &always, false), Next::Write(st) if st.offset == 1));
+        assert!(matches!(p.next(1, &s, &always, false), Next::Write(st) if st.offset == 2));
+        assert_eq!(p.next(1, &s, &always, false), Next::Wait);
+        // A step that waited too long is forced and counted.
+        assert!(matches!(p.next(1, &s, &always, true), Next::Write(st) if st.offset == 4));
+        assert_eq!(p.forced_steps, 1);
+    }
+
+    #[test]
+    fn divergence_is_found_at_the_first_different_byte_across_chunks() {
+        let (s, bytes) = script(HTTP);
+        let mut fetch = |off: u64| bytes[&off].clone();
+        let mut p = Player::new(true, false);
+        p.sent(0, b"GET /a HTTP/1.1\r\n\r\nGET /", &s, &mut fetch);
+        assert_eq!(p.diverged[0], None);
+        p.sent(0, b"c", &s, &mut fetch);
+        assert_eq!(p.diverged[0], Some(24));
+        // More than recorded diverges where the recording ends.
+        let mut p = Player::new(true, false);
+        p.sent(
+            0,
+            b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n!",
+            &s,
+            &mut fetch,
+        );
+        assert_eq!(p.diverged[0], Some(38));
+        // Less than recorded diverges where the live side stopped.
+        let mut p = Player::new(true, false);
+        p.sent(0, b"GET /a HTTP/1.1\r\n\r\n", &s, &mut fetch);
+        assert!(p.closed(0, CloseKind::Fin, &s).is_none());
+        assert_eq!(p.diverged[0], Some(19));
+    }
+
+    #[test]
+    fn a_reset_ends_both_ways_and_is_reported_when_not_recorded() {
+        let (s, bytes) = script(HTTP);
+        let mut fetch = |off: u64| bytes[&off].clone();
+        let mut p = Player::new(true, false);
+        p.sent(0, b"GET /a HTTP/1.1\r\n\r\n", &s, &mut fetch);
+        let m = p
+            .closed(0, CloseKind::Rst, &s)
+            .expect("recorded FIN, not RST");
+        assert!(m.contains("Rst") && m.contains("Fin"), "{m}");
+        assert!(p.done());
+        assert_eq!(p.next(1, &s, &|_| true, false), Next::Done);
+    }
+
+    #[test]
+    fn timing_holds_a_due_step() {
+        let (s, _) = script(HTTP);
+        let mut p = Player::new(false, true);
+        // Its first step was recorded at 5000 ns: not due while the clock reads 1000 ns.
+        let s = ConnScript {
+            steps: [
+                vec![Step {
+                    time_ns: 5_000,
+                    ..s.steps[0][0]
+                }],
+                vec![],
+            ],
+            ..s
+        };
+        assert_eq!(p.next(0, &s, &|t| t <= 1_000, false), Next::Wait);
+        assert!(matches!(p.next(0, &s, &|_| true, false), Next::Write(_)));
+    }
+}
