@@ -482,8 +482,6 @@ fn rules_learned_from_two_http_recordings_make_a_third_the_same() {
 }
 
 #[test]
-#[ignore = "bug: --learn anchors the Date field on the hour and minute (`ignore 09:39:[0-9]+`), \
-            so a third recording taken in another minute still differs"]
 fn rules_learned_from_two_http_recordings_hold_in_another_minute() {
     require_root();
     let dir = TempDir::new("diffreal-learn-minute");

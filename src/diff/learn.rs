@@ -541,11 +541,34 @@ fn field_rule(a: &[u8], b: &[u8]) -> Option<(String, &'static str)> {
         }
         return Some((format!("{field}{}", lit(tail)), "field"));
     }
-    Some((format!("{}{field}", lit(anchor)), "field"))
+    Some((format!("{}{field}", lit_anchor(anchor)), "field"))
 }
 
 fn lit(b: &[u8]) -> String {
     regex::escape(&String::from_utf8_lossy(b))
+}
+
+/// An anchor as a pattern: literal, except that digit runs match any digits. The text before
+/// a varying field often varies itself on a longer scale (the `09:39:` before the seconds of
+/// a time): a literal anchor would stop matching a minute later.
+fn lit_anchor(b: &[u8]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push_str("[0-9]+");
+        } else {
+            let start = i;
+            while i < b.len() && !b[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push_str(&lit(&b[start..i]));
+        }
+    }
+    out
 }
 
 /// `anchor` then anything up to the common suffix (or the end of the line).
@@ -555,10 +578,10 @@ fn lazy(anchor: &[u8], suffix: &[u8]) -> Option<(String, &'static str)> {
     }
     let tail = &suffix[..suffix.len().min(8)];
     Some(if tail.is_empty() {
-        (format!("{}[^\\r\\n]*", lit(anchor)), "rest of line")
+        (format!("{}[^\\r\\n]*", lit_anchor(anchor)), "rest of line")
     } else {
         (
-            format!("{}[^\\r\\n]*?{}", lit(anchor), lit(tail)),
+            format!("{}[^\\r\\n]*?{}", lit_anchor(anchor), lit(tail)),
             "delimited field",
         )
     })
