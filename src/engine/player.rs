@@ -13,6 +13,11 @@
 
 use super::script::{ConnScript, Step};
 use crate::format::CloseKind;
+use std::rc::Rc;
+
+/// A recorded chunk, shared between the comparison of a live sender and the playing of the
+/// same bytes (both happen when both sides are live).
+pub type Chunk = Rc<Vec<u8>>;
 
 /// What to do next for the live receiver of a direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +37,7 @@ pub enum Next {
 struct Matcher {
     /// Next recorded step to fetch for comparison.
     step: usize,
-    chunk: Vec<u8>,
+    chunk: Chunk,
     pos: usize,
 }
 
@@ -87,7 +92,7 @@ impl Player {
         d: usize,
         bytes: &[u8],
         script: &ConnScript,
-        fetch: &mut dyn FnMut(u64) -> Vec<u8>,
+        fetch: &mut dyn FnMut(u64) -> Chunk,
     ) {
         let base = self.sent[d];
         self.sent[d] += bytes.len() as u64;
@@ -271,7 +276,7 @@ mod tests {
     #[test]
     fn a_played_client_and_a_played_server_replay_the_recording_to_each_other() {
         let (s, bytes) = script(HTTP);
-        let mut fetch = |off: u64| bytes[&off].clone();
+        let mut fetch = |off: u64| Rc::new(bytes[&off].clone());
         let always = |_: u64| true;
         // `server_side` plays the server to a live client; `client_side` plays the client to
         // a live server. Each one's writes are the other's live input.
@@ -321,7 +326,7 @@ mod tests {
     #[test]
     fn a_response_waits_for_its_request() {
         let (s, bytes) = script(HTTP);
-        let mut fetch = |off: u64| bytes[&off].clone();
+        let mut fetch = |off: u64| Rc::new(bytes[&off].clone());
         let always = |_: u64| true;
         let mut p = Player::new(true, false);
         assert_eq!(p.next(1, &s, &always, false), Next::Wait);
@@ -340,7 +345,7 @@ mod tests {
     #[test]
     fn divergence_is_found_at_the_first_different_byte_across_chunks() {
         let (s, bytes) = script(HTTP);
-        let mut fetch = |off: u64| bytes[&off].clone();
+        let mut fetch = |off: u64| Rc::new(bytes[&off].clone());
         let mut p = Player::new(true, false);
         p.sent(0, b"GET /a HTTP/1.1\r\n\r\nGET /", &s, &mut fetch);
         assert_eq!(p.diverged[0], None);
@@ -365,7 +370,7 @@ mod tests {
     #[test]
     fn a_reset_ends_both_ways_and_is_reported_when_not_recorded() {
         let (s, bytes) = script(HTTP);
-        let mut fetch = |off: u64| bytes[&off].clone();
+        let mut fetch = |off: u64| Rc::new(bytes[&off].clone());
         let mut p = Player::new(true, false);
         p.sent(0, b"GET /a HTTP/1.1\r\n\r\n", &s, &mut fetch);
         let m = p

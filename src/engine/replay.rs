@@ -10,7 +10,7 @@
 //!
 //! A step that waits longer than the step timeout is forced, reported, and the replay moves on.
 
-use super::player::{Next, Player};
+use super::player::{Chunk, Next, Player};
 use super::script::{dir_index, Script};
 use super::{now_ns, relay, Conn, Engine, State};
 use crate::format::{
@@ -92,6 +92,8 @@ pub(super) struct Replayer {
     progress: Vec<[u64; 2]>,
     /// Recorded connections whose replay is over.
     ended: Vec<bool>,
+    /// The recorded chunks read last, by offset.
+    cache: ChunkCache,
     /// Played packets recently sent (IP id, index), to resend one its receiver was not
     /// ready for (answered "port unreachable").
     sent: VecDeque<(u16, usize, Instant)>,
@@ -109,7 +111,7 @@ pub(super) struct ConnReplay {
     player: Player,
     /// The recorded chunk being written to the live receiver of each direction, and how much
     /// of it is out.
-    chunk: [Option<(Vec<u8>, usize)>; 2],
+    chunk: [Option<(Chunk, usize)>; 2],
     last_progress: Instant,
     /// Played client connection refused while the server was not up yet: retry until then.
     retry_until: Option<Instant>,
@@ -141,6 +143,7 @@ impl Replayer {
             to_open,
             progress: vec![[0, 0]; n],
             ended: vec![false; n],
+            cache: ChunkCache::default(),
             sent: VecDeque::new(),
             resend: None,
             next_packet: 0,
@@ -164,8 +167,8 @@ impl Replayer {
         }
     }
 
-    fn read_bytes(&mut self, offset: u64) -> Vec<u8> {
-        read_bytes(&mut self.cfg.reader, offset)
+    fn read_bytes(&mut self, offset: u64) -> Chunk {
+        self.cache.get(&mut self.cfg.reader, offset)
     }
 }
 
@@ -505,9 +508,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
                         self.count_bytes(d, n);
                         let bytes = &self.scratch[..n];
                         let script = &rp.cfg.script.conns[k];
-                        let reader = &mut rp.cfg.reader;
+                        let (reader, cache) = (&mut rp.cfg.reader, &mut rp.cache);
                         st.player
-                            .sent(d, bytes, script, &mut |off| read_bytes(reader, off));
+                            .sent(d, bytes, script, &mut |off| cache.get(reader, off));
                         rp.progress[k][d] += n as u64;
                         rp.report.conns[k].live_bytes[d] += n as u64;
                         if let Some(c) = self.capture.as_mut() {
@@ -573,7 +576,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
                 match next {
                     Next::Wait | Next::Done => break,
                     Next::Write(step) => {
-                        let bytes = read_bytes(&mut rp.cfg.reader, step.offset);
+                        let bytes = rp.read_bytes(step.offset);
                         rp.progress[k][d] += bytes.len() as u64;
                         progressed = true;
                         st.last_progress = Instant::now();
@@ -693,6 +696,29 @@ impl ConnReplay {
 
 pub fn index(d: Direction) -> usize {
     dir_index(d)
+}
+
+/// The last few recorded chunks read, by offset: when both sides are live, the bytes a
+/// direction is played with are the bytes its live sender is compared with, read once.
+#[derive(Default)]
+struct ChunkCache {
+    entries: VecDeque<(u64, Chunk)>,
+}
+
+impl ChunkCache {
+    const LEN: usize = 16;
+
+    fn get(&mut self, reader: &mut CaptureReader<BufReader<File>>, offset: u64) -> Chunk {
+        if let Some((_, c)) = self.entries.iter().find(|(o, _)| *o == offset) {
+            return c.clone();
+        }
+        let c = Chunk::new(read_bytes(reader, offset));
+        if self.entries.len() == Self::LEN {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((offset, c.clone()));
+        c
+    }
 }
 
 /// The bytes of the Data or Packet block at `offset` (read when the script was built, so a
