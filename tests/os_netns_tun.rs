@@ -13,26 +13,8 @@ use plg::os::{create_tun, disable_ipv6, loopback_up, sysctl_set, HostSockets, Ne
 
 /// Whether the root-only tests can run; panics (or skips loudly with PLG_SKIP_ROOT_TESTS=1)
 /// when they cannot.
-fn root_available(test: &str) -> bool {
-    let problem = if !plg::os::is_root() {
-        Some("not running as root")
-    } else if !std::path::Path::new("/dev/net/tun").exists() {
-        Some("/dev/net/tun does not exist")
-    } else {
-        None
-    };
-    match problem {
-        None => true,
-        Some(p) if std::env::var_os("PLG_SKIP_ROOT_TESTS").is_some_and(|v| v == "1") => {
-            eprintln!("SKIPPED {test}: {p} (PLG_SKIP_ROOT_TESTS=1)");
-            false
-        }
-        Some(p) => panic!(
-            "{test} needs root and /dev/net/tun: {p}. Run as root, or set PLG_SKIP_ROOT_TESTS=1 \
-             to skip"
-        ),
-    }
-}
+mod os_support;
+use os_support::root_available;
 
 fn cfg(i: u8, offload: bool) -> TunConfig {
     TunConfig {

@@ -13,26 +13,8 @@ use nix::sys::signal::Signal;
 use plg::os::process::{listening_ports, signal_group, spawn, SpawnSpec};
 use plg::os::{loopback_up, Netns};
 
-fn root_available(test: &str) -> bool {
-    let problem = if !plg::os::is_root() {
-        Some("not running as root")
-    } else if !std::path::Path::new("/dev/net/tun").exists() {
-        Some("/dev/net/tun does not exist")
-    } else {
-        None
-    };
-    match problem {
-        None => true,
-        Some(p) if std::env::var_os("PLG_SKIP_ROOT_TESTS").is_some_and(|v| v == "1") => {
-            eprintln!("SKIPPED {test}: {p} (PLG_SKIP_ROOT_TESTS=1)");
-            false
-        }
-        Some(p) => panic!(
-            "{test} needs root and /dev/net/tun: {p}. Run as root, or set PLG_SKIP_ROOT_TESTS=1 \
-             to skip"
-        ),
-    }
-}
+mod os_support;
+use os_support::root_available;
 
 /// A scratch directory with a hosts file, removed on drop.
 struct Scratch(PathBuf);

@@ -16,39 +16,11 @@
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
-fn root_available(test: &str) -> bool {
-    let problem = if !plg::os::is_root() {
-        Some("not running as root")
-    } else if !Path::new("/dev/net/tun").exists() {
-        Some("/dev/net/tun does not exist")
-    } else if !Path::new("/usr/bin/setpriv").exists() && which("setpriv").is_none() {
-        Some("setpriv (util-linux) is not installed")
-    } else {
-        None
-    };
-    match problem {
-        None => true,
-        Some(p) if std::env::var_os("PLG_SKIP_ROOT_TESTS").is_some_and(|v| v == "1") => {
-            eprintln!("SKIPPED {test}: {p} (PLG_SKIP_ROOT_TESTS=1)");
-            false
-        }
-        Some(p) => panic!(
-            "{test} needs root and /dev/net/tun: {p}. Run as root, or set PLG_SKIP_ROOT_TESTS=1 \
-             to skip"
-        ),
-    }
-}
-
-fn which(bin: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(bin))
-            .find(|p| p.exists())
-    })
-}
+mod os_support;
+use os_support::root_available_with;
 
 /// A scratch directory nobody can read, removed on drop.
 struct Scratch(PathBuf);
@@ -105,7 +77,7 @@ fn run_probe(mode: &str, scratch: &Scratch, port: u16, root_prefix: &str) -> (bo
 
 #[test]
 fn rootless_without_tun_access_names_the_device() {
-    if !root_available("rootless_without_tun_access_names_the_device") {
+    if !root_available_with("rootless_without_tun_access_names_the_device", &["setpriv"]) {
         return;
     }
     let mode = std::fs::metadata("/dev/net/tun")
@@ -130,7 +102,10 @@ fn rootless_without_tun_access_names_the_device() {
 
 #[test]
 fn rootless_full_sequence_with_an_accessible_tun() {
-    if !root_available("rootless_full_sequence_with_an_accessible_tun") {
+    if !root_available_with(
+        "rootless_full_sequence_with_an_accessible_tun",
+        &["setpriv"],
+    ) {
         return;
     }
     let scratch = Scratch::new("rootless-full");

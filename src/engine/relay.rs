@@ -44,6 +44,12 @@ impl Half {
         self.eof && self.shut && self.backlog.is_empty()
     }
 
+    /// Frees the backlog's memory (the connection is over).
+    pub fn release(&mut self) {
+        self.backlog = Vec::new();
+        self.pos = 0;
+    }
+
     pub fn backlog_len(&self) -> usize {
         self.backlog.len() - self.pos
     }

@@ -405,7 +405,7 @@ fn update_status(status: &indicatif::ProgressBar, engine: &Handle) {
     }
     let s = &engine.stats;
     status.set_message(format!(
-        "connections {} open / {} total | {} client->server, {} server->client | {} packets",
+        "{} open / {} connections | c->s {} | s->c {} | {} packets",
         s.open.load(Relaxed),
         s.total.load(Relaxed),
         crate::ui::human_bytes(s.bytes_c2s.load(Relaxed)),
