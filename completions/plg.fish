@@ -51,6 +51,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l step-timeout -d 'Seco
 complete -c plg -n "__fish_plg_using_subcommand replay" -l speed -d 'With --timing: play this many times faster than recorded' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l unmatched -d 'What to do with a live connection that has no recorded counterpart' -r -f -a "refuse\t'Refuse it (RST) and report it'
 pass\t'Let it through to a live destination, relayed as in recording'"
+complete -c plg -n "__fish_plg_using_subcommand replay" -l report -d 'Also write the replay\'s verdict as JSON to FILE (format in docs/JSON.md), for CI' -r -F
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r

@@ -65,6 +65,10 @@ pub struct Args {
     #[arg(long)]
     pub strict: bool,
 
+    /// Also write the replay's verdict as JSON to FILE (format in docs/JSON.md), for CI.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     #[command(flatten)]
     pub session: super::common::SessionArgs,
 
@@ -225,6 +229,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.strict && code == 0 && !report.clean() {
         code = 1;
     }
+    if let Some(path) = &args.report {
+        let doc = report_json(&args, &script, &procs, &report, &outcome.exits, code);
+        let text = serde_json::to_string_pretty(&doc).expect("a JSON value serializes") + "\n";
+        std::fs::write(path, text)
+            .with_context(|| format!("failed to write the report {}", path.display()))?;
+    }
     Ok(ExitCode::from(code))
 }
 
@@ -319,4 +329,98 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         ));
     }
     out
+}
+
+/// The replay's verdict as a JSON document (`view: "replay"`, docs/JSON.md).
+fn report_json(
+    args: &Args,
+    script: &Script,
+    procs: &[Process],
+    r: &ReplayReport,
+    exits: &[Option<crate::format::ExitStatus>],
+    exit_code: u8,
+) -> serde_json::Value {
+    use crate::format::ExitStatus;
+    use serde_json::{json, Value};
+    let name = |p: u16| procs.get(p as usize).map(|p| p.name.clone());
+    let live = |p: u16| procs.get(p as usize).is_some_and(|p| p.live);
+    let both = |v: [Option<u64>; 2]| json!({"client_to_server": v[0], "server_to_client": v[1]});
+    let connections: Vec<Value> = script
+        .conns
+        .iter()
+        .zip(&r.conns)
+        .enumerate()
+        .map(|(k, (c, rep))| {
+            let status = if rep.skipped {
+                "skipped"
+            } else if rep.replay_id.is_none() {
+                "unused"
+            } else if rep.diverged.iter().any(|d| d.is_some())
+                || rep.outcome_mismatch.is_some()
+                || rep.close_mismatch.is_some()
+                || rep.step_timeouts > 0
+            {
+                "diverged"
+            } else {
+                "same"
+            };
+            json!({
+                "index": k,
+                "recorded_id": c.open.id,
+                "replay_id": rep.replay_id,
+                "status": status,
+                "client": name(c.open.client),
+                "client_addr": c.open.client_addr.ip().to_string(),
+                "client_port": c.open.client_addr.port(),
+                "server": name(c.open.server),
+                "server_addr": c.open.server_addr.ip().to_string(),
+                "server_port": c.open.server_addr.port(),
+                "diverged_at": both(rep.diverged),
+                "live_bytes": both([
+                    live(c.open.client).then_some(rep.live_bytes[0]),
+                    live(c.open.server).then_some(rep.live_bytes[1]),
+                ]),
+                "recorded_bytes": both([Some(c.total[0]), Some(c.total[1])]),
+                "outcome_mismatch": rep.outcome_mismatch,
+                "close_mismatch": rep.close_mismatch,
+                "step_timeouts": rep.step_timeouts,
+            })
+        })
+        .collect();
+    let unmatched: Vec<Value> = r
+        .unmatched
+        .iter()
+        .map(|(c, addr)| {
+            json!({
+                "client": name(*c),
+                "server_addr": addr.ip().to_string(),
+                "server_port": addr.port(),
+            })
+        })
+        .collect();
+    let processes: Vec<Value> = procs
+        .iter()
+        .zip(exits)
+        .map(|(p, e)| {
+            let exit = match e {
+                Some(ExitStatus::Exited(c)) => json!({"code": c, "signal": null}),
+                Some(ExitStatus::Signaled(s)) => json!({"code": null, "signal": s}),
+                None => Value::Null,
+            };
+            json!({"index": p.index, "name": p.name, "command": p.command, "live": p.live, "exit": exit})
+        })
+        .collect();
+    json!({
+        "version": 1,
+        "view": "replay",
+        "capture": args.file.display().to_string(),
+        "capture_truncated": script.truncated,
+        "clean": r.clean(),
+        "exit_code": exit_code,
+        "processes": processes,
+        "connections": connections,
+        "unmatched": unmatched,
+        "packets_played": r.packets_played,
+        "packets_lost": r.packets_lost,
+    })
 }

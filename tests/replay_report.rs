@@ -1,0 +1,76 @@
+//! `plg replay --report FILE`: the replay's verdict as JSON (docs/JSON.md, `view: "replay"`),
+//! what a CI job reads. Needs root and /dev/net/tun.
+
+mod common;
+#[path = "common/replay.rs"]
+mod replay;
+
+use common::TempDir;
+use replay::{record_ok, replay};
+
+/// A socat echo server and a client sending two lines, recorded; then replayed with the
+/// client live, once sending what it sent, once a changed byte.
+#[test]
+fn the_report_says_per_connection_whether_the_live_side_sent_the_recorded_bytes() {
+    common::require_root();
+    let dir = TempDir::new("rp-report");
+    let cap = dir.join("echo.traffic");
+    let server = "socat TCP-LISTEN:7000,reuseaddr EXEC:cat";
+    let client = |text: &str| format!("printf '{text}' | socat -t 2 - TCP:p0:7000");
+    record_ok(&[
+        "-f",
+        &cap,
+        "--ready",
+        "p0:7000",
+        server,
+        &client("one\\ntwo\\n"),
+    ]);
+
+    let same = dir.join("same.json");
+    replay(&["-f", &cap, "--report", &same, "-", &client("one\\ntwo\\n")])
+        .run()
+        .assert_code(0);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&same).unwrap()).unwrap();
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["view"], "replay");
+    assert_eq!(doc["clean"], true, "{doc:#}");
+    let conns = doc["connections"].as_array().unwrap();
+    assert_eq!(conns.len(), 1, "{doc:#}");
+    let c = &conns[0];
+    assert_eq!(c["status"], "same", "{doc:#}");
+    assert_eq!(c["client"], "p1");
+    assert_eq!(c["server"], "p0");
+    assert_eq!(c["server_port"], 7000);
+    assert_eq!(c["live_bytes"]["client_to_server"], 8);
+    assert_eq!(
+        c["live_bytes"]["server_to_client"],
+        serde_json::Value::Null,
+        "server played"
+    );
+    assert_eq!(c["recorded_bytes"]["client_to_server"], 8);
+    let procs = doc["processes"].as_array().unwrap();
+    assert_eq!(procs[0]["live"], false);
+    assert_eq!(procs[1]["live"], true);
+    assert_eq!(procs[1]["exit"]["code"], 0, "{doc:#}");
+
+    let changed = dir.join("changed.json");
+    replay(&[
+        "-f",
+        &cap,
+        "--strict",
+        "--report",
+        &changed,
+        "-",
+        &client("one\\nTwo\\n"),
+    ])
+    .run()
+    .assert_code(1);
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&changed).unwrap()).unwrap();
+    assert_eq!(doc["clean"], false);
+    assert_eq!(doc["exit_code"], 1);
+    let c = &doc["connections"][0];
+    assert_eq!(c["status"], "diverged", "{doc:#}");
+    assert_eq!(c["diverged_at"]["client_to_server"], 4, "{doc:#}");
+}
