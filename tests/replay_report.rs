@@ -74,3 +74,31 @@ fn the_report_says_per_connection_whether_the_live_side_sent_the_recorded_bytes(
     assert_eq!(c["status"], "diverged", "{doc:#}");
     assert_eq!(c["diverged_at"]["client_to_server"], 4, "{doc:#}");
 }
+
+/// A client recorded talking to the host through `--allow-external` (the gateway address) is
+/// replayed with that outside server played from the capture: the server is gone by then.
+#[test]
+fn an_outside_server_reached_through_the_gateway_is_played_in_replay() {
+    common::require_root();
+    let dir = TempDir::new("rp-external");
+    let cap = dir.join("ext.traffic");
+    let port = 20000 + std::process::id() % 20000;
+    // Only on the host's loopback: nothing leaves the machine.
+    let mut outside = std::process::Command::new("socat")
+        .args([
+            &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"),
+            "SYSTEM:echo outside-answer",
+        ])
+        .spawn()
+        .expect("start socat on the host's loopback");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let client = format!("printf 'question\\n' | socat -t 2 - TCP:gateway:{port}");
+    let rec = record_ok(&["-f", &cap, "--allow-external", &client]);
+    let _ = outside.kill();
+    let _ = outside.wait();
+    assert!(rec.stdout.contains("outside-answer"), "{}", rec.dump());
+
+    let run = replay(&["--strict", "-f", &cap, &client]).run();
+    run.assert_code(0);
+    assert!(run.stdout.contains("outside-answer"), "{}", run.dump());
+}

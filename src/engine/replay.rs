@@ -194,10 +194,13 @@ impl<W: Write + super::sink::Close> Engine<W> {
             return false;
         };
         let n = rp.cfg.live.len();
-        let Some(server) = self.subnet.process_index(*dst.ip(), n) else {
-            return false;
+        // The gateway stands for the host recorded through --allow-external: in replay it is
+        // always played, so a client can be tested without its outside dependency.
+        let server = match self.subnet.process_index(*dst.ip(), n) {
+            Some(j) => j as ProcIndex,
+            None if *dst.ip() == self.subnet.gateway() => crate::format::EXTERNAL,
+            None => return false,
         };
-        let server = server as ProcIndex;
         let key = (i as ProcIndex, server, dst.port());
         let matched = rp.queues.get_mut(&key).and_then(|q| q.pop_front());
         let Some(k) = matched else {
