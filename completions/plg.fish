@@ -26,8 +26,8 @@ end
 
 complete -c plg -n "__fish_plg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_needs_command" -s V -l version -d 'Print version'
-complete -c plg -n "__fish_plg_needs_command" -f -a "record" -d 'Run commands in private namespaces and record every TCP conversation'
-complete -c plg -n "__fish_plg_needs_command" -f -a "replay" -d 'Replay a capture against live programs, playing the missing peers'
+complete -c plg -n "__fish_plg_needs_command" -f -a "record" -d 'Run commands in private network namespaces and record every TCP conversation between them'
+complete -c plg -n "__fish_plg_needs_command" -f -a "replay" -d 'Feed a recording back to live programs, and play the peers that are not there'
 complete -c plg -n "__fish_plg_needs_command" -f -a "inspect" -d 'Show what a capture holds'
 complete -c plg -n "__fish_plg_needs_command" -f -a "export" -d 'Convert a capture to pcap, plain pcapng or stream files'
 complete -c plg -n "__fish_plg_needs_command" -f -a "diff" -d 'Compare two captures and report behavioural drift'
@@ -43,7 +43,7 @@ complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not 
 complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
 complete -c plg -n "__fish_plg_using_subcommand record" -l allow-external -d 'Relay connections to the gateway address (subnet+1) to the host\'s loopback, recorded like any other. Without it, processes can reach only each other'
-complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand record" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s f -l file -d 'The capture to replay' -r -F
 complete -c plg -n "__fish_plg_using_subcommand replay" -s o -l output -d 'Write a capture of the replay (what live processes sent, what plg played)' -r -F

@@ -91,9 +91,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run commands in private namespaces and record every TCP conversation.
+    // record and replay take their help (one line, then the long description) from their
+    // `Args` docs: a doc comment here would replace the long one.
     Record(crate::cmd::record::Args),
-    /// Replay a capture against live programs, playing the missing peers.
     Replay(crate::cmd::replay::Args),
     /// Show what a capture holds.
     Inspect(crate::cmd::inspect::Args),
