@@ -86,7 +86,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             live: true,
         })
         .collect();
+    // The header blocks go out at once: plg killed in its first second still leaves a
+    // capture that says what it was (with no connection yet), not an empty file.
     let writer = CaptureWriter::new(ThreadedFile::new(file)?, &session, &procs)
+        .and_then(|mut w| w.flush().map(|()| w))
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
     let status = crate::ui::status_line(opts.quiet);

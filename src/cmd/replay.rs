@@ -190,6 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             Some(
                 CaptureWriter::new(ThreadedFile::new(file)?, &session, &procs)
+                    .and_then(|mut w| w.flush().map(|()| w))
                     .with_context(|| format!("cannot write the capture {}", out.display()))?,
             )
         }
