@@ -136,8 +136,32 @@ fn kill_9_of_plg_leaves_a_readable_capture_and_its_children_die_with_it() {
     assert!(!recs.iter().any(|r| matches!(r, Record::Summary(_))));
 }
 
+/// Regression: the header blocks used to wait for the first periodic flush, so a plg killed
+/// in its first second left an empty file.
 #[test]
+fn kill_9_right_at_the_start_leaves_a_capture_that_says_what_it_was() {
+    let dir = TempDir::new("kill9early");
+    let cap = dir.join("early.traffic");
+    let mut plg = Plg::record(&["-f", &cap, "sleep 30"]).spawn();
+    // Well before the first periodic flush (1 s): kill as soon as something is in the file,
+    // or at 300 ms in any case.
+    let deadline = Instant::now() + Duration::from_millis(300);
+    while std::fs::metadata(&cap).map_or(0, |m| m.len()) == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    plg.signal("KILL");
+    let run = plg.wait();
+    let _ = std::fs::remove_file(run.hosts_file());
+    run.assert_no_leftover_processes();
+    let recs = records_so_far(Path::new(&cap));
+    assert!(matches!(recs.first(), Some(Record::Session(_))), "{recs:?}");
+    assert!(recs
+        .iter()
+        .any(|r| matches!(r, Record::Process(p) if p.command == "sleep 30")));
+    assert!(!recs.iter().any(|r| matches!(r, Record::Summary(_))));
+}
 
+#[test]
 fn kill_9_of_plg_takes_grandchildren_with_it() {
     let dir = TempDir::new("kill9gc");
     let cap = dir.join("killed.traffic");
@@ -153,7 +177,6 @@ fn kill_9_of_plg_takes_grandchildren_with_it() {
 }
 
 #[test]
-
 fn kill_9_of_plg_leaves_no_hosts_file() {
     let dir = TempDir::new("kill9hosts");
     let cap = dir.join("killed.traffic");
@@ -403,7 +426,6 @@ fn each_process_gets_its_index_name_address_and_its_peers_addresses() {
 }
 
 #[test]
-
 fn a_daemon_that_left_its_process_group_is_stopped_at_the_end_too() {
     let dir = TempDir::new("daemon");
     let cap = dir.join("daemon.traffic");

@@ -225,7 +225,6 @@ fn both_live_reruns_every_recorded_command_and_completes() {
 }
 
 #[test]
-
 fn the_capture_of_a_curl_replay_with_the_server_played_diffs_equal_to_the_recording() {
     let dir = TempDir::new("rp-http-client-o");
     let (cap, _server, client) = record_http(&dir);
@@ -245,7 +244,6 @@ fn the_capture_of_a_curl_replay_with_the_server_played_diffs_equal_to_the_record
 }
 
 #[test]
-
 fn a_played_curl_opens_its_second_connection_after_the_first_ended_as_recorded() {
     let dir = TempDir::new("rp-http-order");
     let (cap, server, _client) = record_http(&dir);

@@ -61,7 +61,6 @@ fn a_capture_cut_in_the_middle_of_its_last_block_replays_in_full_and_says_so() {
 }
 
 #[test]
-
 fn a_capture_cut_in_the_middle_of_a_block_replays_what_is_complete_and_says_so() {
     let dir = TempDir::new("rp-cut");
     let cap = record_two_gets(&dir);

@@ -307,7 +307,6 @@ except socket.timeout:
 "#;
 
 #[test]
-
 fn udp_from_a_played_sender_reaches_the_live_receiver() {
     let dir = TempDir::new("rp-udp");
     let cap = dir.join("udp.traffic");
