@@ -142,7 +142,7 @@ fn kill_9_of_plg_leaves_a_readable_capture_and_its_children_die_with_it() {
 fn kill_9_right_at_the_start_leaves_a_capture_that_says_what_it_was() {
     let dir = TempDir::new("kill9early");
     let cap = dir.join("early.traffic");
-    let mut plg = Plg::record(&["-f", &cap, "sleep 30"]).spawn();
+    let plg = Plg::record(&["-f", &cap, "sleep 30"]).spawn();
     // Well before the first periodic flush (1 s): kill as soon as something is in the file,
     // or at 300 ms in any case.
     let deadline = Instant::now() + Duration::from_millis(300);
