@@ -211,3 +211,106 @@ fn bad_input_and_unwritable_output_leave_nothing() {
     assert_eq!(o.status.code(), Some(2), "an output is required");
     fs::remove_dir_all(&d).unwrap();
 }
+
+/// More connections open at once than `--streams` keeps files open (128): files are closed and
+/// reopened for appending, and every direction still ends up byte-exact.
+#[test]
+fn streams_stay_byte_exact_with_hundreds_of_connections_open_at_once() {
+    use plg::format::*;
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    let d = scratch("export-streams-many");
+    let cap = d.join("many.traffic");
+    let session = Session {
+        format_version: FORMAT_VERSION,
+        mode: Mode::Record,
+        subnet: Ipv4Addr::new(10, 0, 0, 0),
+        prefix_len: 24,
+        start_ns: 1_700_000_000_000_000_000,
+        plg_version: "test".into(),
+    };
+    let procs: Vec<Process> = (0..2u16)
+        .map(|i| Process {
+            index: i,
+            name: format!("p{i}"),
+            command: "x".into(),
+            addr: Ipv4Addr::new(10, 0, 0, 2 + i as u8),
+            live: true,
+        })
+        .collect();
+    let n = 300u32;
+    let mut w = CaptureWriter::new(fs::File::create(&cap).unwrap(), &session, &procs).unwrap();
+    let mut t = session.start_ns;
+    for id in 0..n {
+        t += 1000;
+        w.write(&Record::ConnOpen(ConnOpen {
+            id,
+            time_ns: t,
+            client: 1,
+            client_addr: SocketAddrV4::new(procs[1].addr, 20000 + id as u16),
+            server: 0,
+            server_addr: SocketAddrV4::new(procs[0].addr, 80),
+            outcome: Outcome::Established,
+        }))
+        .unwrap();
+    }
+    // Three rounds over every connection, both ways: each file is written to three times,
+    // with 299 other connections in between.
+    let chunk = |id: u32, dir: u8, round: u8| format!("conn {id} dir {dir} round {round}\n");
+    for round in 0..3u8 {
+        for id in 0..n {
+            for (dir, d2) in [
+                (0u8, Direction::ClientToServer),
+                (1, Direction::ServerToClient),
+            ] {
+                t += 1000;
+                w.write_data(id, d2, t, chunk(id, dir, round).as_bytes())
+                    .unwrap();
+            }
+        }
+    }
+    for id in 0..n {
+        for dir in [Direction::ClientToServer, Direction::ServerToClient] {
+            t += 1000;
+            w.write(&Record::ConnClose(ConnClose {
+                id,
+                dir,
+                kind: CloseKind::Fin,
+                time_ns: t,
+            }))
+            .unwrap();
+        }
+    }
+    w.finish(&Summary {
+        end_ns: t,
+        processes: 2,
+        connections: n,
+        ..Summary::default()
+    })
+    .unwrap();
+
+    let out = d.join("streams");
+    let o = plg(&[
+        "export",
+        cap.to_str().unwrap(),
+        "--streams",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let names = entries(&out);
+    assert_eq!(
+        names.len(),
+        2 * n as usize,
+        "one file per connection and direction"
+    );
+    for id in 0..n {
+        for (dir, sender) in [(0u8, "p1"), (1, "p0")] {
+            let name = names
+                .iter()
+                .find(|f| f.starts_with(&format!("{id:04}-{sender}_")))
+                .unwrap_or_else(|| panic!("no file for connection {id} from {sender}"));
+            let want: String = (0..3).map(|r| chunk(id, dir, r)).collect();
+            assert_eq!(fs::read_to_string(out.join(name)).unwrap(), want, "{name}");
+        }
+    }
+    fs::remove_dir_all(&d).unwrap();
+}
