@@ -11,7 +11,7 @@
 //! A step that waits longer than the step timeout is forced, reported, and the replay moves on.
 
 use super::player::{Chunk, Next, Player};
-use super::script::{dir_index, Script};
+use super::script::Script;
 use super::{now_ns, relay, Conn, Engine, State};
 use crate::format::{
     CaptureReader, CloseKind, ConnClose, ConnOpen, Direction, Outcome, ProcIndex, Record,
@@ -695,10 +695,6 @@ impl ConnReplay {
             retry_until: None,
         }
     }
-}
-
-pub fn index(d: Direction) -> usize {
-    dir_index(d)
 }
 
 /// The last few recorded chunks read, by offset: when both sides are live, the bytes a

@@ -209,10 +209,9 @@ pub fn run(
     let names: Vec<String> = opts.procs.iter().map(|p| p.name.clone()).collect();
     let hosts_path = hosts_path();
     let inodes: HashSet<u64> = proc_ns.iter().filter_map(|n| n.inode().ok()).collect();
-    let explicit: Vec<String> = names.clone();
     std::fs::write(
         &hosts_path,
-        plan::hosts_file(&opts.subnet, &explicit, names.len()),
+        plan::hosts_file(&opts.subnet, &names, names.len()),
     )
     .with_context(|| format!("failed to write {}", hosts_path.display()))?;
     let hosts = HostsFile(hosts_path.clone());
