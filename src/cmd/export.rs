@@ -5,10 +5,11 @@
 //! conversation synthesis, file formats, filters) lives in `src/export/`.
 
 use crate::export::{
-    pcap::PcapWriter, pcapng::PcapngWriter, staged::Staged, streams::StreamsWriter, Exporter,
-    Filter, Output, PacketExport,
+    pcap::PcapWriter, pcapng::PcapngWriter, streams::StreamsWriter, Exporter, Filter, Output,
+    PacketExport,
 };
 use crate::format::{CaptureReader, ConnId};
+use crate::os::output::{self, OutputDir, Replace};
 use anyhow::Context;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -26,8 +27,11 @@ const OUT_BUFFER: usize = 1 << 20;
         segments of at most 1460 bytes with consistent sequence and acknowledgment numbers, \
         the teardown that happened) with the recorded timestamps and addresses, so Wireshark, \
         tshark and tcpdump follow its streams and decode its protocols. Non-TCP packets are \
-        copied as recorded. The output is written under a temporary name and renamed into \
-        place at the end: it appears whole or not at all.",
+        copied as recorded. A file output is written under no name (or a hidden temporary \
+        one) and moved into place at the end: it appears whole or not at all. `-` is standard \
+        output (for OUT) or standard input (for the capture); a device or FIFO is written \
+        straight into; a symlink is followed; an existing regular file is replaced only with \
+        --force; the streams directory must be new or empty; the output may not be the input.",
     after_help = "Exit status: 0 written, 1 the filters matched nothing (no output written), 2 an error."
 )]
 #[command(group = clap::ArgGroup::new("output").required(true).multiple(false))]
@@ -61,13 +65,20 @@ pub struct Args {
     #[arg(long = "port", value_name = "N", value_delimiter = ',')]
     pub ports: Vec<u16>,
 
-    /// Replace the output if it exists.
+    /// Replace the output if it is an existing regular file (never a device, FIFO, symlink
+    /// or directory: those are written into, followed, or refused).
     #[arg(long)]
     pub force: bool,
 
     /// No progress bar and no closing line.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The output being written: put in place at the end, removed (if plg's own) on error.
+enum Staged {
+    File(output::Output),
+    Dir(OutputDir),
 }
 
 enum Kind {
@@ -91,7 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Open the capture before creating anything: a bad input leaves no output behind.
     let mut reader = CaptureReader::open(&args.file)?;
-    let size = std::fs::metadata(&args.file).map_or(0, |m| m.len());
+    let size = reader.get_ref().get_ref().metadata().map_or(0, |m| m.len());
     let version = reader
         .session()
         .map_or_else(String::new, |s| s.plg_version.clone());
@@ -100,14 +111,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         env!("CARGO_PKG_VERSION")
     );
 
+    let replace = if args.force {
+        Replace::Yes
+    } else {
+        Replace::No
+    };
     let (staged, output) = match kind {
         Kind::Streams => {
-            let (staged, dir) = Staged::dir(&dest, args.force)?;
+            let (staged, dir) = OutputDir::open(&dest)?;
             let output: Output<BufWriter<File>> = Output::Streams(StreamsWriter::new(&dir));
-            (staged, output)
+            (Staged::Dir(staged), output)
         }
         Kind::Pcap | Kind::Pcapng => {
-            let (staged, file) = Staged::file(&dest, args.force)?;
+            let (staged, file) = output::Output::open(&dest, replace, &[&args.file], true)?;
+            let staged = Staged::File(staged);
             let out = BufWriter::with_capacity(OUT_BUFFER, file);
             let write_err = || format!("failed to write {}", dest.display());
             let output = match kind {
@@ -156,9 +173,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         w.flush()
             .with_context(|| format!("failed to write {}", dest.display()))?;
     }
-    staged
-        .commit()
-        .with_context(|| format!("failed to move the output into place at {}", dest.display()))?;
+    match staged {
+        Staged::File(mut o) => o.commit(),
+        Staged::Dir(o) => o.commit(),
+    }
+    .with_context(|| format!("failed to move the output into place at {}", dest.display()))?;
     if !args.quiet && crate::ui::Stream::Stderr.is_terminal() {
         eprintln!(
             "wrote {}: {connections} connections, {packets} other packets{}",

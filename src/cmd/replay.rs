@@ -8,8 +8,8 @@ use crate::engine::script::Script;
 use crate::engine::session;
 use crate::engine::sink::ThreadedFile;
 use crate::format::{CaptureReader, CaptureWriter, Mode, Process, Session, FORMAT_VERSION};
+use crate::os::output::{Output, Replace};
 use anyhow::Context as _;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -67,7 +67,8 @@ pub struct Args {
     #[arg(long)]
     pub strict: bool,
 
-    /// Also write the replay's verdict as JSON to FILE (format in docs/JSON.md), for CI.
+    /// Also write the replay's verdict as JSON to FILE (format in docs/JSON.md), for CI; `-`
+    /// is standard output. Replaces FILE if it is a regular file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
@@ -156,6 +157,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .session
         .options(subnet, names, commands.clone(), false)?;
 
+    // Checked before the session: a report that cannot be written is known at once.
+    let report_out = match &args.report {
+        Some(path) => {
+            let mut inputs = vec![args.file.as_path()];
+            inputs.extend(args.output.as_deref());
+            Some(
+                Output::open(path, Replace::Yes, &inputs, true)
+                    .map_err(|e| anyhow::Error::new(UsageError(e.to_string())))?,
+            )
+        }
+        None => None,
+    };
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then kills whatever is left in its namespaces.
     let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
@@ -173,13 +186,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             live: c.is_some(),
         })
         .collect();
-    let mut guard = None;
+    let mut output = None;
     let writer = match &args.output {
         None => None,
         Some(out) => {
-            let file = File::create(out)
-                .with_context(|| format!("cannot write the capture {}", out.display()))?;
-            guard = Some(super::record::RemoveOnError::new(out.clone()));
+            let (o, file) = super::record::capture_output(out, &[&args.file])?;
+            output = Some(o);
             let session = Session {
                 format_version: FORMAT_VERSION,
                 mode: Mode::Replay,
@@ -207,13 +219,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let net = session::build_network(&opts, &reaper)?;
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
     let status = crate::ui::status_line(opts.quiet);
-    let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
-    let start_failed =
-        matches!(&outcome, Err(e) if e.downcast_ref::<session::StartFailed>().is_some());
-    if let (Some(g), false) = (guard, start_failed) {
-        g.disarm();
-    }
-    let outcome = outcome?;
+    let outcome = session::run(&opts, &signals, engine, proc_ns, &status, &mut || match (
+        &mut output,
+        &args.output,
+    ) {
+        (Some(o), Some(path)) => o
+            .commit()
+            .with_context(|| format!("cannot write the capture {}", path.display())),
+        _ => Ok(()),
+    })?;
     let report = outcome.replay.clone().unwrap_or_default();
     if !opts.quiet {
         eprint!("{}", describe(&script, &procs, &report));
@@ -232,10 +246,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.strict && code == 0 && !report.clean() {
         code = 1;
     }
-    if let Some(path) = &args.report {
+    if let (Some(path), Some((mut out, mut file))) = (&args.report, report_out) {
         let doc = report_json(&args, &script, &procs, &report, &outcome.exits, code);
         let text = serde_json::to_string_pretty(&doc).expect("a JSON value serializes") + "\n";
-        std::fs::write(path, text)
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .and_then(|()| out.commit())
             .with_context(|| format!("failed to write the report {}", path.display()))?;
     }
     Ok(ExitCode::from(code))

@@ -197,13 +197,16 @@ struct Running {
     exit: Option<ExitStatus>,
 }
 
-/// Runs the processes until the session ends, then stops the engine.
+/// Runs the processes until the session ends, then stops the engine. `on_started` is called
+/// once every process started (after the point where [`StartFailed`] can happen): `record`
+/// puts its capture in place there, so a failed start never replaces the user's old capture.
 pub fn run(
     opts: &Options,
     signals: &SignalFd,
     engine: Handle,
     proc_ns: Vec<Netns>,
     status: &indicatif::ProgressBar,
+    on_started: &mut dyn FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let names: Vec<String> = opts.procs.iter().map(|p| p.name.clone()).collect();
@@ -329,7 +332,7 @@ pub fn run(
     // Every process has it bind-mounted by now (the mount keeps the inode alive).
     drop(hosts);
     engine.stats.all_started.store(true, Relaxed);
-    if let Err(e) = result {
+    if let Err(e) = result.and_then(|()| on_started()) {
         terminate(&mut running, opts.grace, &inodes);
         let _ = engine.stop();
         return Err(e.context(StartFailed));

@@ -23,12 +23,22 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatError {
     pub path: String,
+    /// [`FormatError::NOT_OPENED`] when the file could not be opened at all.
     pub offset: u64,
     pub message: String,
 }
 
+impl FormatError {
+    /// The offset of an error about the file itself (it cannot be opened), not its content:
+    /// shown as `FILE: No such file or directory`, with no byte offset.
+    pub const NOT_OPENED: u64 = u64::MAX;
+}
+
 impl std::fmt::Display for FormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.offset == Self::NOT_OPENED {
+            return write!(f, "{}: {}", self.path, self.message);
+        }
         write!(
             f,
             "{}: at byte {}: {}",
@@ -38,6 +48,16 @@ impl std::fmt::Display for FormatError {
 }
 
 impl std::error::Error for FormatError {}
+
+/// An I/O error as a user reads it: "No such file or directory", without Rust's
+/// " (os error 2)".
+pub fn io_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
+}
 
 /// Interfaces the reader remembers across all sections. ProcIndex is a u16, so a plg capture
 /// never needs more; the cap keeps a hostile file from growing memory with IDBs.
@@ -81,13 +101,24 @@ pub struct CaptureReader<R: Read> {
 }
 
 impl CaptureReader<BufReader<File>> {
-    /// Opens a capture and checks at once that it is one (see the module header).
+    /// Opens a capture and checks at once that it is one (see the module header). `-` is
+    /// standard input (read once, front to back: no `read_at`).
     pub fn open(path: &Path) -> Result<Self, FormatError> {
-        let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| FormatError {
+        let stdin = path == Path::new("-");
+        let name = if stdin {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let opened = if stdin {
+            File::open("/dev/stdin")
+        } else {
+            File::open(path)
+        };
+        let file = opened.map_err(|e| FormatError {
             path: name.clone(),
-            offset: 0,
-            message: format!("cannot open: {e}"),
+            offset: FormatError::NOT_OPENED,
+            message: io_message(&e),
         })?;
         CaptureReader::new(BufReader::with_capacity(1 << 20, file), &name)
     }

@@ -22,6 +22,7 @@
 
 pub mod hostsock;
 pub mod netns;
+pub mod output;
 pub mod process;
 pub mod reaper;
 pub mod rootless;
