@@ -343,6 +343,8 @@ impl<R: Read> CaptureReader<R> {
                     bytes: epb.data.to_vec(),
                 })))
             }
+            // Written to align the file for direct I/O; carries nothing.
+            block::FILLER_TYPE => Ok(None),
             block::IDB_TYPE if learn => {
                 let repr = idb::IdbRepr::parse(&block).map_err(|m| self.malformed(at, m))?;
                 if self.interfaces >= MAX_INTERFACES {

@@ -60,8 +60,13 @@ pub const fn data_block_len(data_len: usize) -> usize {
     block_len(DATA_FIXED_LEN + data_len)
 }
 
-/// The largest Data payload that fits in one block.
-pub const MAX_DATA_LEN: usize = MAX_BLOCK_LEN - HEADER_LEN - DATA_FIXED_LEN - TRAILER_LEN;
+/// The largest custom block plg writes: 256 KiB in all, so that Wireshark's writer (editcap,
+/// mergecap) can copy every one of them. Readers accept up to `MAX_BLOCK_LEN`.
+pub const MAX_WRITTEN_LEN: usize = 256 << 10;
+
+/// The largest Data payload plg writes in one block; a longer read is split over several
+/// Data blocks with the same time.
+pub const MAX_DATA_LEN: usize = MAX_WRITTEN_LEN - HEADER_LEN - DATA_FIXED_LEN - TRAILER_LEN;
 
 /// What a custom block turned out to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
