@@ -302,3 +302,48 @@ fn replay_output_that_is_its_input_is_refused() {
     assert_eq!(entries(&d), vec!["web.traffic"]);
     fs::remove_dir_all(&d).unwrap();
 }
+
+/// A reader that stops early (`| head`) is a quiet, successful exit in every mode, JSON
+/// included (serde_json's error used to hide the broken pipe: "plg: Broken pipe", exit 2).
+#[test]
+fn a_closed_pipe_is_a_quiet_exit_everywhere() {
+    let d = scratch("out-pipe");
+    let f = write_fixture(&d, true);
+    // Many copies of the fixture's sections make outputs far larger than a pipe's buffer.
+    let one = fs::read(&f.path).unwrap();
+    let big = d.join("big.traffic");
+    fs::write(&big, one.repeat(400)).unwrap();
+    let b = s(&big);
+    let modes: Vec<Vec<&str>> = vec![
+        vec!["inspect", b],
+        vec!["inspect", "--json", b],
+        vec!["inspect", "--connections", b],
+        vec!["inspect", "--connections", "--json", b],
+        vec!["export", b, "--pcap", "-"],
+        vec!["diff", "--json", b, b],
+        vec!["diff", b, b],
+    ];
+    for args in modes {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_plg"))
+            .args(&args)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read one byte, then close the pipe: plg's next writes fail with EPIPE.
+        let mut out = child.stdout.take().unwrap();
+        let mut byte = [0u8; 1];
+        let _ = std::io::Read::read(&mut out, &mut byte);
+        drop(out);
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+        assert!(
+            matches!(o.status.code(), Some(0) | Some(1)),
+            "{args:?}: {:?} {err}",
+            o.status
+        );
+    }
+    fs::remove_dir_all(&d).unwrap();
+}

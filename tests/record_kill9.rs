@@ -29,17 +29,17 @@ fn captured(path: &Path) -> (u64, Result<(), String>) {
     (bytes, Ok(()))
 }
 
-/// Seconds from the session start to the last record in the capture.
+/// Seconds from the first Data block to the last: how long the transfer ran.
 fn run_secs(path: &Path) -> f64 {
-    let mut reader = CaptureReader::open(path).expect("the capture opens");
-    let start = reader.session().expect("a session").start_ns;
-    let mut last = start;
-    for rec in reader.by_ref().map_while(Result::ok) {
+    let reader = CaptureReader::open(path).expect("the capture opens");
+    let (mut first, mut last) = (None, 0);
+    for rec in reader.map_while(Result::ok) {
         if let Record::Data(d) = rec {
+            first.get_or_insert(d.time_ns);
             last = d.time_ns;
         }
     }
-    (last.saturating_sub(start)) as f64 / 1e9
+    last.saturating_sub(first.unwrap_or(last)) as f64 / 1e9
 }
 
 fn run_tool(program: &str, args: &[&str]) -> (Option<i32>, String) {

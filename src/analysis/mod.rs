@@ -358,10 +358,16 @@ impl Analyzer {
                     self.orphan(offset, cl.id, "close");
                     return None;
                 };
-                if c.closes[s].is_some() {
-                    let msg = format!("connection {}: the same side closed twice", cl.id);
-                    self.problem(offset, msg);
-                    return None;
+                match c.closes[s] {
+                    // A side that sent its FIN may still be reset (docs/FORMAT.md): the
+                    // connection ended with a reset.
+                    Some((CloseKind::Fin, _)) if cl.kind == CloseKind::Rst => {}
+                    Some(_) => {
+                        let msg = format!("connection {}: the same side closed twice", cl.id);
+                        self.problem(offset, msg);
+                        return None;
+                    }
+                    None => {}
                 }
                 c.closes[s] = Some((cl.kind, cl.time_ns));
                 c.last_ns = c.last_ns.max(cl.time_ns);
@@ -432,7 +438,12 @@ impl Analyzer {
         };
         cmp("processes", s.processes.into(), i.processes.len() as u64);
         cmp("connections", s.connections.into(), i.connections);
-        cmp("refused connections", s.refused.into(), i.refused);
+        // "Refused" in the Summary is every connection not established (docs/FORMAT.md).
+        cmp(
+            "refused connections",
+            s.refused.into(),
+            i.refused + i.unreachable,
+        );
         cmp("data blocks", s.data_blocks, i.data_blocks);
         cmp("bytes client to server", s.bytes_c2s, i.bytes[0]);
         cmp("bytes server to client", s.bytes_s2c, i.bytes[1]);

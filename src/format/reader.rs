@@ -70,8 +70,8 @@ const MAX_SECTIONS: usize = 1 << 12;
 struct Section {
     start: u64,
     endian: Endian,
-    /// `if_tsresol` of each interface, by index.
-    tsresol: Vec<u8>,
+    /// `if_tsresol` and `if_tsoffset` of each interface, by index.
+    tsresol: Vec<(u8, i64)>,
 }
 
 /// Moves a seekable input from one offset to another (`from` is None when unknown). Set by
@@ -326,7 +326,7 @@ impl<R: Read> CaptureReader<R> {
             block::EPB_TYPE => {
                 let epb = EpbRepr::parse(&block).map_err(|m| self.malformed(at, m))?;
                 let tsresol = &self.sections[section].tsresol;
-                let Some(&resol) = tsresol.get(epb.interface as usize) else {
+                let Some(&(resol, offset)) = tsresol.get(epb.interface as usize) else {
                     return Err(self.error(
                         at,
                         format!(
@@ -338,7 +338,8 @@ impl<R: Read> CaptureReader<R> {
                 };
                 Ok(Some(Record::Packet(Packet {
                     interface: epb.interface,
-                    time_ns: idb::to_ns(epb.timestamp, resol),
+                    time_ns: idb::to_ns(epb.timestamp, resol)
+                        .saturating_add_signed(offset.saturating_mul(1_000_000_000)),
                     orig_len: epb.orig_len,
                     bytes: epb.data.to_vec(),
                 })))
@@ -351,7 +352,9 @@ impl<R: Read> CaptureReader<R> {
                     return Err(self.error(at, format!("more than {MAX_INTERFACES} interfaces")));
                 }
                 self.interfaces += 1;
-                self.sections[section].tsresol.push(repr.tsresol);
+                self.sections[section]
+                    .tsresol
+                    .push((repr.tsresol, repr.tsoffset));
                 Ok(None)
             }
             _ => unknown(None),
