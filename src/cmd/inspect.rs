@@ -332,7 +332,9 @@ fn summary_json(info: &CaptureInfo, file: &str) -> Value {
         "packets": {"total": info.packets, "bytes": info.packet_bytes, "by_protocol": by_protocol},
         "ipv6_dropped": info.summary.map(|s| s.ipv6_dropped),
         "unknown_blocks": unknown,
-        "problems": info.problem_count,
+        // The count `--check` reports: a read error or a missing summary is one more.
+        "problems": info.problem_count
+            + u64::from(info.read_error.is_some() || info.summary.is_none()),
         "error": info.read_error.as_ref().map(problem_json),
     })
 }
