@@ -42,6 +42,13 @@ pub struct SessionArgs {
     /// Disable segmentation/checksum offload through the TUN devices (slower; for debugging).
     #[arg(long)]
     pub no_offload: bool,
+
+    /// Run each command in a user namespace of its own, as root inside and as nobody (uid
+    /// 65534) on the host: the isolation of rootless mode for a root user. The commands can
+    /// then not enter the host's namespaces, reconfigure their network or act as root on the
+    /// host's files. Implied (and refused as a flag) when plg does not run as root.
+    #[arg(long)]
+    pub userns: bool,
 }
 
 impl SessionArgs {
@@ -115,6 +122,12 @@ impl SessionArgs {
                 .map(|m| run(index_of(m)?, "--main"))
                 .collect::<anyhow::Result<_>>()?
         };
+        if self.userns && !crate::os::is_root() {
+            return Err(usage(
+                "--userns needs root: without it plg runs rootless, which is that boundary already"
+                    .to_string(),
+            ));
+        }
         if !(self.grace.is_finite() && self.grace >= 0.0) {
             return Err(usage(format!("--grace {}: expected seconds", self.grace)));
         }
@@ -134,6 +147,7 @@ impl SessionArgs {
             allow_external,
             mtu: self.mtu,
             offload: !self.no_offload,
+            user_namespace: self.userns,
         })
     }
 }

@@ -56,7 +56,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Must come before any thread exists: a user namespace needs a single-threaded process,
     // and the signal mask is inherited by threads created later.
     crate::os::rootless::enter_user_namespace_if_needed()?;
-    // Outlives plg however it dies, and then kills whatever is left in its namespaces.
+    // Outlives plg however it dies, and then removes its temporary files.
     let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
@@ -64,7 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     // Until recording starts, a failure leaves no file behind; after, what was written stays.
     let guard = RemoveOnError::new(args.file.clone());
-    let net = session::build_network(&opts, &reaper)?;
+    let net = session::build_network(&opts)?;
     let start_ns = crate::engine::now_ns();
     let session = Session {
         format_version: FORMAT_VERSION,
@@ -93,7 +93,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
     let status = crate::ui::status_line(opts.quiet);
-    let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
+    let outcome = session::run(&opts, &signals, engine, proc_ns, &status, &reaper);
     if matches!(&outcome, Err(e) if e.downcast_ref::<session::StartFailed>().is_some()) {
         return Err(outcome.err().expect("matched an error"));
     }

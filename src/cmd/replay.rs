@@ -204,10 +204,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timing: args.timing.then_some(args.speed),
         unmatched_pass: args.unmatched == Unmatched::Pass,
     };
-    let net = session::build_network(&opts, &reaper)?;
+    let net = session::build_network(&opts)?;
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
     let status = crate::ui::status_line(opts.quiet);
-    let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
+    let outcome = session::run(&opts, &signals, engine, proc_ns, &status, &reaper);
     let start_failed =
         matches!(&outcome, Err(e) if e.downcast_ref::<session::StartFailed>().is_some());
     if let (Some(g), false) = (guard, start_failed) {
