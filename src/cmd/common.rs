@@ -128,9 +128,17 @@ impl SessionArgs {
                     .to_string(),
             ));
         }
-        if !(self.grace.is_finite() && self.grace >= 0.0) {
-            return Err(usage(format!("--grace {}: expected seconds", self.grace)));
-        }
+        // try_from: from_secs_f64 panics on a value too big for a Duration (1e300).
+        let grace = Duration::try_from_secs_f64(self.grace)
+            .ok()
+            .filter(|_| self.grace.is_finite())
+            .ok_or_else(|| {
+                usage(format!(
+                    "--grace {}: expected seconds, from 0 to {}",
+                    self.grace,
+                    u64::MAX
+                ))
+            })?;
         Ok(Options {
             subnet,
             procs: names
@@ -140,7 +148,7 @@ impl SessionArgs {
                 .collect(),
             ready,
             main,
-            grace: Duration::from_secs_f64(self.grace),
+            grace,
             ready_timeout: Duration::from_secs(self.ready_timeout),
             prefix_output: !self.no_prefix,
             quiet: self.quiet,

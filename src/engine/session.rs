@@ -523,7 +523,8 @@ fn wait_ready(
     signals: &SignalFd,
     interrupted: &mut Option<Signal>,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
+    // A --ready-timeout beyond what an Instant can hold means "no limit".
+    let deadline = Instant::now().checked_add(timeout);
     let name = &names[r.index];
     let what = match r.port {
         Some(p) => format!("port {p}"),
@@ -548,7 +549,7 @@ fn wait_ready(
                 return Ok(());
             }
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             if explicit {
                 bail!(
                     "{name} did not listen on {what} within {}s (--ready-timeout)",
