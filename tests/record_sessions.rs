@@ -536,3 +536,24 @@ fn reserved_and_numeric_names_are_refused() {
         assert!(!Path::new(&cap).exists());
     }
 }
+
+/// Regression: a command line longer than a str16 (65,535 bytes) was clipped silently in the
+/// capture. It is stored whole now (see FORMAT.md, Process block).
+#[test]
+fn a_command_longer_than_a_pcapng_string_is_recorded_whole() {
+    let dir = TempDir::new("longcmd");
+    let cap = dir.join("long.traffic");
+    let command = format!(": {}", "é".repeat(50_000)); // 100,002 bytes
+    let run = Plg::record(&["-q", "-f", &cap, &command]).run();
+    run.assert_code(0);
+    let reader = plg::format::CaptureReader::open(Path::new(&cap)).unwrap();
+    let commands: Vec<String> = reader
+        .map_while(Result::ok)
+        .filter_map(|r| match r {
+            Record::Process(p) => Some(p.command),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commands.len(), 1);
+    assert!(commands[0] == command, "stored {} bytes", commands[0].len());
+}
