@@ -58,14 +58,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Must come before any thread exists: a user namespace needs a single-threaded process,
     // and the signal mask is inherited by threads created later.
     crate::os::rootless::enter_user_namespace_if_needed()?;
-    // Outlives plg however it dies, and then kills whatever is left in its namespaces.
+    // Outlives plg however it dies, and then removes its temporary files.
     let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     // Written beside the file (unnamed where the filesystem allows), put in place once every
     // process started: a failed start leaves the old capture, or nothing, as it was.
     let (mut output, file) = capture_output(&args.file, &[])?;
-    let net = session::build_network(&opts, &reaper)?;
+    let net = session::build_network(&opts)?;
     let start_ns = crate::engine::now_ns();
     let session = Session {
         format_version: FORMAT_VERSION,
@@ -94,11 +94,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
     let status = crate::ui::status_line(opts.quiet);
-    let outcome = session::run(&opts, &signals, engine, proc_ns, &status, &mut || {
-        output
-            .commit()
-            .with_context(|| format!("cannot write the capture {}", args.file.display()))
-    })?;
+    let outcome = session::run(
+        &opts,
+        &signals,
+        engine,
+        proc_ns,
+        &status,
+        &reaper,
+        &mut || {
+            output
+                .commit()
+                .with_context(|| format!("cannot write the capture {}", args.file.display()))
+        },
+    )?;
 
     if !opts.quiet {
         eprintln!("{}", summary_paragraph(&args, &procs, &outcome));

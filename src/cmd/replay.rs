@@ -216,18 +216,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timing: args.timing.then_some(args.speed),
         unmatched_pass: args.unmatched == Unmatched::Pass,
     };
-    let net = session::build_network(&opts, &reaper)?;
+    let net = session::build_network(&opts)?;
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
     let status = crate::ui::status_line(opts.quiet);
-    let outcome = session::run(&opts, &signals, engine, proc_ns, &status, &mut || match (
-        &mut output,
-        &args.output,
-    ) {
-        (Some(o), Some(path)) => o
-            .commit()
-            .with_context(|| format!("cannot write the capture {}", path.display())),
-        _ => Ok(()),
-    })?;
+    let outcome = session::run(
+        &opts,
+        &signals,
+        engine,
+        proc_ns,
+        &status,
+        &reaper,
+        &mut || match (&mut output, &args.output) {
+            (Some(o), Some(path)) => o
+                .commit()
+                .with_context(|| format!("cannot write the capture {}", path.display())),
+            _ => Ok(()),
+        },
+    )?;
     let report = outcome.replay.clone().unwrap_or_default();
     if !opts.quiet {
         eprint!("{}", describe(&script, &procs, &report));
