@@ -61,6 +61,8 @@ pub struct ConnStats {
     pub closes: [Option<(CloseKind, u64)>; 2],
     /// Time of the connection's last record.
     pub last_ns: u64,
+    /// The client opened with a TLS ClientHello: its client random.
+    pub tls: Option<crate::wire::tls::ClientRandom>,
 }
 
 impl ConnStats {
@@ -71,6 +73,7 @@ impl ConnStats {
             data_blocks: [0; 2],
             closes: [None; 2],
             last_ns: open.time_ns,
+            tls: None,
         }
     }
 
@@ -149,6 +152,20 @@ pub struct CaptureInfo {
     pub problems: Vec<Problem>,
     /// All problems found, including those beyond [`MAX_PROBLEMS`].
     pub problem_count: u64,
+    pub tls: TlsInfo,
+}
+
+/// TLS connections and the keys for them (from Decryption Secrets Blocks).
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// Connections whose client opened with a TLS ClientHello.
+    pub connections: u64,
+    /// Of those, the ones the capture holds keys for.
+    pub with_keys: u64,
+    /// The others (ids in order; at most [`MAX_PROBLEMS`] listed).
+    pub without_keys: Vec<ConnId>,
+    /// Key log lines in the capture's secrets blocks.
+    pub key_lines: u64,
 }
 
 impl CaptureInfo {
@@ -232,6 +249,11 @@ pub struct Analyzer {
     /// Records about each connection after it finished (reported once per connection).
     late: HashMap<ConnId, ()>,
     resets_closes: u64,
+    /// Client randoms the key log names, and TLS connections not yet matched with one: keys
+    /// may come before or after their connection. Bounded by the capture's own key log and
+    /// TLS connections (32 bytes each).
+    tls_keys: std::collections::HashSet<crate::wire::tls::ClientRandom>,
+    tls_waiting: BTreeMap<ConnId, crate::wire::tls::ClientRandom>,
 }
 
 impl Analyzer {
@@ -335,6 +357,17 @@ impl Analyzer {
                 self.info.bytes[s] += d.bytes.len() as u64;
                 match self.open.get_mut(&d.id) {
                     Some(c) => {
+                        if s == 0 && c.data_blocks[0] == 0 {
+                            c.tls = crate::wire::tls::client_random(&d.bytes);
+                            if let Some(random) = c.tls {
+                                self.info.tls.connections += 1;
+                                if self.tls_keys.contains(&random) {
+                                    self.info.tls.with_keys += 1;
+                                } else {
+                                    self.tls_waiting.insert(d.id, random);
+                                }
+                            }
+                        }
                         c.bytes[s] += d.bytes.len() as u64;
                         c.data_blocks[s] += 1;
                         c.last_ns = c.last_ns.max(d.time_ns);
@@ -403,6 +436,24 @@ impl Analyzer {
             }
             Record::Unknown(u) => {
                 *self.info.unknown.entry((u.block_type, u.kind)).or_default() += 1;
+            }
+            Record::Secrets(sec) => {
+                if sec.secrets_type == crate::format::block::dsb::SECRETS_TLS {
+                    for random in crate::wire::tls::keylog_randoms(&sec.data) {
+                        self.info.tls.key_lines += 1;
+                        self.tls_keys.insert(random);
+                    }
+                    let keys = &self.tls_keys;
+                    let before = self.tls_waiting.len();
+                    self.tls_waiting.retain(|_, r| !keys.contains(r));
+                    self.info.tls.with_keys += (before - self.tls_waiting.len()) as u64;
+                } else {
+                    *self
+                        .info
+                        .unknown
+                        .entry((crate::format::block::DSB_TYPE, None))
+                        .or_default() += 1;
+                }
             }
         }
         None
@@ -474,6 +525,12 @@ impl Analyzer {
     pub fn finish(mut self) -> (CaptureInfo, Vec<ConnStats>) {
         let open: Vec<ConnStats> = std::mem::take(&mut self.open).into_values().collect();
         self.info.unfinished = open.len() as u64;
+        self.info.tls.without_keys = self
+            .tls_waiting
+            .keys()
+            .take(MAX_PROBLEMS)
+            .copied()
+            .collect();
         (self.info, open)
     }
 }

@@ -8,7 +8,7 @@ use crate::export::{
     pcap::PcapWriter, pcapng::PcapngWriter, streams::StreamsWriter, Exporter, Filter, Output,
     PacketExport,
 };
-use crate::format::{CaptureReader, ConnId};
+use crate::format::{CaptureReader, ConnId, Record, Secrets};
 use crate::os::output::{self, OutputDir, Replace};
 use anyhow::Context;
 use std::fs::File;
@@ -31,7 +31,9 @@ const OUT_BUFFER: usize = 1 << 20;
         one) and moved into place at the end: it appears whole or not at all. `-` is standard \
         output (for OUT) or standard input (for the capture); a device or FIFO is written \
         straight into; a symlink is followed; an existing regular file is replaced only with \
-        --force; the streams directory must be new or empty; the output may not be the input.",
+        --force; the streams directory must be new or empty; the output may not be the input. With --pcapng, the TLS keys the \
+        recorded programs logged (see SSLKEYLOGFILE in plg-record(1)) go first, as Decryption \
+        Secrets Blocks, so Wireshark decrypts those connections with no configuration.",
     after_help = "Exit status: 0 written, 1 the filters matched nothing (no output written), 2 an error."
 )]
 #[command(group = clap::ArgGroup::new("output").required(true).multiple(false))]
@@ -79,6 +81,23 @@ pub struct Args {
 enum Staged {
     File(output::Output),
     Dir(OutputDir),
+}
+
+/// The capture's Decryption Secrets Blocks (TLS keys), read ahead: the recorder writes keys
+/// when the programs log them, after their handshakes, but Wireshark applies keys only to the
+/// packets after them, so the export puts them all first. A read error ends the look-ahead
+/// quietly: the main pass reports it.
+fn secrets_of(file: &std::path::Path) -> Vec<Secrets> {
+    let mut out = Vec::new();
+    let Ok(mut reader) = CaptureReader::open(file) else {
+        return out;
+    };
+    while let Some(Ok(rec)) = reader.next() {
+        if let Record::Secrets(s) = rec {
+            out.push(s);
+        }
+    }
+    out
 }
 
 enum Kind {
@@ -131,9 +150,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 Kind::Pcap => Output::Pcap(PacketExport::new(
                     PcapWriter::new(out).with_context(write_err)?,
                 )),
-                _ => Output::Pcapng(PacketExport::new(
-                    PcapngWriter::new(out, &app).with_context(write_err)?,
-                )),
+                _ => {
+                    let mut w = PcapngWriter::new(out, &app).with_context(write_err)?;
+                    for s in secrets_of(&args.file) {
+                        w.secrets(s.secrets_type, &s.data).with_context(write_err)?;
+                    }
+                    Output::Pcapng(PacketExport::new(w))
+                }
             };
             (staged, output)
         }

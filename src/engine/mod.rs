@@ -14,6 +14,7 @@
 //! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet;
 //! IPv6 is dropped and counted; anything for an address no process owns is refused at once.
 
+pub mod keylog;
 pub mod nat;
 pub mod plan;
 pub mod player;
@@ -25,7 +26,7 @@ pub mod sink;
 
 use crate::format::{
     CaptureWriter, CloseKind, ConnClose, ConnId, ConnOpen, Direction, Outcome, ProcIndex,
-    ProcessExit, Record, Summary, EXTERNAL,
+    ProcessExit, Record, Secrets, Summary, EXTERNAL,
 };
 use crate::os::{HostSockets, Netns};
 use crate::wire::{self, tcp_flags, vnet, CsumMode};
@@ -119,6 +120,8 @@ pub struct Stats {
 pub enum Control {
     /// Record that a process ended.
     Exit(ProcessExit),
+    /// Record TLS key log lines (a Decryption Secrets Block).
+    TlsKeys(Vec<u8>),
     /// Finish: write the summary and return.
     Stop,
 }
@@ -398,6 +401,10 @@ impl<W: Write + sink::Close> Engine<W> {
             while let Ok(c) = self.rx.try_recv() {
                 match c {
                     Control::Exit(e) => self.record(&Record::ProcessExit(e)),
+                    Control::TlsKeys(data) => self.record(&Record::Secrets(Secrets {
+                        secrets_type: crate::format::block::dsb::SECRETS_TLS,
+                        data,
+                    })),
                     Control::Stop => return self.finish(),
                 }
             }

@@ -174,6 +174,7 @@ impl Script {
                 }),
                 Record::Summary(_) => summary = true,
                 Record::Unknown(_) => unknown_blocks += 1,
+                Record::Secrets(_) => {}
                 Record::ProcessExit(_) => {}
             }
         }

@@ -244,6 +244,12 @@ pub fn run(
         }
     }
 
+    let mut keylogs = super::keylog::KeyLogs::new().with_context(|| {
+        format!(
+            "failed to create a directory for TLS key logs in {}",
+            std::env::temp_dir().display()
+        )
+    })?;
     let out_lock = Arc::new(Mutex::new(()));
     let mut running: Vec<Option<Running>> = Vec::new();
     let mut interrupted = None;
@@ -264,6 +270,10 @@ pub fn run(
                 ("PLG_SUBNET".to_string(), opts.subnet.to_string()),
             ];
             env.extend(env_peers.iter().cloned());
+            env.push((
+                super::keylog::ENV.to_string(),
+                keylogs.add(i).display().to_string(),
+            ));
             let mut child = process::spawn(&SpawnSpec {
                 command: cmd.clone(),
                 netns: ns,
@@ -382,6 +392,7 @@ pub fn run(
         if let Some(sig) = wait_signal(signals, Duration::from_millis(100)) {
             interrupted = Some(sig);
         }
+        send_keys(&mut keylogs, &engine);
         if !hidden && last_status.elapsed() >= Duration::from_millis(200) {
             last_status = Instant::now();
             update_status(status, &engine);
@@ -398,6 +409,7 @@ pub fn run(
     for p in pumps.into_iter().filter(|p| p.is_finished()) {
         let _ = p.join();
     }
+    send_keys(&mut keylogs, &engine);
     let finished = engine.stop()?;
     if !hidden {
         status.finish_and_clear();
@@ -431,6 +443,14 @@ pub fn run(
         exit_code: exit_code.clamp(0, 255) as u8,
         elapsed: started.elapsed(),
     })
+}
+
+/// Hands the TLS keys the processes logged since the last call to the capture.
+fn send_keys(keylogs: &mut super::keylog::KeyLogs, engine: &Handle) {
+    let keys = keylogs.poll();
+    if !keys.is_empty() {
+        engine.send(super::Control::TlsKeys(keys));
+    }
 }
 
 fn update_status(status: &indicatif::ProgressBar, engine: &Handle) {

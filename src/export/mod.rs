@@ -147,7 +147,8 @@ impl Selector {
                 yes
             }
             Record::Session(_) | Record::ProcessExit(_) | Record::Summary(_) => true,
-            Record::Unknown(_) => false,
+            // Written once, before every packet, by the pcapng output (see `cmd/export`).
+            Record::Secrets(_) | Record::Unknown(_) => false,
         }
     }
 }

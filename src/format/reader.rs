@@ -323,6 +323,13 @@ impl<R: Read> CaptureReader<R> {
                     custom::Custom::ForeignPen(_) => unknown(None),
                 }
             }
+            block::DSB_TYPE => {
+                let dsb = block::dsb::DsbRepr::parse(&block).map_err(|m| self.malformed(at, m))?;
+                Ok(Some(Record::Secrets(Secrets {
+                    secrets_type: dsb.secrets_type,
+                    data: dsb.data.to_vec(),
+                })))
+            }
             block::EPB_TYPE => {
                 let epb = EpbRepr::parse(&block).map_err(|m| self.malformed(at, m))?;
                 let tsresol = &self.sections[section].tsresol;

@@ -94,6 +94,21 @@ impl<W: Write> CaptureWriter<W> {
             Record::Session(_) => Err(invalid(
                 "a Session record is written once, by CaptureWriter::new".into(),
             )),
+            Record::Secrets(sec) => {
+                if sec.data.len() > block::dsb::MAX_SECRETS_LEN {
+                    return Err(invalid(format!(
+                        "{} bytes of secrets do not fit in one block",
+                        sec.data.len()
+                    )));
+                }
+                self.encode(|buf| {
+                    block::dsb::DsbRepr {
+                        secrets_type: sec.secrets_type,
+                        data: &sec.data,
+                    }
+                    .emit(ENDIAN, buf)
+                })
+            }
             Record::Unknown(u) => Err(invalid(format!(
                 "cannot write the unknown block read at byte {}",
                 u.offset

@@ -351,7 +351,7 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
         }
         Record::ConnClose(_) => KIND_CONN_CLOSE,
         Record::Summary(_) => KIND_SUMMARY,
-        Record::Packet(_) | Record::Unknown(_) => return false,
+        Record::Packet(_) | Record::Secrets(_) | Record::Unknown(_) => return false,
     };
     let start = begin(endian, kind, out);
     let mut w = Emit { endian, out };
@@ -427,7 +427,9 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
                 .u64(s.packets)
                 .u64(s.ipv6_dropped);
         }
-        Record::Data(_) | Record::Packet(_) | Record::Unknown(_) => unreachable!(),
+        Record::Data(_) | Record::Packet(_) | Record::Secrets(_) | Record::Unknown(_) => {
+            unreachable!()
+        }
     }
     end(endian, start, out);
     true

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod custom;
+pub mod dsb;
 pub mod epb;
 pub mod idb;
 pub mod shb;
@@ -30,6 +31,8 @@ pub const SHB_TYPE: u32 = 0x0A0D_0D0A;
 pub const IDB_TYPE: u32 = 0x0000_0001;
 /// Enhanced Packet Block type.
 pub const EPB_TYPE: u32 = 0x0000_0006;
+/// Decryption Secrets Block (TLS keys).
+pub const DSB_TYPE: u32 = 0x0000_000A;
 /// Custom Block that tools may copy when rewriting a file: the type plg writes.
 pub const CUSTOM_TYPE: u32 = 0x0000_0BAD;
 /// Custom Block that tools must not copy; plg reads it like [`CUSTOM_TYPE`] but never writes it.
