@@ -358,7 +358,11 @@ impl Analyzer {
                     self.orphan(offset, cl.id, "close");
                     return None;
                 };
-                if c.closes[s].is_some() {
+                // A FIN and later a RST from the same side is one way TCP ends: shutdown()
+                // and then close() with unread data (or SO_LINGER 0). Anything else twice is not.
+                let fin_then_rst =
+                    matches!(c.closes[s], Some((CloseKind::Fin, _))) && cl.kind == CloseKind::Rst;
+                if c.closes[s].is_some() && !fin_then_rst {
                     let msg = format!("connection {}: the same side closed twice", cl.id);
                     self.problem(offset, msg);
                     return None;
@@ -497,5 +501,71 @@ impl InOrder {
             self.waiting.insert(c.open.id, c);
         }
         std::mem::take(&mut self.waiting).into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{ConnClose, ConnOpen};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn open(id: ConnId) -> Record {
+        Record::ConnOpen(ConnOpen {
+            id,
+            time_ns: 1,
+            client: EXTERNAL,
+            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000),
+            server: EXTERNAL,
+            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80),
+            outcome: Outcome::Established,
+        })
+    }
+
+    fn close(id: ConnId, dir: Direction, kind: CloseKind) -> Record {
+        Record::ConnClose(ConnClose {
+            id,
+            dir,
+            kind,
+            time_ns: 2,
+        })
+    }
+
+    fn problems(recs: &[Record]) -> Vec<String> {
+        let mut a = Analyzer::new();
+        for (i, r) in recs.iter().enumerate() {
+            a.record(r, i as u64);
+        }
+        a.info()
+            .problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn fin_then_rst_from_one_side_is_valid_and_ends_in_a_reset() {
+        use CloseKind::*;
+        use Direction::*;
+        // shutdown(SHUT_WR), then close() with unread data: FIN, later RST.
+        let recs = [
+            open(0),
+            close(0, ClientToServer, Fin),
+            close(0, ClientToServer, Rst),
+        ];
+        assert_eq!(problems(&recs), Vec::<String>::new());
+        let mut a = Analyzer::new();
+        let mut ended = None;
+        for (i, r) in recs.iter().enumerate() {
+            ended = ended.or(a.record(r, i as u64));
+        }
+        assert_eq!(ended.map(|c| c.end()), Some(End::Rst));
+        // Two FINs from one side are still wrong.
+        let recs = [
+            open(1),
+            close(1, ServerToClient, Fin),
+            close(1, ServerToClient, Fin),
+        ];
+        assert_eq!(problems(&recs).len(), 1);
     }
 }

@@ -234,8 +234,10 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let state = ConnReplay::new(k, true, server_live);
         if server_live {
             // Both live: the pipe is built as in recording; the behaviour differs.
-            self.new_connection(i, src, dst, frame);
-            let id = self.next_id - 1;
+            // Refused at the cap: nothing to attach the replay state to.
+            let Some(id) = self.new_connection(i, src, dst, frame) else {
+                return true;
+            };
             if let Some(c) = self.conns.get_mut(&id) {
                 c.replay = Some(Box::new(state));
                 if let Some(rp) = self.replay.as_mut() {

@@ -21,6 +21,7 @@
 #![allow(unsafe_code)]
 
 pub mod hostsock;
+pub mod limits;
 pub mod netns;
 pub mod process;
 pub mod reaper;
