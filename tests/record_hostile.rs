@@ -146,7 +146,10 @@ for i in range({N}):
             reset += usize::from(close == Some(CloseKind::Rst));
         }
     }
-    assert!(reset > 0, "no attempt was abandoned before its leg came: test is moot");
+    assert!(
+        reset > 0,
+        "no attempt was abandoned before its leg came: test is moot"
+    );
 }
 
 /// Sends `n` bare SYNs to p0:7000 from a raw socket: the client's kernel has no socket for
@@ -568,6 +571,69 @@ except OSError as e:
     assert_eq!(
         run.lines_of("p0"),
         vec!["outside: error", "broadcast: silence"],
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn a_played_client_still_connecting_after_the_connect_timeout_is_reported_not_a_panic() {
+    // Recorded: p1 talks to p0. Replayed with p1 played and p0 a live server whose accept
+    // queue is full, so plg's connect as p1 never completes: after the 20 s connect timeout
+    // the relay used to panic on the (empty) SYN a played client has.
+    let dir = TempDir::new("rp-stuck");
+    let cap = dir.join("rec.traffic");
+    let server = r#"
+import socket
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("0.0.0.0", 7000))
+l.listen(1)
+c, _ = l.accept()
+c.sendall(c.makefile("rb").readline())
+c.close()
+"#;
+    let client = r#"
+import socket
+s = socket.create_connection(("p0", 7000), timeout=20)
+s.sendall(b"hi\n")
+print(s.makefile("rb").readline().decode().strip())
+"#;
+    let run = Plg::record(&[
+        "-q",
+        "-f",
+        &cap,
+        "--ready",
+        "p0:7000",
+        &py(server),
+        &py(client),
+    ])
+    .run();
+    run.assert_code(0);
+    // Live p0: listens with a backlog of 0 and fills its own accept queue from loopback, so
+    // further SYNs are dropped; it never accepts, and ends after the connect timeout.
+    let stuck = r#"
+import socket, time
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind(("0.0.0.0", 7000))
+l.listen(0)
+held = []
+for _ in range(3):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", 7000))
+    held.append(s)
+time.sleep(26)
+"#;
+    let run = Plg::wrapped(
+        env!("CARGO_BIN_EXE_plg"),
+        &["replay", "-q", "-f", &cap, "--main", "p0", &py(stuck), "-"],
+    )
+    .timeout(90)
+    .run();
+    assert!(
+        !run.stderr.contains("panicked") && run.code.is_some_and(|c| c < 100),
         "{}",
         run.dump()
     );
