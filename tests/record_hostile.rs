@@ -610,9 +610,25 @@ print(s.makefile("rb").readline().decode().strip())
     ])
     .run();
     run.assert_code(0);
-    // Live p0: listens with a backlog of 0 and fills its own accept queue from loopback, so
-    // further SYNs are dropped; it never accepts, and ends after the connect timeout.
-    let stuck = r#"
+    // Live p0's accept queue is full: plg's SYNs as p1 are dropped. It ends after the
+    // connect timeout.
+    let stuck = FULL_QUEUE_SERVER.replace("time.sleep(120)", "time.sleep(26)");
+    let run = Plg::wrapped(
+        env!("CARGO_BIN_EXE_plg"),
+        &["replay", "-q", "-f", &cap, "--main", "p0", &py(&stuck), "-"],
+    )
+    .timeout(90)
+    .run();
+    assert!(
+        !run.stderr.contains("panicked") && run.code.is_some_and(|c| c < 100),
+        "{}",
+        run.dump()
+    );
+}
+
+/// Listens with a backlog of 0 and fills its own accept queue from loopback: every further
+/// SYN is dropped, and it never accepts.
+const FULL_QUEUE_SERVER: &str = r#"
 import socket, time
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -624,17 +640,52 @@ for _ in range(3):
     s.setblocking(False)
     s.connect_ex(("127.0.0.1", 7000))
     held.append(s)
-time.sleep(26)
+time.sleep(120)
 "#;
-    let run = Plg::wrapped(
-        env!("CARGO_BIN_EXE_plg"),
-        &["replay", "-q", "-f", &cap, "--main", "p0", &py(stuck), "-"],
-    )
-    .timeout(90)
+
+#[test]
+fn attempts_that_meet_a_full_accept_queue_are_all_on_the_record() {
+    // Four attempts, each given up after a second: none got through, and the session ended
+    // before plg's own connect timeout. The capture used to hold only some of them.
+    let dir = TempDir::new("fullq");
+    let cap = dir.join("fullq.traffic");
+    let client = r#"
+import socket
+n = 0
+for i in range(4):
+    try:
+        socket.create_connection(("p0", 7000), timeout=1)
+    except OSError:
+        n += 1
+print("failed", n)
+"#;
+    let run = Plg::record(&[
+        "-q",
+        "-f",
+        &cap,
+        "--ready",
+        "p0:7000",
+        &py(FULL_QUEUE_SERVER),
+        &py(client),
+    ])
+    .timeout(60)
     .run();
-    assert!(
-        !run.stderr.contains("panicked") && run.code.is_some_and(|c| c < 100),
-        "{}",
-        run.dump()
-    );
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p1"), vec!["failed 4"], "{}", run.dump());
+    assert_check_passes(&cap);
+    let c = Capture::read(Path::new(&cap));
+    let s = c.summary();
+    let conns = c.conns_to(0, 7000);
+    assert_eq!(conns.len(), 4, "{conns:#?}");
+    let unreachable = conns
+        .iter()
+        .filter(|c| c.open.outcome == Outcome::Unreachable)
+        .count();
+    assert!(unreachable > 0, "{conns:#?}");
+    // Unreachable is not counted as refused.
+    let refused = conns
+        .iter()
+        .filter(|c| c.open.outcome == Outcome::Refused)
+        .count();
+    assert_eq!(s.refused as usize, refused, "{s:?}");
 }

@@ -8,6 +8,12 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+/// The limits plg was started with, saved before the first raise (for the children).
+static SAVED: AtomicBool = AtomicBool::new(false);
+static SAVED_SOFT: AtomicU64 = AtomicU64::new(0);
+static SAVED_HARD: AtomicU64 = AtomicU64::new(0);
 
 /// Raises the soft RLIMIT_NOFILE towards `want`: to the hard limit, and past it when allowed
 /// (root with CAP_SYS_RESOURCE may raise the hard limit up to `fs.nr_open`). Returns the soft
@@ -23,6 +29,11 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
     }
     if lim.rlim_cur >= want {
         return Ok(lim.rlim_cur);
+    }
+    if !SAVED.load(Relaxed) {
+        SAVED_SOFT.store(lim.rlim_cur, Relaxed);
+        SAVED_HARD.store(lim.rlim_max, Relaxed);
+        SAVED.store(true, Relaxed);
     }
     if lim.rlim_max < want {
         let raised = libc::rlimit {
@@ -44,6 +55,22 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
         return Err(io::Error::last_os_error());
     }
     Ok(soft.rlim_cur)
+}
+
+/// In a forked child before exec: puts back the fd limits plg was started with, so programs
+/// run under plg see the limits they would see without it (many assume a soft limit of 1,024,
+/// e.g. for select()). Only a syscall on saved numbers: async-signal-safe.
+pub fn restore_in_child() {
+    if !SAVED.load(Relaxed) {
+        return;
+    }
+    let lim = libc::rlimit {
+        rlim_cur: SAVED_SOFT.load(Relaxed),
+        rlim_max: SAVED_HARD.load(Relaxed),
+    };
+    // SAFETY: setrlimit reads one rlimit we own. Lowering needs no privilege; a failure
+    // leaves the raised limits, which is harmless.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
 }
 
 /// How many fds this process has open now (entries of /proc/self/fd).

@@ -157,6 +157,8 @@ fn child_setup(
         unsafe { libc::write(report_fd, (&step as *const u8).cast(), 1) };
         err
     };
+    // The relay raised plg's fd limit for itself; programs get the limits plg was given.
+    crate::os::limits::restore_in_child();
 
     // SAFETY (whole function): each call below is a raw syscall wrapper with valid arguments:
     // fds that are open, NUL-terminated C strings that outlive the call, null pointers where the
