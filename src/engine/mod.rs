@@ -17,6 +17,7 @@
 pub mod nat;
 pub mod plan;
 pub mod player;
+pub mod recorder;
 pub mod relay;
 pub mod replay;
 pub mod script;
@@ -24,8 +25,8 @@ pub mod session;
 pub mod sink;
 
 use crate::format::{
-    CaptureWriter, CloseKind, ConnClose, ConnId, ConnOpen, Direction, Outcome, ProcIndex,
-    ProcessExit, Record, Summary, EXTERNAL,
+    CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
+    Summary, EXTERNAL,
 };
 use crate::os::{HostSockets, Netns};
 use crate::wire::{self, tcp_flags, vnet, CsumMode};
@@ -275,7 +276,7 @@ impl Conn {
     }
 }
 
-struct Engine<W: Write> {
+struct Engine<W: Write + sink::Close> {
     poll: Poll,
     subnet: Subnet,
     procs: Vec<ProcTun>,
@@ -294,9 +295,8 @@ struct Engine<W: Write> {
     pending: std::collections::VecDeque<ConnId>,
     spare: crate::os::limits::SpareFd,
     next_id: ConnId,
-    capture: Option<CaptureWriter<W>>,
-    capture_error: Option<io::Error>,
-    summary: Summary,
+    /// Every capture write and counter.
+    rec: recorder::Recorder<W>,
     stats: Arc<Stats>,
     rx: mpsc::Receiver<Control>,
     pkt: Vec<u8>,
@@ -375,12 +375,7 @@ impl<W: Write + sink::Close> Engine<W> {
             pending: std::collections::VecDeque::new(),
             spare: crate::os::limits::SpareFd::new(),
             next_id: 0,
-            capture,
-            capture_error: None,
-            summary: Summary {
-                processes: n as u32,
-                ..Summary::default()
-            },
+            rec: recorder::Recorder::new(capture, n as u32, stats.clone()),
             stats,
             rx,
             pkt: vec![0; PKT_BUF],
@@ -435,21 +430,16 @@ impl<W: Write + sink::Close> Engine<W> {
             }
             while let Ok(c) = self.rx.try_recv() {
                 match c {
-                    Control::Exit(e) => self.record(&Record::ProcessExit(e)),
+                    Control::Exit(e) => self.rec.process_exit(e),
                     Control::Stop => return self.finish(),
                 }
             }
-            if let Some(e) = self.capture_error.take() {
+            if let Some(e) = self.rec.take_error() {
                 return Err(e).context("failed to write the capture");
             }
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = Instant::now();
-                if let Some(c) = self.capture.as_mut() {
-                    if let Err(e) = c.flush() {
-                        return Err(e).context("failed to write the capture");
-                    }
-                    self.stats.capture_bytes.store(c.bytes_written(), Relaxed);
-                }
+                self.rec.flush().context("failed to write the capture")?;
             }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
@@ -471,25 +461,11 @@ impl<W: Write + sink::Close> Engine<W> {
         for id in connecting {
             self.give_up(id);
         }
-        self.summary.end_ns = now_ns();
-        if let Some(capture) = self.capture.take() {
-            capture
-                .finish(&self.summary)
-                .and_then(sink::Close::close)
-                .context("failed to write the capture")?;
-        }
+        let summary = self.rec.finish().context("failed to write the capture")?;
         Ok(Finished {
-            summary: self.summary,
+            summary,
             replay: self.take_replay_report(),
         })
-    }
-
-    fn record(&mut self, r: &Record) {
-        if let Some(c) = self.capture.as_mut() {
-            if let Err(e) = c.write(r) {
-                self.capture_error.get_or_insert(e);
-            }
-        }
     }
 
     // ---- packets -------------------------------------------------------------------------
@@ -594,7 +570,7 @@ impl<W: Write + sink::Close> Engine<W> {
             return;
         };
         if pkt.first().map(|b| b >> 4) == Some(6) {
-            self.summary.ipv6_dropped += 1;
+            self.rec.ipv6_dropped();
             return;
         }
         let Some(s) = wire::summarize(pkt) else {
@@ -701,23 +677,22 @@ impl<W: Write + sink::Close> Engine<W> {
                 }
             }
             Some(j) => {
-                self.write_tun(Out::Proc(j as u16), frame);
-                let pkt = &mut frame[off..];
+                // Recorded first, passed on only once it is: a packet the capture cannot
+                // hold is not delivered either.
+                let pkt = &frame[off..];
                 let len = s.total_len.min(pkt.len());
+                let copy = &mut self.scratch[..len];
+                copy.copy_from_slice(&pkt[..len]);
                 if hdr.flags & vnet::NEEDS_CSUM != 0 {
                     // The checksum was left to the device; the capture gets the real one.
                     wire::complete_checksum(
-                        &mut pkt[..len],
+                        copy,
                         hdr.csum_start as usize,
                         hdr.csum_offset as usize,
                     );
                 }
-                self.summary.packets += 1;
-                self.stats.packets.fetch_add(1, Relaxed);
-                if let Some(c) = self.capture.as_mut() {
-                    if let Err(e) = c.write_packet(i as u32, now_ns(), &pkt[..len]) {
-                        self.capture_error.get_or_insert(e);
-                    }
+                if self.rec.packet(i as u32, &self.scratch[..len]) {
+                    self.write_tun(Out::Proc(j as u16), frame);
                 }
             }
             // Nobody owns it (outside the subnet without --allow-external, or the subnet's
@@ -1000,8 +975,7 @@ impl<W: Write + sink::Close> Engine<W> {
             outcome: Outcome::Established,
         };
         let has_client_leg = !conn.syn.is_empty();
-        self.record(&Record::ConnOpen(open));
-        self.summary.connections += 1;
+        self.rec.conn_open(open);
         if has_client_leg {
             self.connect_client_leg(id);
         } else {
@@ -1046,7 +1020,7 @@ impl<W: Write + sink::Close> Engine<W> {
     }
 
     fn open_failed(&mut self, conn: &mut Conn, outcome: Outcome) {
-        self.record(&Record::ConnOpen(ConnOpen {
+        self.rec.conn_open(ConnOpen {
             id: conn.id,
             time_ns: conn.syn_time,
             client: conn.client,
@@ -1054,11 +1028,7 @@ impl<W: Write + sink::Close> Engine<W> {
             server: conn.server,
             server_addr: conn.server_addr,
             outcome,
-        }));
-        self.summary.connections += 1;
-        if outcome == Outcome::Refused {
-            self.summary.refused += 1;
-        }
+        });
     }
 
     fn accept_all(&mut self) {
@@ -1128,7 +1098,7 @@ impl<W: Write + sink::Close> Engine<W> {
 
     /// Moves whatever can move on connection `id`, both ways, recording as it goes.
     fn pump(&mut self, id: ConnId) {
-        if self.capture_error.is_some() {
+        if self.rec.failed() {
             // The capture cannot be written: nothing more is relayed (the loop ends the
             // session at its next turn).
             return;
@@ -1184,46 +1154,21 @@ impl<W: Write + sink::Close> Engine<W> {
             Direction::ClientToServer => (c2s, down, up),
             Direction::ServerToClient => (s2c, up, down),
         };
-        let capture = &mut self.capture;
-        let capture_error = &mut self.capture_error;
-        let summary = &mut self.summary;
-        let stats = &self.stats;
+        let rec = &mut self.rec;
         let id = *id;
         half.pump(src, dst, &mut self.scratch[..read], &mut |bytes| {
-            summary.data_blocks += 1;
-            match dir {
-                Direction::ClientToServer => {
-                    summary.bytes_c2s += bytes.len() as u64;
-                    stats.bytes_c2s.fetch_add(bytes.len() as u64, Relaxed);
-                }
-                Direction::ServerToClient => {
-                    summary.bytes_s2c += bytes.len() as u64;
-                    stats.bytes_s2c.fetch_add(bytes.len() as u64, Relaxed);
-                }
-            }
-            if let Some(c) = capture.as_mut() {
-                if let Err(e) = c.write_data(id, dir, now_ns(), bytes) {
-                    capture_error.get_or_insert(e);
-                    return false;
-                }
-            }
-            true
+            rec.data(id, dir, bytes)
         })
     }
 
     fn close_record(&mut self, conn: &Conn, dir: Direction, kind: CloseKind) {
-        self.record(&Record::ConnClose(ConnClose {
-            id: conn.id,
-            dir,
-            kind,
-            time_ns: now_ns(),
-        }));
+        self.rec.conn_close(conn.id, dir, kind);
     }
 
     /// The sender of `dir` reset the connection: record it and reset the other side too.
     fn reset(&mut self, conn: &mut Conn, dir: Direction) {
         self.close_record(conn, dir, CloseKind::Rst);
-        self.summary.resets += 1;
+        self.rec.count_reset();
         // The side that reset is gone already; the other must see a RST, not a FIN: an
         // abortive close (SO_LINGER 0) sends it when the last reference goes.
         self.drop_socket(conn.down.take(), true);

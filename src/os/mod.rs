@@ -20,6 +20,7 @@
 
 #![allow(unsafe_code)]
 
+pub mod file;
 pub mod hostsock;
 pub mod limits;
 pub mod netns;
