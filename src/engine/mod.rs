@@ -11,8 +11,18 @@
 //!    sees ECONNREFUSED exactly as it would without plg;
 //! 3. the listener accepts: relay bytes between the two sockets, recording every read.
 //!
-//! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet;
-//! IPv6 is dropped and counted; anything for an address no process owns is refused at once.
+//! Every state of a connection expires: Connecting after `CONNECT_TIMEOUT` (recorded
+//! unreachable); Open-but-not-accepted after `ACCEPT_TIMEOUT`, or at once when the client
+//! answers the listener's SYN-ACK with RST (recorded as a client reset, the server's side
+//! reset); Done after `LINGER`. Pending connections (the first two) are bounded by
+//! `MAX_PENDING`, live ones by a cap sized from the fd limit; refusals at the cap are recorded.
+//!
+//! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet
+//! (ICMP errors only between the ends of the flow they quote); IPv6 is dropped and counted;
+//! anything for an address no process owns is refused at once. Every capture write goes
+//! through `recorder`, which says no before a byte the capture cannot hold is passed on.
+//!
+//! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
 
 pub mod nat;
 pub mod plan;
