@@ -34,6 +34,10 @@ const DEPTH: usize = 8;
 const IDLE: Duration = Duration::from_millis(10);
 
 pub struct ThreadedFile {
+    /// The same file, for reserving disk space ahead of the writer (see `Close::reserve`).
+    space: Option<File>,
+    /// Bytes reserved so far (released past the end on close).
+    reserved: std::cell::Cell<u64>,
     tx: Option<SyncSender<Msg>>,
     empty: Receiver<Vec<u8>>,
     error: Arc<Mutex<Option<io::Error>>>,
@@ -53,6 +57,7 @@ impl ThreadedFile {
         let (back_tx, back_rx) = sync_channel::<Vec<u8>>(DEPTH + 1);
         let error = Arc::new(Mutex::new(None));
         let err2 = error.clone();
+        let space = file.try_clone().ok();
         let mut out = Direct::new(file);
         let join = std::thread::Builder::new()
             .name("plg-capture".into())
@@ -84,6 +89,8 @@ impl ThreadedFile {
                 keep(out.flush());
             })?;
         Ok(ThreadedFile {
+            space,
+            reserved: std::cell::Cell::new(0),
             tx: Some(tx),
             empty: back_rx,
             error,
@@ -111,6 +118,9 @@ impl ThreadedFile {
         if let Some(j) = self.join.take() {
             let _ = j.join();
         }
+        if let Some(f) = &self.space {
+            crate::os::file::release_tail(f, self.reserved.get());
+        }
         self.check()
     }
 }
@@ -119,11 +129,29 @@ impl ThreadedFile {
 pub trait Close {
     /// Writes everything still buffered and waits until it is in the file.
     fn close(self) -> io::Result<()>;
+
+    /// Makes sure the first `len` bytes of the output have disk space allocated, so writing
+    /// them cannot fail for want of space. `Ok(false)`: this output cannot reserve (nothing
+    /// is promised); an error (ENOSPC): the space is not there.
+    fn reserve(&self, _len: u64) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl Close for ThreadedFile {
     fn close(mut self) -> io::Result<()> {
         self.finish()
+    }
+
+    fn reserve(&self, len: u64) -> io::Result<bool> {
+        let Some(f) = &self.space else {
+            return Ok(false);
+        };
+        let ok = crate::os::file::reserve(f, len)?;
+        if ok {
+            self.reserved.set(self.reserved.get().max(len));
+        }
+        Ok(ok)
     }
 }
 

@@ -231,6 +231,11 @@ impl<W: Write> CaptureWriter<W> {
         Ok(self.out.take().expect("output present until finish"))
     }
 
+    /// The output, e.g. to ask it about disk space.
+    pub fn get_ref(&self) -> &W {
+        self.out.as_ref().expect("output present until finish")
+    }
+
     /// Bytes of the capture so far, including what is still buffered: the file size once
     /// flushed.
     pub fn bytes_written(&self) -> u64 {

@@ -20,7 +20,9 @@
 
 #![allow(unsafe_code)]
 
+pub mod file;
 pub mod hostsock;
+pub mod limits;
 pub mod netns;
 pub mod output;
 pub mod process;

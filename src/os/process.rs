@@ -826,6 +826,9 @@ unsafe fn command_main(p: &Prepared) -> ! {
     }
     // Its own process group, as a job of an interactive shell would have.
     libc::setpgid(0, 0);
+    // The relay raised plg's fd limit for itself; programs get the limits plg was given
+    // (one setrlimit on numbers saved before the fork: async-signal-safe).
+    crate::os::limits::restore_in_child();
     // 12. nobody on the host, root inside. The order is the kernel's: ids first (while still
     //     privileged), dumpable again (changing ids clears it, and a non-dumpable process's
     //     /proc files belong to root, uid_map included), then the namespace and its maps,
