@@ -5,7 +5,7 @@
 
 use crate::cli::UsageError;
 use crate::diff::compare::Options;
-use crate::diff::rules::{ConnSpec, Rules};
+use crate::diff::rules::ConnSpec;
 use crate::diff::stream::Limits;
 use crate::diff::{human, json, junit};
 use crate::ui::{Stream, Style};
@@ -119,17 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Flags and rules files into the options of a comparison.
 fn options(args: &Args) -> anyhow::Result<Options> {
-    let mut rules = Rules::default();
-    for path in &args.rules {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read rules file {}", path.display()))?;
-        rules
-            .parse_file(&path.display().to_string(), &text)
-            .map_err(UsageError)?;
-    }
-    for p in &args.ignore {
-        rules.add_ignore(p, "--ignore").map_err(UsageError)?;
-    }
+    let mut rules = super::common::load_rules(&args.rules, &args.ignore)?;
     for c in &args.ignore_conn {
         rules
             .conns

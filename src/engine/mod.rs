@@ -110,6 +110,10 @@ pub struct Stats {
     pub capture_bytes: AtomicU64,
     /// Replay: every recorded connection of a played process has been played out.
     pub replay_done: std::sync::atomic::AtomicBool,
+    /// Replay: no live process is still expected to send what it sent in the recording (or
+    /// to close as it did). Until then the session may wait for it after the main command
+    /// ended (`session::Options::settle`).
+    pub replay_settled: std::sync::atomic::AtomicBool,
     /// Every process of the session has been started (and `--ready` met): played processes
     /// may begin, as the commands after the live ones would.
     pub all_started: std::sync::atomic::AtomicBool,

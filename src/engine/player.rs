@@ -204,6 +204,17 @@ impl Player {
         }
     }
 
+    /// A live sender has not yet sent as much as it did in the recording, or has not closed
+    /// although it did in the recording: the replay is still waiting to judge it.
+    pub fn awaiting_live(&self, script: &ConnScript) -> bool {
+        (0..2).any(|d| {
+            self.live_sender[d]
+                && !self.eof[d]
+                && self.diverged[d].is_none()
+                && (self.sent[d] < script.total[d] || script.close[d].is_some())
+        })
+    }
+
     /// Every live sender closed and everything recorded was played.
     pub fn done(&self) -> bool {
         (0..2).all(|d| {

@@ -40,6 +40,8 @@ pub struct ReplayConfig {
 pub struct ConnReport {
     /// The connection id in the replay's own capture, once matched or opened.
     pub replay_id: Option<u32>,
+    /// The live client's port, when a live client made it (it is rarely the recorded one).
+    pub live_client_port: Option<u16>,
     /// First offset where the live side sent something else than recorded, per direction.
     pub diverged: [Option<u64>; 2],
     /// Bytes the live side sent, per direction.
@@ -51,6 +53,56 @@ pub struct ConnReport {
     pub step_timeouts: u32,
     /// Both ends were played: nothing to do.
     pub skipped: bool,
+    /// Per direction: the live bytes differ from the recording only inside ranges the noise
+    /// rules (`--ignore`, `--rules`) leave out. Set after the session by the verdict pass.
+    pub noise_only: [bool; 2],
+    /// Left out of the verdict by an `ignore-conn` or `ignore-port` rule.
+    pub ignored_by: Option<String>,
+    /// Where the divergence is in a place byte replay cannot reproduce by nature (a TLS or
+    /// SSH handshake), said in words.
+    pub cannot_replay: Option<String>,
+}
+
+impl ConnReport {
+    /// The directions whose live sender diverged, noise rules applied.
+    pub fn diverged_dirs(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        (0..2).filter_map(|d| match self.diverged[d] {
+            Some(off) if !self.noise_only[d] => Some((d, off)),
+            _ => None,
+        })
+    }
+
+    /// Matched, and nothing about it differs from the recording (modulo rules).
+    pub fn same(&self) -> bool {
+        self.replay_id.is_some()
+            && self.diverged_dirs().next().is_none()
+            && self.outcome_mismatch.is_none()
+            && self.close_mismatch.is_none()
+            && self.step_timeouts == 0
+    }
+
+    /// The closed set of statuses of docs/JSON.md.
+    pub fn status(&self) -> &'static str {
+        if self.skipped {
+            "skipped"
+        } else if self.ignored_by.is_some() {
+            "ignored"
+        } else if self.replay_id.is_none() {
+            "unused"
+        } else if self.same() {
+            "same"
+        } else {
+            "diverged"
+        }
+    }
+}
+
+/// A non-TCP flow whose live sender did not send what it sent in the recording.
+#[derive(Debug, Clone)]
+pub struct FlowIssue {
+    /// `sender->receiver udp:53`.
+    pub label: String,
+    pub what: String,
 }
 
 /// The replay's verdict, returned when the engine stops.
@@ -63,21 +115,27 @@ pub struct ReplayReport {
     /// Played packets whose live receiver never took them (port unreachable until the step
     /// timeout).
     pub packets_lost: u64,
+    /// Non-TCP flows whose live sender sent other packets than recorded (or none).
+    pub flows: Vec<FlowIssue>,
+    /// Live main processes that ended otherwise than recorded.
+    pub exits: Vec<String>,
+    /// What plg could not judge: never counted as behaving as recorded.
+    pub unjudged: Vec<String>,
 }
 
 impl ReplayReport {
-    /// Anything that diverged, timed out, went unmatched or stayed unused.
+    /// Nothing diverged, timed out, went unmatched, stayed unused, was lost, ended otherwise
+    /// or went unjudged (connections left out by a rule aside).
     pub fn clean(&self) -> bool {
         self.unmatched.is_empty()
             && self.packets_lost == 0
-            && self.conns.iter().all(|c| {
-                c.skipped
-                    || (c.replay_id.is_some()
-                        && c.diverged.iter().all(|d| d.is_none())
-                        && c.outcome_mismatch.is_none()
-                        && c.close_mismatch.is_none()
-                        && c.step_timeouts == 0)
-            })
+            && self.flows.is_empty()
+            && self.exits.is_empty()
+            && self.unjudged.is_empty()
+            && self
+                .conns
+                .iter()
+                .all(|c| c.skipped || c.ignored_by.is_some() || c.same())
     }
 }
 
@@ -211,6 +269,12 @@ impl<W: Write + super::sink::Close> Engine<W> {
             self.refuse(i, frame);
             return true;
         };
+        // Not settled until a tick has looked at this connection: a main command that ends
+        // right after it must not end the session before the live side had its say.
+        self.stats
+            .replay_settled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        rp.report.conns[k].live_client_port = Some(src.port());
         let recorded = rp.cfg.script.conns[k].open.outcome;
         let server_live = rp.is_live(server);
         if recorded != Outcome::Established {
@@ -370,10 +434,25 @@ impl<W: Write + super::sink::Close> Engine<W> {
             && self.replay.as_ref().is_some_and(|rp| {
                 rp.to_open.is_empty() && rp.next_packet >= rp.cfg.script.packets.len()
             });
-        for id in ids {
-            self.retry_played_client(id);
-            self.pump(id);
+        for id in &ids {
+            self.retry_played_client(*id);
+            self.pump(*id);
         }
+        let settled = ids.iter().all(|id| {
+            self.conns.get(id).is_none_or(|c| {
+                c.state == State::Done
+                    || c.replay.as_ref().is_none_or(|st| {
+                        let script = self
+                            .replay
+                            .as_ref()
+                            .map(|rp| &rp.cfg.script.conns[st.script]);
+                        script.is_none_or(|s| !st.player.awaiting_live(s))
+                    })
+            })
+        });
+        self.stats
+            .replay_settled
+            .store(settled, std::sync::atomic::Ordering::Relaxed);
         self.stats
             .replay_done
             .store(done, std::sync::atomic::Ordering::Relaxed);
@@ -381,6 +460,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
 
     /// plg opens a recorded client's connection itself, masqueraded as that client.
     fn open_played_client(&mut self, k: usize, open: ConnOpen) {
+        self.stats
+            .replay_settled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let id = self.next_id;
         self.next_id += 1;
         let mut conn = Conn::new(

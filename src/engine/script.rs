@@ -69,6 +69,8 @@ pub struct Script {
     pub processes: Vec<Process>,
     pub conns: Vec<ConnScript>,
     pub packets: Vec<PacketStep>,
+    /// How each recorded process ended, by index (None: the capture does not say).
+    pub exits: Vec<Option<crate::format::ExitStatus>>,
     /// The capture has no closing summary: it was cut short.
     pub truncated: bool,
     /// The capture stopped at a damaged block: what came before is kept.
@@ -96,6 +98,7 @@ impl Script {
         let mut summary = false;
         let mut damaged = None;
         let mut unknown_blocks = 0;
+        let mut exits = Vec::new();
         while let Some(rec) = reader.next() {
             let rec = match rec {
                 Ok(r) => r,
@@ -174,7 +177,13 @@ impl Script {
                 }),
                 Record::Summary(_) => summary = true,
                 Record::Unknown(_) => unknown_blocks += 1,
-                Record::ProcessExit(_) => {}
+                Record::ProcessExit(e) => {
+                    let i = e.index as usize;
+                    if exits.len() <= i {
+                        exits.resize(i + 1, None);
+                    }
+                    exits[i] = Some(e.status);
+                }
             }
         }
         if !summary {
@@ -204,6 +213,7 @@ impl Script {
             processes,
             conns,
             packets,
+            exits,
             truncated: !summary,
             damaged,
             unknown_blocks,

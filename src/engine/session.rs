@@ -56,6 +56,11 @@ pub struct Options {
     pub allow_external: bool,
     pub mtu: u32,
     pub offload: bool,
+    /// Replay: once the main commands ended, wait up to this long for live processes still
+    /// expected to send what they sent in the recording, before ending the others. A live
+    /// client fed recorded answers can finish before its live server even answered; ending
+    /// the server then would report a divergence that is only the session's haste.
+    pub settle: Duration,
 }
 
 /// How the session ended.
@@ -358,6 +363,17 @@ pub fn run(
         if last_status.elapsed() >= Duration::from_millis(200) {
             last_status = Instant::now();
             update_status(status, &engine);
+        }
+    }
+    if !opts.settle.is_zero() && interrupted.is_none() && !engine.finished() {
+        let until = Instant::now() + opts.settle;
+        while interrupted.is_none()
+            && Instant::now() < until
+            && !engine.stats.replay_settled.load(Relaxed)
+            && !engine.finished()
+        {
+            reap(&mut running, &engine);
+            wait_signal(signals, Duration::from_millis(20), &mut interrupted);
         }
     }
     terminate(&mut running, opts.grace, &inodes);
