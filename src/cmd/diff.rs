@@ -197,6 +197,29 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.output {
         writeln!(report, "rules written to {}", path.display())?;
     }
+    // A whole connection left out hides every change in it: never said quietly.
+    let whole: Vec<&str> = learned
+        .rules
+        .iter()
+        .filter(|r| r.directive == "ignore-conn")
+        .map(|r| r.value.as_str())
+        .collect();
+    if !whole.is_empty() {
+        writeln!(
+            report,
+            "{}",
+            st.red(format!(
+                "warning: {} connection{} differ{} in ways no byte pattern explains and {} left \
+                 out whole (ignore-conn {}): no change in {} will be caught",
+                whole.len(),
+                if whole.len() == 1 { "" } else { "s" },
+                if whole.len() == 1 { "s" } else { "" },
+                if whole.len() == 1 { "is" } else { "are" },
+                whole.join(", "),
+                if whole.len() == 1 { "it" } else { "them" },
+            ))
+        )?;
+    }
     if learned.all_explained() {
         writeln!(
             report,

@@ -629,6 +629,16 @@ impl<W: Write + sink::Close> Engine<W> {
                 if s.proto == 1 {
                     self.replay_unreachable(&frame[off..]);
                 }
+                let pkt = &mut frame[off..];
+                let len = s.total_len.min(pkt.len());
+                if hdr.flags & vnet::NEEDS_CSUM != 0 {
+                    wire::complete_checksum(
+                        &mut pkt[..len],
+                        hdr.csum_start as usize,
+                        hdr.csum_offset as usize,
+                    );
+                }
+                self.replay_datagram(i, &pkt[..len]);
             }
             Some(j) => {
                 self.write_tun(Out::Proc(j as u16), frame);

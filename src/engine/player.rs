@@ -224,6 +224,34 @@ impl Player {
     }
 }
 
+/// How far into a connection's first chunks a recorded echo is looked for.
+pub const ECHO_WINDOW: usize = 16;
+
+/// The first recorded chunk of a direction, adjusted for the live peer: where the recording
+/// shows it echoing its peer's first bytes (same offset, same byte, within the first
+/// [`ECHO_WINDOW`] bytes: a DNS id over TCP, a request number), it echoes the live peer's
+/// bytes instead. Binary answers only: in text, equal bytes at equal offsets are chance.
+/// `None` when nothing changes.
+pub fn echo_first(answer: &[u8], recorded_ask: &[u8], live_ask: &[u8]) -> Option<Vec<u8>> {
+    let n = ECHO_WINDOW
+        .min(answer.len())
+        .min(recorded_ask.len())
+        .min(live_ask.len());
+    let binary = answer[..answer.len().min(64)]
+        .iter()
+        .any(|&b| b < 0x09 || (0x0e..0x20).contains(&b));
+    if !binary {
+        return None;
+    }
+    let mut out = None;
+    for k in 0..n {
+        if answer[k] == recorded_ask[k] && live_ask[k] != recorded_ask[k] {
+            out.get_or_insert_with(|| answer.to_vec())[k] = live_ask[k];
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -390,6 +418,25 @@ mod tests {
         assert!(m.contains("Rst") && m.contains("Fin"), "{m}");
         assert!(p.done());
         assert_eq!(p.next(1, &s, &|_| true, false), Next::Done);
+    }
+
+    #[test]
+    fn a_dns_answer_over_tcp_echoes_the_live_id_and_text_never_changes() {
+        // length, id, flags...
+        let asked = b"\x00\x1a\xab\xcd\x01\x20\x00\x01";
+        let answer = b"\x00\x38\xab\xcd\x81\x80\x00\x01\x00\x01";
+        let live = b"\x00\x1a\x12\x34\x01\x20\x00\x01";
+        let out = echo_first(answer, asked, live).unwrap();
+        assert_eq!(&out[..], b"\x00\x38\x12\x34\x81\x80\x00\x01\x00\x01");
+        // The same live bytes as recorded: nothing to change.
+        assert_eq!(echo_first(answer, asked, asked), None);
+        // Text: "T" at offset 2 of both is chance, not an echo.
+        assert_eq!(
+            echo_first(b"HTTP/1.0 200 OK\r\n", b"GET / HTTP/1.1", b"PUT / HTTP/1.1"),
+            None
+        );
+        // Nothing live yet: nothing to echo.
+        assert_eq!(echo_first(answer, asked, b""), None);
     }
 
     #[test]

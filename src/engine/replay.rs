@@ -158,6 +158,11 @@ pub(super) struct Replayer {
     /// A packet to send again, and since when it has been tried.
     resend: Option<(usize, Instant)>,
     next_packet: usize,
+    /// Recorded UDP requests from a live process to a played one, per (sender, destination),
+    /// in order: the nth live datagram there is answered as the nth recorded one was.
+    requests: HashMap<(ProcIndex, SocketAddrV4), VecDeque<usize>>,
+    /// The recorded answers to each such request (packet indexes), played on request.
+    answers: HashMap<usize, Vec<usize>>,
     started: Instant,
     waiting_since: Instant,
     pub report: ReplayReport,
@@ -171,6 +176,8 @@ pub(super) struct ConnReplay {
     /// of it is out.
     chunk: [Option<(Chunk, usize)>; 2],
     last_progress: Instant,
+    /// The first bytes each live sender sent (up to `player::ECHO_WINDOW`), for echoes.
+    live_head: [Vec<u8>; 2],
     /// Played client connection refused while the server was not up yet: retry until then.
     retry_until: Option<Instant>,
 }
@@ -194,8 +201,34 @@ impl Replayer {
             }
             report.conns.push(r);
         }
+        // UDP answers of played processes to live ones follow the live requests.
+        let owner = |ip: std::net::Ipv4Addr| {
+            cfg.script
+                .processes
+                .iter()
+                .find(|p| p.addr == ip)
+                .map(|p| p.index)
+        };
+        let mut requests: HashMap<(ProcIndex, SocketAddrV4), VecDeque<usize>> = HashMap::new();
+        let mut answers: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (idx, p) in cfg.script.packets.iter().enumerate() {
+            let Some((_, dst)) = p.udp else { continue };
+            let sender = p.interface as ProcIndex;
+            if live(sender) && owner(*dst.ip()).is_some_and(|r| !live(r)) {
+                requests.entry((sender, dst)).or_default().push_back(idx);
+            }
+            if let Some((q, _)) = p.answers {
+                let req = &cfg.script.packets[q];
+                let asked = req.udp.is_some_and(|(_, d)| owner(*d.ip()) == Some(sender));
+                if asked && live(req.interface as ProcIndex) && !live(sender) {
+                    answers.entry(q).or_default().push(idx);
+                }
+            }
+        }
         let n = cfg.script.conns.len();
         Replayer {
+            requests,
+            answers,
             cfg,
             queues,
             to_open,
@@ -382,7 +415,8 @@ impl<W: Write + super::sink::Close> Engine<W> {
             let Some(p) = rp.cfg.script.packets.get(rp.next_packet).copied() else {
                 break;
             };
-            if rp.is_live(p.interface as ProcIndex) {
+            let on_request = p.answers.is_some_and(|(q, _)| rp.answers.contains_key(&q));
+            if rp.is_live(p.interface as ProcIndex) || on_request {
                 rp.next_packet += 1;
                 continue;
             }
@@ -592,6 +626,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
                         progressed = true;
                         self.count_bytes(d, n);
                         let bytes = &self.scratch[..n];
+                        let head = &mut st.live_head[d];
+                        let room = super::player::ECHO_WINDOW.saturating_sub(head.len());
+                        head.extend_from_slice(&bytes[..room.min(n)]);
                         let script = &rp.cfg.script.conns[k];
                         let (reader, cache) = (&mut rp.cfg.reader, &mut rp.cache);
                         st.player
@@ -661,7 +698,19 @@ impl<W: Write + super::sink::Close> Engine<W> {
                 match next {
                     Next::Wait | Next::Done => break,
                     Next::Write(step) => {
-                        let bytes = rp.read_bytes(step.offset);
+                        let mut bytes = rp.read_bytes(step.offset);
+                        let o = 1 - d;
+                        let script = &rp.cfg.script.conns[k];
+                        let first = script.steps[d].first().map(|f| f.offset) == Some(step.offset);
+                        if first && st.player.live_sender(o) {
+                            if let Some(ask) = script.steps[o].first().map(|f| f.offset) {
+                                let asked = rp.read_bytes(ask);
+                                let live = &st.live_head[o];
+                                if let Some(b) = super::player::echo_first(&bytes, &asked, live) {
+                                    bytes = Chunk::new(b);
+                                }
+                            }
+                        }
                         rp.progress[k][d] += bytes.len() as u64;
                         progressed = true;
                         st.last_progress = Instant::now();
@@ -733,6 +782,55 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
     }
 
+    /// A live process `i` sent a datagram to a played one: it is recorded (as a live process's
+    /// packet always is) and, when the recording has the matching request, answered as the
+    /// played process answered it then: readdressed to the live sender's port, with what the
+    /// recorded answer echoed from its request (a DNS id) taken from the live one.
+    pub(super) fn replay_datagram(&mut self, i: usize, pkt: &[u8]) {
+        self.summary.packets += 1;
+        self.stats
+            .packets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(c) = self.capture.as_mut() {
+            if let Err(e) = c.write_packet(i as u32, now_ns(), pkt) {
+                self.capture_error.get_or_insert(e);
+            }
+        }
+        let Some(s) = crate::wire::summarize(pkt) else {
+            return;
+        };
+        if s.proto != 17 {
+            return;
+        }
+        let Some(rp) = self.replay.as_mut() else {
+            return;
+        };
+        let key = (i as ProcIndex, SocketAddrV4::new(s.dst, s.dport));
+        let Some(q) = rp.requests.get_mut(&key).and_then(|q| q.pop_front()) else {
+            return;
+        };
+        let list = rp.answers.get(&q).cloned().unwrap_or_default();
+        let plays: Vec<(u32, Vec<u8>)> = list
+            .iter()
+            .filter_map(|&a| {
+                let step = rp.cfg.script.packets[a];
+                let echo = step.answers.map_or(0, |(_, e)| e as usize);
+                let recorded = rp.read_bytes(step.offset);
+                crate::wire::udp::answer_like(&recorded, pkt, echo).map(|b| (step.interface, b))
+            })
+            .collect();
+        rp.report.packets_played += plays.len() as u64;
+        for (from, bytes) in plays {
+            self.inject(super::nat::Out::Proc(i as u16), &bytes);
+            self.summary.packets += 1;
+            if let Some(c) = self.capture.as_mut() {
+                if let Err(e) = c.write_packet(from, now_ns(), &bytes) {
+                    self.capture_error.get_or_insert(e);
+                }
+            }
+        }
+    }
+
     /// A live process answered a played packet with "port unreachable": its socket was not
     /// bound yet. Schedules that packet (found by the quoted IP id) to go again.
     pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) {
@@ -774,6 +872,7 @@ impl ConnReplay {
             player: Player::new(client_live, server_live),
             chunk: [None, None],
             last_progress: Instant::now(),
+            live_head: [Vec::new(), Vec::new()],
             retry_until: None,
         }
     }

@@ -12,6 +12,7 @@ use crate::format::{
 };
 use std::collections::HashMap;
 use std::io::Read;
+use std::net::SocketAddrV4;
 
 /// One recorded read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,7 +62,18 @@ pub struct PacketStep {
     pub offset: u64,
     pub interface: u32,
     pub time_ns: u64,
+    /// For a UDP datagram: its source and destination.
+    pub udp: Option<(SocketAddrV4, SocketAddrV4)>,
+    /// For a UDP datagram sent back to where an earlier one came from (the reverse ports):
+    /// that earlier one's index in `Script::packets`, and how many leading payload bytes this
+    /// one echoed from it (`wire::udp::echo_len`). Replay plays such an answer when the live
+    /// side sends the matching request, not by the clock.
+    pub answers: Option<(usize, u8)>,
 }
+
+/// Distinct UDP source/destination pairs remembered to pair answers with requests; past this
+/// many the memory is cleared (a flood of one-off datagrams has no answers to pair).
+const MAX_UDP_PAIRS: usize = 65_536;
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -99,6 +111,8 @@ impl Script {
         let mut damaged = None;
         let mut unknown_blocks = 0;
         let mut exits = Vec::new();
+        // The last UDP datagram seen per (source, destination), with its first payload bytes.
+        let mut last_udp: HashMap<(SocketAddrV4, SocketAddrV4), (usize, Vec<u8>)> = HashMap::new();
         while let Some(rec) = reader.next() {
             let rec = match rec {
                 Ok(r) => r,
@@ -170,11 +184,30 @@ impl Script {
                         }
                     }
                 }
-                Record::Packet(p) => packets.push(PacketStep {
-                    offset,
-                    interface: p.interface,
-                    time_ns: p.time_ns,
-                }),
+                Record::Packet(p) => {
+                    let idx = packets.len();
+                    let udp = udp_view(&p.bytes);
+                    let mut answers = None;
+                    if let Some((src, dst, payload)) = udp {
+                        if let Some((q, head)) = last_udp.get(&(dst, src)) {
+                            let echo = crate::wire::udp::echo_len(head, payload);
+                            answers = Some((*q, echo as u8));
+                        }
+                        if last_udp.len() >= MAX_UDP_PAIRS {
+                            last_udp.clear();
+                        }
+                        let head =
+                            payload[..payload.len().min(crate::wire::udp::MAX_ECHO)].to_vec();
+                        last_udp.insert((src, dst), (idx, head));
+                    }
+                    packets.push(PacketStep {
+                        offset,
+                        interface: p.interface,
+                        time_ns: p.time_ns,
+                        udp: udp.map(|(s, d, _)| (s, d)),
+                        answers,
+                    });
+                }
                 Record::Summary(_) => summary = true,
                 Record::Unknown(_) => unknown_blocks += 1,
                 Record::ProcessExit(e) => {
@@ -219,4 +252,18 @@ impl Script {
             unknown_blocks,
         })
     }
+}
+
+/// Source, destination and payload of an unfragmented IPv4 UDP datagram.
+fn udp_view(ip: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
+    let s = crate::wire::summarize(ip)?;
+    if s.proto != 17 || s.sport == 0 {
+        return None;
+    }
+    let payload = ip.get(s.ip_header_len + 8..s.total_len)?;
+    Some((
+        SocketAddrV4::new(s.src, s.sport),
+        SocketAddrV4::new(s.dst, s.dport),
+        payload,
+    ))
 }
