@@ -609,6 +609,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
             return;
         };
         let k = st.script;
+        st.player.tick(rp.started.elapsed().as_nanos() as u64);
         let mut progressed = false;
         let read_len = self.scratch.len().min(256 << 10);
         for d in 0..2 {

@@ -23,6 +23,9 @@ pub struct Step {
     pub time_ns: u64,
     /// Bytes the other direction had carried when this chunk was read.
     pub other_before: u64,
+    /// The other side had already closed (FIN or RST) when this chunk was read: replay holds
+    /// it until the live other side has closed too, as the recorded peer saw it.
+    pub after_close: bool,
 }
 
 /// One side's close (FIN or RST), at its place among the bytes.
@@ -31,6 +34,8 @@ pub struct Close {
     pub kind: CloseKind,
     pub time_ns: u64,
     pub other_before: u64,
+    /// The other side had already closed when this one did.
+    pub after_close: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +166,7 @@ impl Script {
                             len: d.bytes.len() as u32,
                             time_ns: d.time_ns,
                             other_before: c.total[1 - di],
+                            after_close: c.close[1 - di].is_some(),
                         });
                         c.total[di] += d.bytes.len() as u64;
                     }
@@ -169,10 +175,12 @@ impl Script {
                     if let Some(&i) = by_id.get(&cl.id) {
                         let c = &mut conns[i];
                         let di = dir_index(cl.dir);
+                        let after_close = c.close[1 - di].is_some();
                         c.close[di].get_or_insert(Close {
                             kind: cl.kind,
                             time_ns: cl.time_ns,
                             other_before: c.total[1 - di],
+                            after_close,
                         });
                         if cl.kind == CloseKind::Rst {
                             // A reset ends both directions at once.
@@ -180,6 +188,7 @@ impl Script {
                                 kind: CloseKind::Rst,
                                 time_ns: cl.time_ns,
                                 other_before: c.total[di],
+                                after_close: false,
                             });
                         }
                     }
@@ -231,6 +240,7 @@ impl Script {
                             kind: CloseKind::Fin,
                             time_ns: last,
                             other_before: c.total[1 - d],
+                            after_close: false,
                         });
                     }
                 }
