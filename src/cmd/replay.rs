@@ -22,9 +22,13 @@ use std::time::Duration;
 /// A live client's connection is matched to the next recorded connection from that process
 /// to that server and port; a played client's connections are opened by plg, masqueraded as
 /// the recorded client, in recorded order. Each recorded chunk is written once the live side
-/// has sent as many bytes as it had before that chunk in the recording. Connections recorded
-/// to the gateway (`plg record --allow-external`) are always played: the outside server is not
-/// needed.
+/// has taken its turn: sent as many bytes as it had before that chunk in the recording, or sent
+/// part of a turn and then stayed quiet for 50 ms. A live datagram to a played process is
+/// answered as the matching recorded one was. Connections recorded to the gateway
+/// (`plg record --allow-external`) are always played: the outside server is not needed.
+///
+/// The verdict compares what live processes sent with the recording (TCP streams, datagrams,
+/// how the main command ended), modulo --ignore and --rules.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     plg replay -f run.traffic - 'redis-cli -h p0 ping'     # client live, server played\n  \

@@ -489,7 +489,7 @@ mod tests {
         let mut p = Player::new(true, false);
         let mut now = 0u64;
         let mut played = Vec::new();
-        let mut drain = |p: &mut Player, now: u64, played: &mut Vec<u64>| {
+        let drain = |p: &mut Player, now: u64, played: &mut Vec<u64>| {
             p.tick(now);
             while let Next::Write(st) = p.next(1, &s, &always, false) {
                 played.push(st.offset);
