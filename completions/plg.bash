@@ -219,7 +219,7 @@ _plg() {
             return 0
             ;;
         plg__subcmd__replay)
-            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --help --version"
+            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --ignore --rules --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -251,6 +251,14 @@ _plg() {
                     ;;
                 --unmatched)
                     COMPREPLY=($(compgen -W "refuse pass" -- "${cur}"))
+                    return 0
+                    ;;
+                --ignore)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --rules)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --report)

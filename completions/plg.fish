@@ -52,6 +52,8 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l step-timeout -d 'Seco
 complete -c plg -n "__fish_plg_using_subcommand replay" -l speed -d 'With --timing: play this many times faster than recorded' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l unmatched -d 'What to do with a live connection that has no recorded counterpart' -r -f -a "refuse\t'Refuse it (RST) and report it'
 pass\t'Let it through to a live destination, relayed as in recording'"
+complete -c plg -n "__fish_plg_using_subcommand replay" -l ignore -d 'Bytes matching REGEX compare as equal in the verdict (repeatable; the syntax of `plg diff --ignore`). Matched on bytes: `.` and `[^\\r]` match any byte' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l rules -d 'Read noise rules from FILE (repeatable; the format of `plg diff --rules`, learned rules included: ignore, ignore-conn, ignore-port)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand replay" -l report -d 'Also write the replay\'s verdict as JSON to FILE (format in docs/JSON.md), for CI' -r -F
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
@@ -59,7 +61,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session 
 complete -c plg -n "__fish_plg_using_subcommand replay" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l timing -d 'Also honour the recorded gaps between events'
-complete -c plg -n "__fish_plg_using_subcommand replay" -l strict -d 'Exit 1 when a live process diverged from the recording or a recorded connection stayed unused'
+complete -c plg -n "__fish_plg_using_subcommand replay" -l strict -d 'Exit with plg\'s verdict instead of the main command\'s status: 0 behaved as recorded (modulo --ignore/--rules), 1 diverged, unused, unmatched or not judged, 2 plg error'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'

@@ -156,6 +156,28 @@ impl SessionArgs {
             mtu: self.mtu,
             offload: !self.no_offload,
             user_namespace: self.userns,
+            settle: Duration::ZERO,
         })
     }
+}
+
+/// Noise rules from `--rules FILE`s and `--ignore REGEX`es, as `plg diff` and `plg replay`
+/// both take them (format: docs/DIFF-RULES.md).
+pub fn load_rules(
+    files: &[std::path::PathBuf],
+    ignores: &[String],
+) -> anyhow::Result<crate::diff::rules::Rules> {
+    use anyhow::Context as _;
+    let mut rules = crate::diff::rules::Rules::default();
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read rules file {}", path.display()))?;
+        rules
+            .parse_file(&path.display().to_string(), &text)
+            .map_err(UsageError)?;
+    }
+    for p in ignores {
+        rules.add_ignore(p, "--ignore").map_err(UsageError)?;
+    }
+    Ok(rules)
 }

@@ -5,7 +5,7 @@
 
 use crate::cli::UsageError;
 use crate::diff::compare::Options;
-use crate::diff::rules::{ConnSpec, Rules};
+use crate::diff::rules::ConnSpec;
 use crate::diff::stream::Limits;
 use crate::diff::{human, json, junit};
 use crate::ui::{Stream, Style};
@@ -119,17 +119,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Flags and rules files into the options of a comparison.
 fn options(args: &Args) -> anyhow::Result<Options> {
-    let mut rules = Rules::default();
-    for path in &args.rules {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read rules file {}", path.display()))?;
-        rules
-            .parse_file(&path.display().to_string(), &text)
-            .map_err(UsageError)?;
-    }
-    for p in &args.ignore {
-        rules.add_ignore(p, "--ignore").map_err(UsageError)?;
-    }
+    let mut rules = super::common::load_rules(&args.rules, &args.ignore)?;
     for c in &args.ignore_conn {
         rules
             .conns
@@ -206,6 +196,29 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
     }
     if let Some(path) = &args.output {
         writeln!(report, "rules written to {}", path.display())?;
+    }
+    // A whole connection left out hides every change in it: never said quietly.
+    let whole: Vec<&str> = learned
+        .rules
+        .iter()
+        .filter(|r| r.directive == "ignore-conn")
+        .map(|r| r.value.as_str())
+        .collect();
+    if !whole.is_empty() {
+        writeln!(
+            report,
+            "{}",
+            st.red(format!(
+                "warning: {} connection{} differ{} in ways no byte pattern explains and {} left \
+                 out whole (ignore-conn {}): no change in {} will be caught",
+                whole.len(),
+                if whole.len() == 1 { "" } else { "s" },
+                if whole.len() == 1 { "s" } else { "" },
+                if whole.len() == 1 { "is" } else { "are" },
+                whole.join(", "),
+                if whole.len() == 1 { "it" } else { "them" },
+            ))
+        )?;
     }
     if learned.all_explained() {
         writeln!(

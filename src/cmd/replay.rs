@@ -22,16 +22,22 @@ use std::time::Duration;
 /// A live client's connection is matched to the next recorded connection from that process
 /// to that server and port; a played client's connections are opened by plg, masqueraded as
 /// the recorded client, in recorded order. Each recorded chunk is written once the live side
-/// has sent as many bytes as it had before that chunk in the recording. Connections recorded
-/// to the gateway (`plg record --allow-external`) are always played: the outside server is not
-/// needed.
+/// has taken its turn: sent as many bytes as it had before that chunk in the recording, or sent
+/// part of a turn and then stayed quiet for 50 ms. A live datagram to a played process is
+/// answered as the matching recorded one was. Connections recorded to the gateway
+/// (`plg record --allow-external`) are always played: the outside server is not needed.
+///
+/// The verdict compares what live processes sent with the recording (TCP streams, datagrams,
+/// how the main command ended), modulo --ignore and --rules.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
     plg replay -f run.traffic - 'redis-cli -h p0 ping'     # client live, server played\n  \
     plg replay -f run.traffic 'redis-server --protected-mode no' -   # server live\n  \
     plg replay -f web.traffic -o again.traffic && plg diff web.traffic again.traffic\n\n\
-    Exit status: the main command's; with --strict, 1 when anything diverged or stayed unused;\n\
-    2 on errors.")]
+    plg replay -f web.traffic --strict --ignore 'Date: [^\\r]*' -   # CI: verdict modulo noise\n\n\
+    Exit status: without --strict, the main command's (2 on plg errors). With --strict, plg's\n\
+    verdict: 0 the live processes behaved as recorded (modulo --ignore/--rules), 1 anything\n\
+    diverged, stayed unused, went unmatched or could not be judged, 2 a plg error.")]
 pub struct Args {
     /// The capture to replay.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -62,10 +68,20 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Unmatched::Refuse)]
     pub unmatched: Unmatched,
 
-    /// Exit 1 when a live process diverged from the recording or a recorded connection
-    /// stayed unused.
+    /// Exit with plg's verdict instead of the main command's status: 0 behaved as recorded
+    /// (modulo --ignore/--rules), 1 diverged, unused, unmatched or not judged, 2 plg error.
     #[arg(long)]
     pub strict: bool,
+
+    /// Bytes matching REGEX compare as equal in the verdict (repeatable; the syntax of
+    /// `plg diff --ignore`). Matched on bytes: `.` and `[^\r]` match any byte.
+    #[arg(long, value_name = "REGEX")]
+    pub ignore: Vec<String>,
+
+    /// Read noise rules from FILE (repeatable; the format of `plg diff --rules`, learned
+    /// rules included: ignore, ignore-conn, ignore-port).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
 
     /// Also write the replay's verdict as JSON to FILE (format in docs/JSON.md), for CI; `-`
     /// is standard output. Replaces FILE if it is a regular file.
@@ -102,6 +118,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.speed
         )));
     }
+    let rules = super::common::load_rules(&args.rules, &args.ignore)?;
     let mut reader = CaptureReader::open(&args.file)?;
     let script = Script::build(&mut reader).map_err(|mut e| {
         if e.path.is_empty() {
@@ -153,9 +170,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let opts = args
+    let mut opts = args
         .session
         .options(subnet, names, commands.clone(), false)?;
+    opts.settle = Duration::from_secs_f64(args.step_timeout);
 
     // Checked before the session: a report that cannot be written is known at once.
     let report_out = match &args.report {
@@ -186,12 +204,36 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             live: c.is_some(),
         })
         .collect();
+    // The verdict pass compares the replay's own capture with the recording: with noise
+    // rules, or when there are non-TCP packets to judge, a capture is written even without
+    // -o (a private temporary file, removed at the end).
+    let judge = !rules.is_empty() || !script.packets.is_empty();
+    let mut temp = None;
+    let out_path = match (&args.output, judge) {
+        (Some(out), _) => Some(out.clone()),
+        (None, true) => {
+            let t = TempCapture::create()?;
+            let p = t.path.clone();
+            temp = Some(t);
+            Some(p)
+        }
+        (None, false) => None,
+    };
     let mut output = None;
-    let writer = match &args.output {
+    let writer = match &out_path {
         None => None,
         Some(out) => {
-            let (o, file) = super::record::capture_output(out, &[&args.file])?;
-            output = Some(o);
+            let file = match &temp {
+                Some(t) => t
+                    .file
+                    .try_clone()
+                    .with_context(|| format!("cannot write the capture {}", out.display()))?,
+                None => {
+                    let (o, file) = super::record::capture_output(out, &[&args.file])?;
+                    output = Some(o);
+                    file
+                }
+            };
             let session = Session {
                 format_version: FORMAT_VERSION,
                 mode: Mode::Replay,
@@ -233,7 +275,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ => Ok(()),
         },
     )?;
-    let report = outcome.replay.clone().unwrap_or_default();
+    let mut report = outcome.replay.clone().unwrap_or_default();
+    let live: Vec<bool> = commands.iter().map(|c| c.is_some()).collect();
+    if let Some(out) = out_path.as_ref().filter(|_| judge) {
+        let opts = crate::diff::compare::Options {
+            rules,
+            ..Default::default()
+        };
+        match crate::diff::diff_files(&args.file, out, &opts) {
+            Ok(diff) => crate::diff::replay::judge(&mut report, &script, &live, &diff),
+            Err(e) => report
+                .unjudged
+                .push(format!("the replay's capture could not be compared: {e:#}")),
+        }
+    }
+    drop(temp);
+    name_what_cannot_replay(&args, &script, &mut report);
+    for &m in &opts.main {
+        let (Some(now), Some(then)) = (
+            outcome.exits.get(m).copied().flatten(),
+            script.exits.get(m).copied().flatten(),
+        ) else {
+            continue;
+        };
+        if now != then && live[m] {
+            report.exits.push(format!(
+                "{} {}, recorded {}",
+                procs[m].name,
+                super::record::describe_exit(Some(now)),
+                super::record::describe_exit(Some(then))
+            ));
+        }
+    }
     if !opts.quiet {
         eprint!("{}", describe(&script, &procs, &report));
         for (p, e) in procs.iter().zip(&outcome.exits) {
@@ -247,12 +320,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let mut code = outcome.exit_code;
-    if args.strict && code == 0 && !report.clean() {
-        code = 1;
-    }
+    let code = if args.strict {
+        u8::from(!report.clean())
+    } else {
+        outcome.exit_code
+    };
     if let (Some(path), Some((mut out, mut file))) = (&args.report, report_out) {
-        let doc = report_json(&args, &script, &procs, &report, &outcome.exits, code);
+        let doc = report_json(
+            &args,
+            &script,
+            &procs,
+            &report,
+            &outcome.exits,
+            (code, outcome.exit_code),
+        );
         let text = serde_json::to_string_pretty(&doc).expect("a JSON value serializes") + "\n";
         std::io::Write::write_all(&mut file, text.as_bytes())
             .and_then(|()| out.commit())
@@ -267,6 +348,67 @@ impl Args {
     }
 }
 
+/// The replay's capture when only the verdict needs it: created exclusively in the temporary
+/// directory, removed when dropped.
+struct TempCapture {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl TempCapture {
+    fn create() -> anyhow::Result<TempCapture> {
+        let dir = std::env::temp_dir();
+        for n in 0..100u32 {
+            let path = dir.join(format!("plg-replay-{}-{n}.traffic", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(file) => return Ok(TempCapture { path, file }),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot create a temporary capture in {}", dir.display())
+                    })
+                }
+            }
+        }
+        anyhow::bail!(
+            "cannot create a temporary capture in {}: too many exist",
+            dir.display()
+        )
+    }
+}
+
+impl Drop for TempCapture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A connection that diverged in a TLS or SSH opening gets the reason in words.
+fn name_what_cannot_replay(args: &Args, script: &Script, report: &mut ReplayReport) {
+    let mut reader = None;
+    for (c, rep) in script.conns.iter().zip(report.conns.iter_mut()) {
+        if rep.diverged_dirs().next().is_none() {
+            continue;
+        }
+        if reader.is_none() {
+            reader = CaptureReader::open(&args.file).ok();
+        }
+        let Some(r) = reader.as_mut() else { return };
+        let mut first = |d: usize| -> Vec<u8> {
+            match c.steps[d].first().map(|s| r.read_at(s.offset)) {
+                Some(Ok(crate::format::Record::Data(d))) => d.bytes,
+                _ => Vec::new(),
+            }
+        };
+        let (a, b) = (first(0), first(1));
+        rep.cannot_replay = crate::diff::replay::cannot_replay(&a, &b).map(str::to_string);
+    }
+}
+
 fn endpoint(procs: &[Process], p: u16, addr: std::net::SocketAddrV4) -> String {
     match procs.get(p as usize) {
         Some(pr) => format!("{}:{}", pr.name, addr.port()),
@@ -274,21 +416,33 @@ fn endpoint(procs: &[Process], p: u16, addr: std::net::SocketAddrV4) -> String {
     }
 }
 
-/// The replay summary: one line for the totals, one per connection that needs attention.
+/// The replay summary: one line for the totals and the verdict, one per connection, flow or
+/// process that needs attention.
 fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
     let mut matched = 0;
     let mut unused = 0;
     let mut diverged = 0;
+    let mut ignored = 0;
+    let mut noise = 0;
     let mut lines = String::new();
     for (k, (c, rep)) in script.conns.iter().zip(&r.conns).enumerate() {
         if rep.skipped {
             continue;
         }
+        let live_port = match rep.live_client_port {
+            Some(p) if p != c.open.client_addr.port() => format!(", live port {p}"),
+            _ => String::new(),
+        };
         let name = format!(
-            "connection {k} ({} -> {})",
+            "connection {k} ({} -> {}{live_port})",
             endpoint(procs, c.open.client, c.open.client_addr),
             endpoint(procs, c.open.server, c.open.server_addr)
         );
+        if let Some(rule) = &rep.ignored_by {
+            ignored += 1;
+            lines.push_str(&format!("plg:   {name}: left out by the rule {rule}\n"));
+            continue;
+        }
         if rep.replay_id.is_none() {
             unused += 1;
             lines.push_str(&format!(
@@ -297,14 +451,16 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
             continue;
         }
         matched += 1;
+        if rep.noise_only.iter().any(|n| *n) {
+            noise += 1;
+        }
         let mut issues = Vec::new();
-        for (d, who) in [(0, "client"), (1, "server")] {
-            if let Some(off) = rep.diverged[d] {
-                issues.push(format!(
-                    "the {who} sent other bytes than recorded from offset {off} ({} sent, {} recorded)",
-                    rep.live_bytes[d], c.total[d]
-                ));
-            }
+        for (d, off) in rep.diverged_dirs() {
+            let who = if d == 0 { "client" } else { "server" };
+            issues.push(format!(
+                "the {who} sent other bytes than recorded from offset {off} ({} sent, {} recorded)",
+                rep.live_bytes[d], c.total[d]
+            ));
         }
         if let Some(m) = &rep.outcome_mismatch {
             issues.push(m.clone());
@@ -314,13 +470,17 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         }
         if rep.step_timeouts > 0 {
             issues.push(format!(
-                "{} step(s) timed out waiting for the live side",
-                rep.step_timeouts
+                "{} step{} timed out waiting for the live side",
+                rep.step_timeouts,
+                if rep.step_timeouts == 1 { "" } else { "s" }
             ));
         }
         if !issues.is_empty() {
             diverged += 1;
             lines.push_str(&format!("plg:   {name}: {}\n", issues.join("; ")));
+            if let Some(why) = &rep.cannot_replay {
+                lines.push_str(&format!("plg:     {why}\n"));
+            }
         }
     }
     let mut out = format!(
@@ -328,6 +488,12 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         if matched == 1 { "" } else { "s" },
         r.unmatched.len()
     );
+    if ignored > 0 {
+        out.push_str(&format!(", {ignored} left out by rules"));
+    }
+    if noise > 0 {
+        out.push_str(&format!(", {noise} differing only in ignored bytes"));
+    }
     if r.packets_played > 0 {
         out.push_str(&format!(", {} packets played", r.packets_played));
     }
@@ -337,19 +503,29 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
             r.packets_lost
         ));
     }
-    out.push_str(
-        if diverged == 0 && unused == 0 && r.unmatched.is_empty() && r.packets_lost == 0 {
-            ": the live processes behaved as recorded.\n"
-        } else {
-            ".\n"
-        },
-    );
+    if !r.flows.is_empty() {
+        out.push_str(&format!(", {} packet flows diverged", r.flows.len()));
+    }
+    out.push_str(if r.clean() {
+        ": the live processes behaved as recorded.\n"
+    } else {
+        ".\n"
+    });
     out.push_str(&lines);
+    for f in &r.flows {
+        out.push_str(&format!("plg:   {}: {}\n", f.label, f.what));
+    }
+    for e in &r.exits {
+        out.push_str(&format!("plg:   {e}\n"));
+    }
     for (client, addr) in &r.unmatched {
         out.push_str(&format!(
             "plg:   unmatched: {} connected to {addr}, which the recording does not have\n",
             procs.get(*client as usize).map_or("?", |p| p.name.as_str())
         ));
+    }
+    for u in &r.unjudged {
+        out.push_str(&format!("plg:   not judged: {u}\n"));
     }
     out
 }
@@ -361,7 +537,7 @@ fn report_json(
     procs: &[Process],
     r: &ReplayReport,
     exits: &[Option<crate::format::ExitStatus>],
-    exit_code: u8,
+    (exit_code, main_exit_code): (u8, u8),
 ) -> serde_json::Value {
     use crate::format::ExitStatus;
     use serde_json::{json, Value};
@@ -374,31 +550,26 @@ fn report_json(
         .zip(&r.conns)
         .enumerate()
         .map(|(k, (c, rep))| {
-            let status = if rep.skipped {
-                "skipped"
-            } else if rep.replay_id.is_none() {
-                "unused"
-            } else if rep.diverged.iter().any(|d| d.is_some())
-                || rep.outcome_mismatch.is_some()
-                || rep.close_mismatch.is_some()
-                || rep.step_timeouts > 0
-            {
-                "diverged"
-            } else {
-                "same"
-            };
+            let mut diverged = [None, None];
+            for (d, off) in rep.diverged_dirs() {
+                diverged[d] = Some(off);
+            }
             json!({
                 "index": k,
                 "recorded_id": c.open.id,
                 "replay_id": rep.replay_id,
-                "status": status,
+                "status": rep.status(),
+                "live_client_port": rep.live_client_port,
                 "client": name(c.open.client),
                 "client_addr": c.open.client_addr.ip().to_string(),
                 "client_port": c.open.client_addr.port(),
                 "server": name(c.open.server),
                 "server_addr": c.open.server_addr.ip().to_string(),
                 "server_port": c.open.server_addr.port(),
-                "diverged_at": both(rep.diverged),
+                "diverged_at": both(diverged),
+                "noise_only": {"client_to_server": rep.noise_only[0], "server_to_client": rep.noise_only[1]},
+                "ignored_by": rep.ignored_by,
+                "cannot_replay": rep.cannot_replay,
                 "live_bytes": both([
                     live(c.open.client).then_some(rep.live_bytes[0]),
                     live(c.open.server).then_some(rep.live_bytes[1]),
@@ -439,7 +610,14 @@ fn report_json(
         "capture": args.file.display().to_string(),
         "capture_truncated": script.truncated,
         "clean": r.clean(),
+        "strict": args.strict,
         "exit_code": exit_code,
+        "main_exit_code": main_exit_code,
+        "rules": args.ignore.iter().map(|p| json!({"ignore": p})).chain(
+            args.rules.iter().map(|f| json!({"file": f.display().to_string()}))).collect::<Vec<_>>(),
+        "flows": r.flows.iter().map(|f| json!({"flow": f.label, "what": f.what})).collect::<Vec<_>>(),
+        "exit_mismatches": r.exits,
+        "not_judged": r.unjudged,
         "processes": processes,
         "connections": connections,
         "unmatched": unmatched,

@@ -3,7 +3,7 @@
 
 use super::index::DIRS;
 use super::report::*;
-use super::stream::StreamDiff;
+use super::stream::{StreamDiff, PLACEHOLDER};
 use super::textdiff;
 use crate::ui::{human_bytes, Style};
 use std::io::Write;
@@ -315,14 +315,28 @@ fn write_flow(out: &mut dyn Write, r: &Report, f: &FlowVerdict, st: Style) -> st
     Ok(())
 }
 
-/// A payload on one line: text escaped, binary in hex, at most 64 bytes.
+/// A payload on one line: text escaped, binary in hex (an ignored range as `«ignored»`,
+/// never as the placeholder's bytes), at most 64 bytes.
 fn snippet(b: &[u8]) -> String {
     let cut = &b[..b.len().min(64)];
     let more = if b.len() > 64 { " ..." } else { "" };
     if textdiff::is_text(&[cut]) {
         format!("{:?}{more}", textdiff::show_line(cut))
     } else {
-        let hex: Vec<String> = cut.iter().map(|x| format!("{x:02x}")).collect();
-        format!("{}{more}", hex.join(" "))
+        let mut parts = Vec::new();
+        let mut rest = b;
+        let mut shown = 0;
+        while !rest.is_empty() && shown < 64 {
+            if let Some(r) = rest.strip_prefix(PLACEHOLDER) {
+                parts.push("«ignored»".to_string());
+                rest = r;
+                continue;
+            }
+            parts.push(format!("{:02x}", rest[0]));
+            rest = &rest[1..];
+            shown += 1;
+        }
+        let more = if rest.is_empty() { "" } else { " ..." };
+        format!("{}{more}", parts.join(" "))
     }
 }

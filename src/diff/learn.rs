@@ -14,7 +14,7 @@ use super::index::{BlockSource, Index};
 use super::report::{Report, Verdict};
 use super::rules::{compile, ConnSpec};
 use super::stream::{compare_streams, Limits, Piece, StreamDiff, PLACEHOLDER};
-use super::textdiff::{align, around_lines, is_text, split_lines};
+use super::textdiff::{after_placeholder, align, around_lines, is_text, split_lines};
 
 pub const ROUNDS: usize = 3;
 
@@ -410,39 +410,80 @@ fn line_pairs(d: &StreamDiff) -> Vec<(Vec<u8>, Vec<u8>)> {
     out
 }
 
-/// A rule for a binary difference: the bytes just before it, then its length.
+/// A rule for a binary difference: the real bytes just before it (never plg's own
+/// placeholder), then the field.
+/// - Near the start of a stream or datagram (a DNS id after its length prefix), the field is
+///   anchored at the start: `\A` and the exact bytes before it.
+/// - A field of ASCII digits on both sides (a pid, a counter written as text) matches any
+///   number of digits, and the digits both sides share before it belong to the field, not to
+///   the anchor: a rule learned from pids 32145 and 32178 must hold for pid 4101.
+/// - Otherwise: up to 8 anchor bytes, then any bytes of the lengths seen.
 pub fn derive_binary(d: &StreamDiff) -> Vec<(String, &'static str)> {
-    let anchor = &d.before[d.before.len().saturating_sub(8)..];
-    let anchor = after_placeholder(anchor);
+    let real = after_placeholder(&d.before);
+    let clean_start = real.len() == d.before.len() && d.a_offset == d.before.len() as u64;
+    let digits = |b: &[u8]| !b.is_empty() && b.iter().all(u8::is_ascii_digit);
+    let whole = d.a.len() as u64 == d.a_len && d.b.len() as u64 == d.b_len;
+    if whole && digits(&d.a) && digits(&d.b) {
+        let lead = real.iter().rev().take_while(|c| c.is_ascii_digit()).count();
+        let anchor = &real[..real.len() - lead];
+        let anchor = &anchor[anchor.len().saturating_sub(8)..];
+        if !anchor.is_empty() {
+            return vec![(
+                format!("(?s){}[0-9]+", escape_bytes(anchor)),
+                "binary field",
+            )];
+        }
+    }
     let (lo, hi) = (d.a_len.min(d.b_len), d.a_len.max(d.b_len));
-    let start = if anchor.is_empty() && d.a_offset == 0 {
-        "\\A".to_string()
-    } else if anchor.is_empty() {
-        return vec![];
+    let len = if lo == hi {
+        format!("{{{lo}}}")
     } else {
-        escape_bytes(anchor)
+        format!("{{{lo},{hi}}}")
+    };
+    if clean_start && real.len() <= 8 {
+        // With fewer than two bytes before it, `\A.{n}` would match the start of every
+        // stream (a DNS id rule learned on datagrams would eat the length prefix of DNS over
+        // TCP): the bytes both sides have after the field pin it down.
+        let tail: Vec<u8> = d
+            .a_after
+            .iter()
+            .zip(&d.b_after)
+            .take_while(|(x, y)| x == y)
+            .take(4)
+            .map(|(x, _)| *x)
+            .collect();
+        let tail = if real.len() < 2 { &tail[..] } else { &[][..] };
+        return vec![(
+            format!("(?s)\\A{}.{len}{}", escape_bytes(real), escape_bytes(tail)),
+            "binary field",
+        )];
+    }
+    // Zero bytes both sides share just before the field are most often the high bytes of the
+    // same big-endian number (a pid, a key): they belong to the field, or a rule learned from
+    // pids 31002 and 31567 would not hold for pid 70001.
+    let zeros = real.iter().rev().take(3).take_while(|&&c| c == 0).count();
+    let (real, lo, hi) = if real.len() > zeros + 2 {
+        (
+            &real[..real.len() - zeros],
+            lo + zeros as u64,
+            hi + zeros as u64,
+        )
+    } else {
+        (real, lo, hi)
     };
     let len = if lo == hi {
         format!("{{{lo}}}")
     } else {
         format!("{{{lo},{hi}}}")
     };
-    vec![(format!("(?s){start}.{len}"), "binary field")]
-}
-
-/// The part of `b` after the last placeholder (an anchor must be real bytes).
-fn after_placeholder(b: &[u8]) -> &[u8] {
-    let mut start = 0;
-    for i in 0..b.len() {
-        if b[..=i].ends_with(PLACEHOLDER) {
-            start = i + 1;
-        }
+    let anchor = &real[real.len().saturating_sub(8)..];
+    if anchor.is_empty() {
+        return vec![];
     }
-    // A partial placeholder at the start (the context cut it) is not real either.
-    while start < b.len() && (b[start] == 0 || b[start] == 0x1b) {
-        start += 1;
-    }
-    &b[start..]
+    vec![(
+        format!("(?s){}.{len}", escape_bytes(anchor)),
+        "binary field",
+    )]
 }
 
 fn escape_bytes(b: &[u8]) -> String {
@@ -777,5 +818,76 @@ mod tests {
         };
         let r = derive_binary(&d);
         assert_eq!(r[0].0, "(?s)\\x04\\x05\\x06\\x07\\x08\\x09\\x0a\\x0b.{4}");
+    }
+
+    fn bin(before: &[u8], a: &[u8], b: &[u8], offset: u64) -> StreamDiff {
+        StreamDiff {
+            a_offset: offset,
+            b_offset: offset,
+            a_len: a.len() as u64,
+            b_len: b.len() as u64,
+            before: before.to_vec(),
+            a: a.to_vec(),
+            b: b.to_vec(),
+            a_after: vec![0; 4],
+            b_after: vec![0; 4],
+        }
+    }
+
+    /// Regression: rules were anchored on the tail of plg's placeholder (`nored\x5d\x1b\x00`),
+    /// which never occurs in a raw stream.
+    #[test]
+    fn a_binary_anchor_never_holds_placeholder_bytes() {
+        let mut before = b"xx".to_vec();
+        before.extend_from_slice(PLACEHOLDER);
+        before.extend_from_slice(b"\x01\x02");
+        let r = derive_binary(&bin(&before, b"\xaa", b"\xbb", 40));
+        assert_eq!(r[0].0, "(?s)\\x01\\x02.{1}");
+        // The context window cut a placeholder: its tail is not an anchor either.
+        let mut before = PLACEHOLDER[6..].to_vec();
+        before.extend_from_slice(b"\x05\x06\x07");
+        let r = derive_binary(&bin(&before, b"\xaa", b"\xbb", 40));
+        assert_eq!(r[0].0, "(?s)\\x05\\x06\\x07.{1}");
+        for (p, _) in &r {
+            assert!(!p.contains("nored") && !p.contains("x1b"), "{p}");
+        }
+    }
+
+    /// Regression: a pid written as digits learned as "starts with 32".
+    #[test]
+    fn digits_generalise_to_any_number_of_digits() {
+        let r = derive_binary(&bin(b"\x00\x05pid=321", b"45", b"78", 20));
+        assert_eq!(r[0].0, "(?s)\\x00\\x05pid\\x3d[0-9]+");
+        let re = compile(&r[0].0).unwrap();
+        for pid in ["pid=32145", "pid=4101", "pid=7"] {
+            let mut s = b"\x00\x05".to_vec();
+            s.extend_from_slice(pid.as_bytes());
+            assert_eq!(re.find(&s).map(|m| m.end()), Some(s.len()), "{pid}");
+        }
+    }
+
+    /// PostgreSQL's BackendKeyData: the pid's shared high zero bytes belong to the field.
+    #[test]
+    fn shared_zero_bytes_before_a_binary_field_belong_to_it() {
+        let r = derive_binary(&bin(
+            b"\x00K\x00\x00\x00\x0c\x00\x00",
+            b"\x79\x55",
+            b"\x0f\xa0",
+            20,
+        ));
+        assert_eq!(r[0].0, "(?s)\\x00K\\x00\\x00\\x00\\x0c.{4}");
+    }
+
+    /// A DNS id over TCP (after a two-byte length) or in a datagram: anchored at the start,
+    /// not on one byte that occurs anywhere.
+    #[test]
+    fn a_field_near_the_start_is_anchored_there() {
+        let r = derive_binary(&bin(b"\x001", b"\xab\xcd", b"\x12\x34", 2));
+        assert_eq!(r[0].0, "(?s)\\A\\x001.{2}");
+        let mut d = bin(b"", b"\xab\xcd", b"\x12\x34", 0);
+        d.a_after = b"\x01\x20\x00\x01\x00".to_vec();
+        d.b_after = b"\x01\x20\x00\x01\x07".to_vec();
+        let r = derive_binary(&d);
+        assert_eq!(r[0].0, "(?s)\\A.{2}\\x01\\x20\\x00\\x01");
     }
 }

@@ -14,7 +14,8 @@
 //!    [`stream`], through [`normalize`] when ignore patterns are in force.
 //!
 //! The [`report::Report`] is then shown by [`human`], [`json`] or [`junit`]; [`learn`] turns
-//! the differences between runs of one scenario into [`rules`].
+//! the differences between runs of one scenario into [`rules`]. [`replay`] applies the same
+//! comparison to a replay's own capture, for `plg replay`'s verdict.
 
 pub mod compare;
 pub mod human;
@@ -23,6 +24,7 @@ pub mod json;
 pub mod junit;
 pub mod learn;
 pub mod normalize;
+pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod source;

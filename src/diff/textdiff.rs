@@ -158,6 +158,39 @@ pub fn show_line(l: &[u8]) -> String {
         .collect()
 }
 
+/// The part of `b` after the last placeholder: the real bytes just before a difference, which
+/// map one to one onto the original stream (an anchor a rule will meet in a raw stream, or the
+/// context of a hex dump). A context that starts inside a placeholder (the context window cut
+/// it) loses that piece too.
+pub fn after_placeholder(b: &[u8]) -> &[u8] {
+    let mut start = 0;
+    for i in 0..b.len() {
+        if b[..=i].ends_with(PLACEHOLDER) {
+            start = i + 1;
+        }
+    }
+    if start == 0 {
+        // The longest tail of a placeholder that the context starts with (3 bytes at least:
+        // shorter ones are as likely real bytes).
+        if let Some(k) = (3..PLACEHOLDER.len())
+            .rev()
+            .find(|&k| b.starts_with(&PLACEHOLDER[PLACEHOLDER.len() - k..]))
+        {
+            start = k;
+        }
+    }
+    &b[start..]
+}
+
+/// The part of `b` before its first placeholder.
+fn before_placeholder(b: &[u8]) -> &[u8] {
+    let end = b
+        .windows(PLACEHOLDER.len())
+        .position(|w| w == PLACEHOLDER)
+        .unwrap_or(b.len());
+    &b[..end]
+}
+
 /// One row of a side-by-side hex dump: each side's offset and bytes (None past its data), and
 /// which columns differ.
 #[derive(Debug, Clone)]
@@ -171,15 +204,23 @@ pub const HEX_WIDTH: usize = 8;
 
 /// Rows around a binary difference: from the row holding the first context byte shown to the
 /// row after the difference, at most `max_rows`.
+///
+/// Only real bytes are dumped, at their real offsets: the context stops at an ignored range
+/// (plg's placeholder is never shown as if it were data), and so does the dump after one.
 pub fn hex_rows(d: &StreamDiff, max_rows: usize) -> Vec<HexRow> {
-    let lead = d
-        .before
+    let before = after_placeholder(&d.before);
+    let lead = before
         .len()
-        .min(HEX_WIDTH + (d.a_offset as usize % HEX_WIDTH));
+        .min(HEX_WIDTH + (d.a_offset as usize % HEX_WIDTH))
+        .min(d.a_offset.min(d.b_offset) as usize);
     let side = |off: u64, body: &[u8], after: &[u8]| -> (u64, Vec<u8>) {
-        let mut v = d.before[d.before.len() - lead..].to_vec();
-        v.extend_from_slice(body);
-        v.extend_from_slice(&after[..after.len().min(HEX_WIDTH)]);
+        let mut v = before[before.len() - lead..].to_vec();
+        let real = before_placeholder(body);
+        v.extend_from_slice(real);
+        if real.len() == body.len() {
+            let after = before_placeholder(after);
+            v.extend_from_slice(&after[..after.len().min(HEX_WIDTH)]);
+        }
         (off - lead as u64, v)
     };
     let (a0, av) = side(d.a_offset, &d.a, &d.a_after);
@@ -244,6 +285,36 @@ mod tests {
         assert_eq!(lines[0].text, "HTTP/1.1 200 OK");
         assert!(is_text(&[&d.before, &d.a]));
         assert!(!is_text(&[b"\x00\x01\x02"]));
+    }
+
+    /// Regression: an ignored range just before a binary difference was dumped as bytes
+    /// (`ignored]` at offset fffffffffffffff8).
+    #[test]
+    fn hex_rows_never_show_the_placeholder() {
+        let mut before = b"ab".to_vec();
+        before.extend_from_slice(PLACEHOLDER);
+        let d = StreamDiff {
+            a_offset: 2,
+            b_offset: 2,
+            a_len: 2,
+            b_len: 2,
+            before,
+            a: vec![0xeb, 0x2e],
+            b: vec![0xec, 0x0e],
+            a_after: vec![1, 0x20],
+            b_after: vec![1, 0x20],
+        };
+        let rows = hex_rows(&d, 4);
+        let (off, bytes) = rows[0].a.clone().unwrap();
+        assert_eq!(off, 2);
+        assert_eq!(bytes, vec![0xeb, 0x2e, 1, 0x20]);
+        for r in &rows {
+            let a = r.a.as_ref().map(|x| x.1.clone()).unwrap_or_default();
+            assert!(
+                !a.windows(2).any(|w| w == b"\x1b\x00" || w == b"d]"),
+                "{a:?}"
+            );
+        }
     }
 
     #[test]

@@ -133,6 +133,10 @@ pub struct Stats {
     pub capture_bytes: AtomicU64,
     /// Replay: every recorded connection of a played process has been played out.
     pub replay_done: std::sync::atomic::AtomicBool,
+    /// Replay: no live process is still expected to send what it sent in the recording (or
+    /// to close as it did). Until then the session may wait for it after the main command
+    /// ended (`session::Options::settle`).
+    pub replay_settled: std::sync::atomic::AtomicBool,
     /// Every process of the session has been started (and `--ready` met): played processes
     /// may begin, as the commands after the live ones would.
     pub all_started: std::sync::atomic::AtomicBool,
@@ -689,6 +693,16 @@ impl<W: Write + sink::Close> Engine<W> {
                 if s.proto == 1 {
                     self.replay_unreachable(&frame[off..]);
                 }
+                let pkt = &mut frame[off..];
+                let len = s.total_len.min(pkt.len());
+                if hdr.flags & vnet::NEEDS_CSUM != 0 {
+                    wire::complete_checksum(
+                        &mut pkt[..len],
+                        hdr.csum_start as usize,
+                        hdr.csum_offset as usize,
+                    );
+                }
+                self.replay_datagram(i, &pkt[..len]);
             }
             Some(j) => {
                 // Recorded first, passed on only once it is: a packet the capture cannot

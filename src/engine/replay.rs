@@ -38,6 +38,8 @@ pub struct ReplayConfig {
 pub struct ConnReport {
     /// The connection id in the replay's own capture, once matched or opened.
     pub replay_id: Option<u32>,
+    /// The live client's port, when a live client made it (it is rarely the recorded one).
+    pub live_client_port: Option<u16>,
     /// First offset where the live side sent something else than recorded, per direction.
     pub diverged: [Option<u64>; 2],
     /// Bytes the live side sent, per direction.
@@ -49,6 +51,56 @@ pub struct ConnReport {
     pub step_timeouts: u32,
     /// Both ends were played: nothing to do.
     pub skipped: bool,
+    /// Per direction: the live bytes differ from the recording only inside ranges the noise
+    /// rules (`--ignore`, `--rules`) leave out. Set after the session by the verdict pass.
+    pub noise_only: [bool; 2],
+    /// Left out of the verdict by an `ignore-conn` or `ignore-port` rule.
+    pub ignored_by: Option<String>,
+    /// Where the divergence is in a place byte replay cannot reproduce by nature (a TLS or
+    /// SSH handshake), said in words.
+    pub cannot_replay: Option<String>,
+}
+
+impl ConnReport {
+    /// The directions whose live sender diverged, noise rules applied.
+    pub fn diverged_dirs(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        (0..2).filter_map(|d| match self.diverged[d] {
+            Some(off) if !self.noise_only[d] => Some((d, off)),
+            _ => None,
+        })
+    }
+
+    /// Matched, and nothing about it differs from the recording (modulo rules).
+    pub fn same(&self) -> bool {
+        self.replay_id.is_some()
+            && self.diverged_dirs().next().is_none()
+            && self.outcome_mismatch.is_none()
+            && self.close_mismatch.is_none()
+            && self.step_timeouts == 0
+    }
+
+    /// The closed set of statuses of docs/JSON.md.
+    pub fn status(&self) -> &'static str {
+        if self.skipped {
+            "skipped"
+        } else if self.ignored_by.is_some() {
+            "ignored"
+        } else if self.replay_id.is_none() {
+            "unused"
+        } else if self.same() {
+            "same"
+        } else {
+            "diverged"
+        }
+    }
+}
+
+/// A non-TCP flow whose live sender did not send what it sent in the recording.
+#[derive(Debug, Clone)]
+pub struct FlowIssue {
+    /// `sender->receiver udp:53`.
+    pub label: String,
+    pub what: String,
 }
 
 /// The replay's verdict, returned when the engine stops.
@@ -61,21 +113,27 @@ pub struct ReplayReport {
     /// Played packets whose live receiver never took them (port unreachable until the step
     /// timeout).
     pub packets_lost: u64,
+    /// Non-TCP flows whose live sender sent other packets than recorded (or none).
+    pub flows: Vec<FlowIssue>,
+    /// Live main processes that ended otherwise than recorded.
+    pub exits: Vec<String>,
+    /// What plg could not judge: never counted as behaving as recorded.
+    pub unjudged: Vec<String>,
 }
 
 impl ReplayReport {
-    /// Anything that diverged, timed out, went unmatched or stayed unused.
+    /// Nothing diverged, timed out, went unmatched, stayed unused, was lost, ended otherwise
+    /// or went unjudged (connections left out by a rule aside).
     pub fn clean(&self) -> bool {
         self.unmatched.is_empty()
             && self.packets_lost == 0
-            && self.conns.iter().all(|c| {
-                c.skipped
-                    || (c.replay_id.is_some()
-                        && c.diverged.iter().all(|d| d.is_none())
-                        && c.outcome_mismatch.is_none()
-                        && c.close_mismatch.is_none()
-                        && c.step_timeouts == 0)
-            })
+            && self.flows.is_empty()
+            && self.exits.is_empty()
+            && self.unjudged.is_empty()
+            && self
+                .conns
+                .iter()
+                .all(|c| c.skipped || c.ignored_by.is_some() || c.same())
     }
 }
 
@@ -98,6 +156,11 @@ pub(super) struct Replayer {
     /// A packet to send again, and since when it has been tried.
     resend: Option<(usize, Instant)>,
     next_packet: usize,
+    /// Recorded UDP requests from a live process to a played one, per (sender, destination),
+    /// in order: the nth live datagram there is answered as the nth recorded one was.
+    requests: HashMap<(ProcIndex, SocketAddrV4), VecDeque<usize>>,
+    /// The recorded answers to each such request (packet indexes), played on request.
+    answers: HashMap<usize, Vec<usize>>,
     started: Instant,
     waiting_since: Instant,
     pub report: ReplayReport,
@@ -111,6 +174,8 @@ pub(super) struct ConnReplay {
     /// of it is out.
     chunk: [Option<(Chunk, usize)>; 2],
     last_progress: Instant,
+    /// The first bytes each live sender sent (up to `player::ECHO_WINDOW`), for echoes.
+    live_head: [Vec<u8>; 2],
     /// Played client connection refused while the server was not up yet: retry until then.
     retry_until: Option<Instant>,
 }
@@ -134,8 +199,34 @@ impl Replayer {
             }
             report.conns.push(r);
         }
+        // UDP answers of played processes to live ones follow the live requests.
+        let owner = |ip: std::net::Ipv4Addr| {
+            cfg.script
+                .processes
+                .iter()
+                .find(|p| p.addr == ip)
+                .map(|p| p.index)
+        };
+        let mut requests: HashMap<(ProcIndex, SocketAddrV4), VecDeque<usize>> = HashMap::new();
+        let mut answers: HashMap<usize, Vec<usize>> = HashMap::new();
+        for (idx, p) in cfg.script.packets.iter().enumerate() {
+            let Some((_, dst)) = p.udp else { continue };
+            let sender = p.interface as ProcIndex;
+            if live(sender) && owner(*dst.ip()).is_some_and(|r| !live(r)) {
+                requests.entry((sender, dst)).or_default().push_back(idx);
+            }
+            if let Some((q, _)) = p.answers {
+                let req = &cfg.script.packets[q];
+                let asked = req.udp.is_some_and(|(_, d)| owner(*d.ip()) == Some(sender));
+                if asked && live(req.interface as ProcIndex) && !live(sender) {
+                    answers.entry(q).or_default().push(idx);
+                }
+            }
+        }
         let n = cfg.script.conns.len();
         Replayer {
+            requests,
+            answers,
             cfg,
             queues,
             to_open,
@@ -209,6 +300,12 @@ impl<W: Write + super::sink::Close> Engine<W> {
             self.refuse(i, frame);
             return true;
         };
+        // Not settled until a tick has looked at this connection: a main command that ends
+        // right after it must not end the session before the live side had its say.
+        self.stats
+            .replay_settled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        rp.report.conns[k].live_client_port = Some(src.port());
         let recorded = rp.cfg.script.conns[k].open.outcome;
         let server_live = rp.is_live(server);
         if recorded != Outcome::Established {
@@ -315,7 +412,8 @@ impl<W: Write + super::sink::Close> Engine<W> {
             let Some(p) = rp.cfg.script.packets.get(rp.next_packet).copied() else {
                 break;
             };
-            if rp.is_live(p.interface as ProcIndex) {
+            let on_request = p.answers.is_some_and(|(q, _)| rp.answers.contains_key(&q));
+            if rp.is_live(p.interface as ProcIndex) || on_request {
                 rp.next_packet += 1;
                 continue;
             }
@@ -363,10 +461,25 @@ impl<W: Write + super::sink::Close> Engine<W> {
             && self.replay.as_ref().is_some_and(|rp| {
                 rp.to_open.is_empty() && rp.next_packet >= rp.cfg.script.packets.len()
             });
-        for id in ids {
-            self.retry_played_client(id);
-            self.pump(id);
+        for id in &ids {
+            self.retry_played_client(*id);
+            self.pump(*id);
         }
+        let settled = ids.iter().all(|id| {
+            self.conns.get(id).is_none_or(|c| {
+                c.state == State::Done
+                    || c.replay.as_ref().is_none_or(|st| {
+                        let script = self
+                            .replay
+                            .as_ref()
+                            .map(|rp| &rp.cfg.script.conns[st.script]);
+                        script.is_none_or(|s| !st.player.awaiting_live(s))
+                    })
+            })
+        });
+        self.stats
+            .replay_settled
+            .store(settled, std::sync::atomic::Ordering::Relaxed);
         self.stats
             .replay_done
             .store(done, std::sync::atomic::Ordering::Relaxed);
@@ -374,6 +487,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
 
     /// plg opens a recorded client's connection itself, masqueraded as that client.
     fn open_played_client(&mut self, k: usize, open: ConnOpen) {
+        self.stats
+            .replay_settled
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let id = self.next_id;
         self.next_id += 1;
         let mut conn = Conn::new(
@@ -486,6 +602,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
             return;
         };
         let k = st.script;
+        st.player.tick(rp.started.elapsed().as_nanos() as u64);
         let mut progressed = false;
         let read_len = self.scratch.len().min(256 << 10);
         for d in 0..2 {
@@ -502,6 +619,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
                     Ok(n) => {
                         progressed = true;
                         let bytes = &self.scratch[..n];
+                        let head = &mut st.live_head[d];
+                        let room = super::player::ECHO_WINDOW.saturating_sub(head.len());
+                        head.extend_from_slice(&bytes[..room.min(n)]);
                         if !self.rec.data(conn.id, dir_of(d), bytes) {
                             break;
                         }
@@ -564,7 +684,19 @@ impl<W: Write + super::sink::Close> Engine<W> {
                 match next {
                     Next::Wait | Next::Done => break,
                     Next::Write(step) => {
-                        let bytes = rp.read_bytes(step.offset);
+                        let mut bytes = rp.read_bytes(step.offset);
+                        let o = 1 - d;
+                        let script = &rp.cfg.script.conns[k];
+                        let first = script.steps[d].first().map(|f| f.offset) == Some(step.offset);
+                        if first && st.player.live_sender(o) {
+                            if let Some(ask) = script.steps[o].first().map(|f| f.offset) {
+                                let asked = rp.read_bytes(ask);
+                                let live = &st.live_head[o];
+                                if let Some(b) = super::player::echo_first(&bytes, &asked, live) {
+                                    bytes = Chunk::new(b);
+                                }
+                            }
+                        }
                         rp.progress[k][d] += bytes.len() as u64;
                         progressed = true;
                         st.last_progress = Instant::now();
@@ -615,6 +747,46 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
     }
 
+    /// A live process `i` sent a datagram to a played one: it is recorded (as a live process's
+    /// packet always is) and, when the recording has the matching request, answered as the
+    /// played process answered it then: readdressed to the live sender's port, with what the
+    /// recorded answer echoed from its request (a DNS id) taken from the live one.
+    pub(super) fn replay_datagram(&mut self, i: usize, pkt: &[u8]) {
+        if !self.rec.packet(i as u32, pkt) {
+            return;
+        }
+        let Some(s) = crate::wire::summarize(pkt) else {
+            return;
+        };
+        if s.proto != 17 {
+            return;
+        }
+        let Some(rp) = self.replay.as_mut() else {
+            return;
+        };
+        let key = (i as ProcIndex, SocketAddrV4::new(s.dst, s.dport));
+        let Some(q) = rp.requests.get_mut(&key).and_then(|q| q.pop_front()) else {
+            return;
+        };
+        let list = rp.answers.get(&q).cloned().unwrap_or_default();
+        let plays: Vec<(u32, Vec<u8>)> = list
+            .iter()
+            .filter_map(|&a| {
+                let step = rp.cfg.script.packets[a];
+                let echo = step.answers.map_or(0, |(_, e)| e as usize);
+                let recorded = rp.read_bytes(step.offset);
+                crate::wire::udp::answer_like(&recorded, pkt, echo).map(|b| (step.interface, b))
+            })
+            .collect();
+        rp.report.packets_played += plays.len() as u64;
+        for (from, bytes) in plays {
+            // Recorded first, delivered only once it is (as every packet).
+            if self.rec.packet(from, &bytes) {
+                self.inject(super::nat::Out::Proc(i as u16), &bytes);
+            }
+        }
+    }
+
     /// A live process answered a played packet with "port unreachable": its socket was not
     /// bound yet. Schedules that packet (found by the quoted IP id) to go again.
     pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) {
@@ -656,6 +828,7 @@ impl ConnReplay {
             player: Player::new(client_live, server_live),
             chunk: [None, None],
             last_progress: Instant::now(),
+            live_head: [Vec::new(), Vec::new()],
             retry_until: None,
         }
     }

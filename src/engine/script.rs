@@ -12,6 +12,7 @@ use crate::format::{
 };
 use std::collections::HashMap;
 use std::io::Read;
+use std::net::SocketAddrV4;
 
 /// One recorded read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +23,9 @@ pub struct Step {
     pub time_ns: u64,
     /// Bytes the other direction had carried when this chunk was read.
     pub other_before: u64,
+    /// The other side had already closed (FIN or RST) when this chunk was read: replay holds
+    /// it until the live other side has closed too, as the recorded peer saw it.
+    pub after_close: bool,
 }
 
 /// One side's close (FIN or RST), at its place among the bytes.
@@ -30,6 +34,8 @@ pub struct Close {
     pub kind: CloseKind,
     pub time_ns: u64,
     pub other_before: u64,
+    /// The other side had already closed when this one did.
+    pub after_close: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -61,7 +67,18 @@ pub struct PacketStep {
     pub offset: u64,
     pub interface: u32,
     pub time_ns: u64,
+    /// For a UDP datagram: its source and destination.
+    pub udp: Option<(SocketAddrV4, SocketAddrV4)>,
+    /// For a UDP datagram sent back to where an earlier one came from (the reverse ports):
+    /// that earlier one's index in `Script::packets`, and how many leading payload bytes this
+    /// one echoed from it (`wire::udp::echo_len`). Replay plays such an answer when the live
+    /// side sends the matching request, not by the clock.
+    pub answers: Option<(usize, u8)>,
 }
+
+/// Distinct UDP source/destination pairs remembered to pair answers with requests; past this
+/// many the memory is cleared (a flood of one-off datagrams has no answers to pair).
+const MAX_UDP_PAIRS: usize = 65_536;
 
 #[derive(Debug, Clone)]
 pub struct Script {
@@ -69,6 +86,8 @@ pub struct Script {
     pub processes: Vec<Process>,
     pub conns: Vec<ConnScript>,
     pub packets: Vec<PacketStep>,
+    /// How each recorded process ended, by index (None: the capture does not say).
+    pub exits: Vec<Option<crate::format::ExitStatus>>,
     /// The capture has no closing summary: it was cut short.
     pub truncated: bool,
     /// The capture stopped at a damaged block: what came before is kept.
@@ -96,6 +115,9 @@ impl Script {
         let mut summary = false;
         let mut damaged = None;
         let mut unknown_blocks = 0;
+        let mut exits = Vec::new();
+        // The last UDP datagram seen per (source, destination), with its first payload bytes.
+        let mut last_udp: HashMap<(SocketAddrV4, SocketAddrV4), (usize, Vec<u8>)> = HashMap::new();
         while let Some(rec) = reader.next() {
             let rec = match rec {
                 Ok(r) => r,
@@ -144,6 +166,7 @@ impl Script {
                             len: d.bytes.len() as u32,
                             time_ns: d.time_ns,
                             other_before: c.total[1 - di],
+                            after_close: c.close[1 - di].is_some(),
                         });
                         c.total[di] += d.bytes.len() as u64;
                     }
@@ -152,10 +175,12 @@ impl Script {
                     if let Some(&i) = by_id.get(&cl.id) {
                         let c = &mut conns[i];
                         let di = dir_index(cl.dir);
+                        let after_close = c.close[1 - di].is_some();
                         c.close[di].get_or_insert(Close {
                             kind: cl.kind,
                             time_ns: cl.time_ns,
                             other_before: c.total[1 - di],
+                            after_close,
                         });
                         if cl.kind == CloseKind::Rst {
                             // A reset ends both directions at once.
@@ -163,19 +188,45 @@ impl Script {
                                 kind: CloseKind::Rst,
                                 time_ns: cl.time_ns,
                                 other_before: c.total[di],
+                                after_close: false,
                             });
                         }
                     }
                 }
-                Record::Packet(p) => packets.push(PacketStep {
-                    offset,
-                    interface: p.interface,
-                    time_ns: p.time_ns,
-                }),
+                Record::Packet(p) => {
+                    let idx = packets.len();
+                    let udp = udp_view(&p.bytes);
+                    let mut answers = None;
+                    if let Some((src, dst, payload)) = udp {
+                        if let Some((q, head)) = last_udp.get(&(dst, src)) {
+                            let echo = crate::wire::udp::echo_len(head, payload);
+                            answers = Some((*q, echo as u8));
+                        }
+                        if last_udp.len() >= MAX_UDP_PAIRS {
+                            last_udp.clear();
+                        }
+                        let head =
+                            payload[..payload.len().min(crate::wire::udp::MAX_ECHO)].to_vec();
+                        last_udp.insert((src, dst), (idx, head));
+                    }
+                    packets.push(PacketStep {
+                        offset,
+                        interface: p.interface,
+                        time_ns: p.time_ns,
+                        udp: udp.map(|(s, d, _)| (s, d)),
+                        answers,
+                    });
+                }
                 Record::Summary(_) => summary = true,
                 Record::Unknown(_) => unknown_blocks += 1,
                 Record::Secrets(_) => {}
-                Record::ProcessExit(_) => {}
+                Record::ProcessExit(e) => {
+                    let i = e.index as usize;
+                    if exits.len() <= i {
+                        exits.resize(i + 1, None);
+                    }
+                    exits[i] = Some(e.status);
+                }
             }
         }
         if !summary {
@@ -190,6 +241,7 @@ impl Script {
                             kind: CloseKind::Fin,
                             time_ns: last,
                             other_before: c.total[1 - d],
+                            after_close: false,
                         });
                     }
                 }
@@ -205,9 +257,24 @@ impl Script {
             processes,
             conns,
             packets,
+            exits,
             truncated: !summary,
             damaged,
             unknown_blocks,
         })
     }
+}
+
+/// Source, destination and payload of an unfragmented IPv4 UDP datagram.
+fn udp_view(ip: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
+    let s = crate::wire::summarize(ip)?;
+    if s.proto != 17 || s.sport == 0 {
+        return None;
+    }
+    let payload = ip.get(s.ip_header_len + 8..s.total_len)?;
+    Some((
+        SocketAddrV4::new(s.src, s.sport),
+        SocketAddrV4::new(s.dst, s.dport),
+        payload,
+    ))
 }

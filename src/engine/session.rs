@@ -63,6 +63,11 @@ pub struct Options {
     /// Run each command in a user namespace of its own (uid 0 inside, `nobody` outside): the
     /// rootless boundary for a root user (`--userns`).
     pub user_namespace: bool,
+    /// Replay: once the main commands ended, wait up to this long for live processes still
+    /// expected to send what they sent in the recording, before ending the others. A live
+    /// client fed recorded answers can finish before its live server even answered; ending
+    /// the server then would report a divergence that is only the session's haste.
+    pub settle: Duration,
 }
 
 /// How the session ended.
@@ -396,6 +401,19 @@ pub fn run(
         if !hidden && last_status.elapsed() >= Duration::from_millis(200) {
             last_status = Instant::now();
             update_status(status, &engine);
+        }
+    }
+    if !opts.settle.is_zero() && interrupted.is_none() && !engine.finished() {
+        let until = Instant::now() + opts.settle;
+        while interrupted.is_none()
+            && Instant::now() < until
+            && !engine.stats.replay_settled.load(Relaxed)
+            && !engine.finished()
+        {
+            reap(&mut running, &engine);
+            if let Some(sig) = wait_signal(signals, Duration::from_millis(20)) {
+                interrupted = Some(sig);
+            }
         }
     }
     terminate(&mut running, opts.grace, signals);
