@@ -42,6 +42,7 @@ complete -c plg -n "__fish_plg_using_subcommand record" -l mtu -d 'MTU of the vi
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
+complete -c plg -n "__fish_plg_using_subcommand record" -l userns -d 'Run each command in a user namespace of its own, as root inside and, on the host, as nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The commands then cannot enter the host\'s or each other\'s namespaces, reconfigure their network or act as root on the host\'s files. Low ports and ping still work'
 complete -c plg -n "__fish_plg_using_subcommand record" -l allow-external -d 'Relay connections to the gateway address (subnet+1) to the host\'s loopback, recorded like any other. Without it, processes can reach only each other'
 complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand record" -s V -l version -d 'Print version'
@@ -62,6 +63,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l strict -d 'Exit 1 whe
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
+complete -c plg -n "__fish_plg_using_subcommand replay" -l userns -d 'Run each command in a user namespace of its own, as root inside and, on the host, as nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The commands then cannot enter the host\'s or each other\'s namespaces, reconfigure their network or act as root on the host\'s files. Low ports and ping still work'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers' -r

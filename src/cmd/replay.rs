@@ -26,12 +26,12 @@ use std::time::Duration;
 /// to the gateway (`plg record --allow-external`) are always played: the outside server is not
 /// needed.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
+#[command(after_help = concat!("Examples:\n  \
     plg replay -f run.traffic - 'redis-cli -h p0 ping'     # client live, server played\n  \
     plg replay -f run.traffic 'redis-server --protected-mode no' -   # server live\n  \
     plg replay -f web.traffic -o again.traffic && plg diff web.traffic again.traffic\n\n\
     Exit status: the main command's; with --strict, 1 when anything diverged or stayed unused;\n\
-    2 on errors.")]
+    2 on errors.\n\n", super::common::isolation_help!()))]
 pub struct Args {
     /// The capture to replay.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
