@@ -108,7 +108,11 @@ fn userns_takes_a_rootless_commands_power_over_plgs_namespaces() {
     ] {
         // A directory each: the previous plg's reaper may still hold its binary copy.
         let dir = temp_dir("rootlessuserns");
-        let out = as_nobody_script(&dir, true, &format!("record -q -f u.traffic {flag} {probe}"));
+        let out = as_nobody_script(
+            &dir,
+            true,
+            &format!("record -q -f u.traffic {flag} {probe}"),
+        );
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "plg {flag} failed: {stderr}");
