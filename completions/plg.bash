@@ -165,7 +165,7 @@ _plg() {
             return 0
             ;;
         plg__subcmd__record)
-            opts="-f -s -q -h -V --file --subnet --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --allow-external --help --version"
+            opts="-f -s -q -h -V --file --subnet --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --allow-external --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -219,7 +219,7 @@ _plg() {
             return 0
             ;;
         plg__subcmd__replay)
-            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --ignore --rules --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --help --version"
+            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --ignore --rules --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -32,7 +32,7 @@ complete -c plg -n "__fish_plg_needs_command" -f -a "inspect" -d 'Show what a ca
 complete -c plg -n "__fish_plg_needs_command" -f -a "export" -d 'Convert a capture to pcap, plain pcapng or stream files'
 complete -c plg -n "__fish_plg_needs_command" -f -a "diff" -d 'Compare two captures and report behavioural drift'
 complete -c plg -n "__fish_plg_needs_command" -f -a "wireshark" -d 'Print or install the Wireshark dissector for plg captures'
-complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng; replaced if it exists)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng): a new or regular file. An existing one is replaced once every process started, so a failed start leaves it as it was; a symlink is followed' -r -F
 complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
@@ -43,6 +43,7 @@ complete -c plg -n "__fish_plg_using_subcommand record" -l mtu -d 'MTU of the vi
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
+complete -c plg -n "__fish_plg_using_subcommand record" -l userns -d 'Run each command in a user namespace of its own, as root inside and, on the host, as nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The commands then cannot enter the host\'s or each other\'s namespaces, reconfigure their network or act as root on the host\'s files. Low ports and ping still work'
 complete -c plg -n "__fish_plg_using_subcommand record" -l allow-external -d 'Relay connections to the gateway address (subnet+1) to the host\'s loopback, recorded like any other. Without it, processes can reach only each other'
 complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand record" -s V -l version -d 'Print version'
@@ -54,7 +55,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l unmatched -d 'What to
 pass\t'Let it through to a live destination, relayed as in recording'"
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ignore -d 'Bytes matching REGEX compare as equal in the verdict (repeatable; the syntax of `plg diff --ignore`). Matched on bytes: `.` and `[^\\r]` match any byte' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l rules -d 'Read noise rules from FILE (repeatable; the format of `plg diff --rules`, learned rules included: ignore, ignore-conn, ignore-port)' -r -F
-complete -c plg -n "__fish_plg_using_subcommand replay" -l report -d 'Also write the replay\'s verdict as JSON to FILE (format in docs/JSON.md), for CI' -r -F
+complete -c plg -n "__fish_plg_using_subcommand replay" -l report -d 'Also write the replay\'s verdict as JSON to FILE (format in docs/JSON.md), for CI; `-` is standard output. Replaces FILE if it is a regular file' -r -F
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
@@ -65,6 +66,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l strict -d 'Exit with 
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
+complete -c plg -n "__fish_plg_using_subcommand replay" -l userns -d 'Run each command in a user namespace of its own, as root inside and, on the host, as nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The commands then cannot enter the host\'s or each other\'s namespaces, reconfigure their network or act as root on the host\'s files. Low ports and ping still work'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers' -r
@@ -84,7 +86,7 @@ complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write eac
 complete -c plg -n "__fish_plg_using_subcommand export" -l conn -d 'Only this connection (repeat or separate with commas for several)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l process -d 'Only connections and packets of this process, by name (repeatable)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l port -d 'Only connections and UDP packets with this port at either end (repeatable)' -r
-complete -c plg -n "__fish_plg_using_subcommand export" -l force -d 'Replace the output if it exists'
+complete -c plg -n "__fish_plg_using_subcommand export" -l force -d 'Replace the output if it is an existing regular file (never a device, FIFO, symlink or directory: those are written into, followed, or refused)'
 complete -c plg -n "__fish_plg_using_subcommand export" -s q -l quiet -d 'No progress bar and no closing line'
 complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand export" -s V -l version -d 'Print version'

@@ -27,9 +27,8 @@ fn udp_datagrams_between_processes_pass_and_are_recorded_as_packets() {
     let dir = TempDir::new("udp");
     let cap = dir.join("udp.traffic");
     // p0 (socat) answers one datagram with its upper-case copy; p1 sends one and prints the
-    // answer. UDP has no listen state for --ready, so p1 waits for p0's socket in p0's own
-    // /proc/PID/net/udp (the processes share the host's /proc; 14E9 is port 5353).
-    let pidfile = sh_quote(&dir.join("p0.pid"));
+    // answer, once p0's socket is bound (--ready sees bound UDP sockets; each process has a
+    // /proc of its own, so p1 cannot look into p0's).
     let client = r#"
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -42,14 +41,10 @@ print(data.decode().strip(), "from", peer[0], peer[1])
     let run = Plg::record(&[
         "-f",
         &cap,
-        &format!(
-            "echo $$ > {pidfile}; exec socat UDP4-RECVFROM:5353 SYSTEM:'read l; echo \"$l\" | tr a-z A-Z'"
-        ),
-        &format!(
-            "until [ -s {pidfile} ] && grep -q ':14E9 ' /proc/$(cat {pidfile})/net/udp; do sleep 0.05; done; \
-             {PY} -u -c {}",
-            sh_quote(client)
-        ),
+        "--ready",
+        "p0:5353",
+        "socat UDP4-RECVFROM:5353 SYSTEM:'read l; echo \"$l\" | tr a-z A-Z'",
+        &format!("{PY} -u -c {}", sh_quote(client)),
     ])
     .run();
     run.assert_code(0);
@@ -128,7 +123,6 @@ fn ping_between_processes_works_and_each_echo_is_recorded() {
 fn a_udp_datagram_larger_than_the_mtu_arrives_whole_in_fragments() {
     let dir = TempDir::new("udpfrag");
     let cap = dir.join("frag.traffic");
-    let pidfile = sh_quote(&dir.join("p0.pid"));
     let server = r#"
 import socket, hashlib
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -148,12 +142,10 @@ print(reply.decode() == "%d %s" % (len(data), hashlib.sha256(data).hexdigest()))
     let run = Plg::record(&[
         "-f",
         &cap,
-        &format!("echo $$ > {pidfile}; exec {PY} -u -c {}", sh_quote(server)),
-        &format!(
-            "until [ -s {pidfile} ] && grep -q ':14E9 ' /proc/$(cat {pidfile})/net/udp; do sleep 0.05; done; \
-             {PY} -u -c {}",
-            sh_quote(client)
-        ),
+        "--ready",
+        "p0:5353",
+        &format!("{PY} -u -c {}", sh_quote(server)),
+        &format!("{PY} -u -c {}", sh_quote(client)),
     ])
     .run();
     run.assert_code(0);

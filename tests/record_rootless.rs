@@ -92,3 +92,31 @@ fn without_tun_access_the_error_names_the_device_and_nothing_is_left() {
     assert!(!dir.join("denied.traffic").exists(), "no half file");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// --userns in rootless mode: each command gets a user namespace of its own under plg's, so it
+/// loses the power it had over the namespaces plg made (its own network and mount namespaces,
+/// and through them the other processes' and the proxy's). Without it, it keeps that power.
+#[test]
+fn userns_takes_a_rootless_commands_power_over_plgs_namespaces() {
+    common::require_root();
+    let probe = "'id -u; if ip link set lo down 2>/dev/null; then echo netadmin; \
+                 else echo no-netadmin; fi; if umount -l /proc 2>/dev/null; then echo mounts; \
+                 else echo no-mounts; fi'";
+    for (flag, want) in [
+        ("--userns", ["0", "no-netadmin", "no-mounts"]),
+        ("", ["0", "netadmin", "mounts"]),
+    ] {
+        // A directory each: the previous plg's reaper may still hold its binary copy.
+        let dir = temp_dir("rootlessuserns");
+        let out = as_nobody_script(
+            &dir,
+            true,
+            &format!("record -q -f u.traffic {flag} {probe}"),
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "plg {flag} failed: {stderr}");
+        assert_eq!(stdout.lines().collect::<Vec<_>>(), want, "{flag}: {stderr}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

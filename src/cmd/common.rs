@@ -6,6 +6,31 @@ use crate::engine::plan::Subnet;
 use crate::engine::session::{Options, ProcSpec, Ready};
 use std::time::Duration;
 
+/// The "Isolation:" section of `plg record --help` and `plg replay --help` (and their man
+/// pages): what a session's isolation holds, mode by mode. Keep README.md's "Isolation" in step.
+/// A macro, so that `concat!` can join it to each command's examples.
+macro_rules! isolation_help {
+    () => {
+        "Isolation:
+  Every mode: each command runs in its own network, mount, UTS and PID namespaces. It reaches
+  only the session's other processes (and, with --allow-external, the host's loopback through
+  plg), and sees its own /etc/hosts, hostname and /proc. Nothing it starts (daemons, setsid,
+  double forks, unshare -n) outlives the session, and plg signals nothing outside it.
+  Root (plg run by root): the commands are real root. This is no security boundary: a command
+  can leave its namespaces (umount /proc, then nsenter --net=/proc/PLG_PID/ns/net reaches the
+  host's loopback), use any file and signal any process. Run trusted commands only.
+  Rootless (plg run by a normal user): the commands are root only inside plg's user namespace,
+  the invoking user on the host. They cannot enter the host's namespaces or act on anything the
+  user cannot, but they can reconfigure (and enter) the namespaces plg made, the other
+  processes' included, and so bypass the relay.
+  --userns (root or rootless): each command also gets a user namespace of its own, as nobody
+  (uid 65534) on the host when plg is root. It then cannot enter any namespace it did not
+  create, reconfigure its network or remount its files; low ports and ping still work.
+  None of this protects against a kernel exploit: user namespaces widen what the kernel exposes."
+    };
+}
+pub(crate) use isolation_help;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct SessionArgs {
     /// Start later commands only once process NAME listens on PORT (or on any port): a TCP
@@ -43,10 +68,10 @@ pub struct SessionArgs {
     #[arg(long)]
     pub no_offload: bool,
 
-    /// Run each command in a user namespace of its own, as root inside and as nobody (uid
-    /// 65534) on the host: the isolation of rootless mode for a root user. The commands can
-    /// then not enter the host's namespaces, reconfigure their network or act as root on the
-    /// host's files. Implied (and refused as a flag) when plg does not run as root.
+    /// Run each command in a user namespace of its own, as root inside and, on the host, as
+    /// nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The
+    /// commands then cannot enter the host's or each other's namespaces, reconfigure their
+    /// network or act as root on the host's files. Low ports and ping still work.
     #[arg(long)]
     pub userns: bool,
 }
@@ -122,12 +147,6 @@ impl SessionArgs {
                 .map(|m| run(index_of(m)?, "--main"))
                 .collect::<anyhow::Result<_>>()?
         };
-        if self.userns && !crate::os::is_root() {
-            return Err(usage(
-                "--userns needs root: without it plg runs rootless, which is that boundary already"
-                    .to_string(),
-            ));
-        }
         // try_from: from_secs_f64 panics on a value too big for a Duration (1e300).
         let grace = Duration::try_from_secs_f64(self.grace)
             .ok()

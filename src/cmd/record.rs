@@ -15,17 +15,20 @@ use std::process::ExitCode;
 
 /// Run commands in private network namespaces and record every TCP conversation between them.
 ///
-/// Each CMD is one shell command line (run with `sh -c`) in its own network namespace with one
+/// Each CMD is one shell command line (run with `sh -c`, which execs it when it is a single
+/// simple command, so its exit status is the program's) in its own network namespace with one
 /// TUN device. Process i gets address subnet+2+i (10.0.0.2 for p0 with the default subnet;
 /// subnet+1 is the gateway) and the hostname pN (or its --names entry); every process resolves
 /// every other by name. The session ends when the last command (or those named with --main)
-/// exits; the others get SIGTERM, then SIGKILL after --grace. plg exits with the main command's
-/// status. Without --ready, each command but the last gets up to one second to start listening
-/// before the next one starts.
+/// exits, or on SIGINT, SIGTERM or SIGHUP: every process still running (daemons included) gets
+/// one SIGTERM, then SIGKILL after --grace (at once on a second signal). plg exits with the main
+/// command's status (128+N after signal N). Without --ready, each command but the last gets up
+/// to one second to start listening before the next one starts.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
+#[command(after_help = concat!("Examples:\n  \
     plg record -f web.traffic --ready p0:8000 'python3 -m http.server 8000' 'curl -s http://p0:8000/'\n  \
-    plg record -f kv.traffic --names db,app --ready db:6379 'redis-server --protected-mode no' 'redis-cli -h db ping'")]
+    plg record -f kv.traffic --names db,app --ready db:6379 'redis-server --protected-mode no' 'redis-cli -h db ping'\n\n",
+    super::common::isolation_help!()))]
 pub struct Args {
     /// Capture file to write (pcapng): a new or regular file. An existing one is replaced once
     /// every process started, so a failed start leaves it as it was; a symlink is followed.

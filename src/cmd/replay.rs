@@ -30,14 +30,14 @@ use std::time::Duration;
 /// The verdict compares what live processes sent with the recording (TCP streams, datagrams,
 /// how the main command ended), modulo --ignore and --rules.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  \
+#[command(after_help = concat!("Examples:\n  \
     plg replay -f run.traffic - 'redis-cli -h p0 ping'     # client live, server played\n  \
     plg replay -f run.traffic 'redis-server --protected-mode no' -   # server live\n  \
     plg replay -f web.traffic -o again.traffic && plg diff web.traffic again.traffic\n\n\
     plg replay -f web.traffic --strict --ignore 'Date: [^\\r]*' -   # CI: verdict modulo noise\n\n\
     Exit status: without --strict, the main command's (2 on plg errors). With --strict, plg's\n\
     verdict: 0 the live processes behaved as recorded (modulo --ignore/--rules), 1 anything\n\
-    diverged, stayed unused, went unmatched or could not be judged, 2 a plg error.")]
+    diverged, stayed unused, went unmatched or could not be judged, 2 a plg error.\n\n", super::common::isolation_help!()))]
 pub struct Args {
     /// The capture to replay.
     #[arg(short = 'f', long = "file", value_name = "FILE")]

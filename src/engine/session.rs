@@ -60,8 +60,8 @@ pub struct Options {
     pub allow_external: bool,
     pub mtu: u32,
     pub offload: bool,
-    /// Run each command in a user namespace of its own (uid 0 inside, `nobody` outside): the
-    /// rootless boundary for a root user (`--userns`).
+    /// Run each command in a user namespace of its own (uid 0 inside, `nobody` or the invoking
+    /// user outside): the boundary of rootless mode and more (`--userns`).
     pub user_namespace: bool,
     /// Replay: once the main commands ended, wait up to this long for live processes still
     /// expected to send what they sent in the recording, before ending the others. A live

@@ -75,11 +75,11 @@ pub struct SpawnSpec {
     /// Added to (and overriding) the inherited environment.
     pub env: Vec<(String, String)>,
     pub cwd: Option<PathBuf>,
-    /// Run the command in a user namespace of its own: uid 0 inside, [`USERNS_HOST_ID`]
-    /// (`nobody`) on the host. It then has no privilege over anything outside, its network
-    /// namespace included (it cannot `setns` anywhere, reconfigure its interface or touch the
-    /// host's files as root). Needs real root; pointless (and refused) in rootless mode, where
-    /// plg's own user namespace already is that boundary.
+    /// Run the command in a user namespace of its own, a child of plg's: uid 0 inside, and
+    /// outside [`USERNS_HOST_ID`] (`nobody`) when plg is real root, or plg's own uid 0 (the
+    /// invoking user) in rootless mode. It then has no privilege over any namespace it did not
+    /// create, its network namespace included: it cannot `setns` into the host's or another
+    /// process's, reconfigure its interface, or act as root on the host's files.
     pub user_namespace: bool,
 }
 
@@ -190,13 +190,16 @@ fn is_simple_command(command: &str) -> bool {
         return false;
     };
     // An assignment (`A=1 prog`: `exec A=1` would look for a program "A=1"), a reserved word,
-    // or a builtin that no program of the same name could stand in for.
+    // or a builtin.
     const NOT_PROGRAMS: &[&str] = &[
         "exec", "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do",
         "done", "{", "}", "!", "[[", "]]", "function", "select", "time", "cd", "exit", "export",
         "set", "unset", "read", "wait", "trap", "eval", ".", "source", "alias", "unalias", "shift",
         "return", "local", "readonly", "ulimit", "umask", "getopts", "hash", "jobs", "fg", "bg",
         "command", "type", "break", "continue", "times", ":",
+        // Builtins with a program of the same name that behaves differently (dash's echo
+        // expands backslash escapes, coreutils' does not): keep the builtin.
+        "echo", "printf", "kill", "test", "[", "pwd", "true", "false",
     ];
     !(first.contains('=') || NOT_PROGRAMS.contains(&first))
 }
@@ -222,7 +225,8 @@ struct Prepared {
 }
 
 struct UsernsMaps {
-    id: libc::uid_t,
+    /// The uid and gid to become before creating the namespace (None: stay).
+    id: Option<libc::uid_t>,
     map: Vec<u8>,
 }
 
@@ -286,12 +290,14 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
         None => None,
     };
     let userns = if spec.user_namespace {
-        if !nix::unistd::geteuid().is_root() || super::rootless::in_user_namespace() {
-            bail!("a user namespace per command needs real root (rootless mode has one already)");
+        if !nix::unistd::geteuid().is_root() {
+            bail!("a user namespace per command needs root (or plg's rootless user namespace)");
         }
+        // In rootless mode only uid 0 exists in plg's namespace: map it to itself.
+        let id = (!super::rootless::in_user_namespace()).then_some(USERNS_HOST_ID);
         Some(UsernsMaps {
-            id: USERNS_HOST_ID,
-            map: format!("0 {USERNS_HOST_ID} 1").into_bytes(),
+            id,
+            map: format!("0 {} 1", id.unwrap_or(0)).into_bytes(),
         })
     } else {
         None
@@ -834,11 +840,13 @@ unsafe fn command_main(p: &Prepared) -> ! {
     //     /proc files belong to root, uid_map included), then the namespace and its maps,
     //     setgroups denied before gid_map.
     if let Some(u) = &p.userns {
-        let id = u.id;
-        if libc::setgroups(0, std::ptr::null()) != 0
-            || libc::setresgid(id, id, id) != 0
-            || libc::setresuid(id, id, id) != 0
-            || libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) != 0
+        let change_ids = |id: libc::uid_t| {
+            libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setresgid(id, id, id) == 0
+                && libc::setresuid(id, id, id) == 0
+                && libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) == 0
+        };
+        if !u.id.is_none_or(change_ids)
             || libc::unshare(libc::CLONE_NEWUSER) != 0
             || !write_file(c"/proc/self/setgroups", b"deny")
             || !write_file(c"/proc/self/uid_map", &u.map)
@@ -949,7 +957,7 @@ mod tests {
         for c in [
             "redis-server --port 6379",
             "python3 -c 'import sys; sys.exit(3)'",
-            "echo \"a;b|c\" > out",
+            "cat \"a;b|c\" > out",
             "sleep 1000",
             "./server --flag=1",
             "nonexistent-cmd",
@@ -973,6 +981,8 @@ mod tests {
             "A=1 prog",
             "exit 3",
             "cd /tmp",
+            "echo 'a\\nb'",
+            "kill -KILL $$",
             "if true; then x; fi",
             "{ a; }",
             "exec prog",
