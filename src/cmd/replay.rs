@@ -33,8 +33,8 @@ use std::time::Duration;
 #[command(after_help = concat!("Examples:\n  \
     plg replay -f run.traffic - 'redis-cli -h p0 ping'     # client live, server played\n  \
     plg replay -f run.traffic 'redis-server --protected-mode no' -   # server live\n  \
-    plg replay -f web.traffic -o again.traffic && plg diff web.traffic again.traffic\n\n\
-    plg replay -f web.traffic --strict --ignore 'Date: [^\\r]*' -   # CI: verdict modulo noise\n\n\
+    plg replay -f web.traffic -o again.traffic && plg diff web.traffic again.traffic\n  \
+    plg replay -f web.traffic --strict --ignore 'Date: [^\\r]*'   # CI: verdict modulo noise\n\n\
     Exit status: without --strict, the main command's (2 on plg errors). With --strict, plg's\n\
     verdict: 0 the live processes behaved as recorded (modulo --ignore/--rules), 1 anything\n\
     diverged, stayed unused, went unmatched or could not be judged, 2 a plg error.\n\n", super::common::isolation_help!()))]
