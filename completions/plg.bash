@@ -31,6 +31,9 @@ _plg() {
             plg,replay)
                 cmd="plg__subcmd__replay"
                 ;;
+            plg,wireshark)
+                cmd="plg__subcmd__wireshark"
+                ;;
             *)
                 ;;
         esac
@@ -38,7 +41,7 @@ _plg() {
 
     case "${cmd}" in
         plg)
-            opts="-h -V --help --version record replay inspect export diff"
+            opts="-h -V --help --version record replay inspect export diff wireshark"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -279,6 +282,24 @@ _plg() {
                     return 0
                     ;;
                 --mtu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__wireshark)
+            opts="-h -V --install --print-path --print --dir --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

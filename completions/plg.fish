@@ -31,6 +31,7 @@ complete -c plg -n "__fish_plg_needs_command" -f -a "replay" -d 'Feed a recordin
 complete -c plg -n "__fish_plg_needs_command" -f -a "inspect" -d 'Show what a capture holds'
 complete -c plg -n "__fish_plg_needs_command" -f -a "export" -d 'Convert a capture to pcap, plain pcapng or stream files'
 complete -c plg -n "__fish_plg_needs_command" -f -a "diff" -d 'Compare two captures and report behavioural drift'
+complete -c plg -n "__fish_plg_needs_command" -f -a "wireshark" -d 'Print or install the Wireshark dissector for plg captures'
 complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng; replaced if it exists)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
@@ -99,3 +100,9 @@ complete -c plg -n "__fish_plg_using_subcommand diff" -l json -d 'Print the repo
 complete -c plg -n "__fish_plg_using_subcommand diff" -l learn -d 'Learn ignore rules from captures of one scenario taken with no code change, and write them (to --output, or standard output)'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -l dir -d 'The plugin folder to use instead of Wireshark\'s personal Lua plugin folder ($HOME/.local/lib/wireshark/plugins)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -l install -d 'Copy the dissector into Wireshark\'s personal Lua plugin folder (replacing an older copy), and print where it went'
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -l print-path -d 'Print where --install puts the dissector'
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -l print -d 'Print the dissector (Lua) to standard output'
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -s V -l version -d 'Print version'

@@ -101,10 +101,12 @@ pub enum Command {
     Export(crate::cmd::export::Args),
     /// Compare two captures and report behavioural drift.
     Diff(crate::cmd::diff::Args),
+    /// Print or install the Wireshark dissector for plg captures.
+    Wireshark(crate::cmd::wireshark::Args),
 }
 
 /// The subcommand names, in the order of [`Command`]. Also the busybox link names (`plg-<name>`).
-pub const SUBCOMMANDS: [&str; 5] = ["record", "replay", "inspect", "export", "diff"];
+pub const SUBCOMMANDS: [&str; 6] = ["record", "replay", "inspect", "export", "diff", "wireshark"];
 
 /// The whole command line definition, with the examples and exit status text: what `--help`,
 /// the man pages and the completions are made from.
@@ -229,6 +231,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Inspect(a) => crate::cmd::inspect::run(a),
         Command::Export(a) => crate::cmd::export::run(a),
         Command::Diff(a) => crate::cmd::diff::run(a),
+        Command::Wireshark(a) => crate::cmd::wireshark::run(a),
     }
 }
 

@@ -58,10 +58,13 @@ fn one_line(e: &anyhow::Error) -> String {
     joined.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Also through `serde_json`, whose error hides the `io::Error` it wraps from the chain.
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
     e.chain().any(|c| {
-        matches!(c.downcast_ref::<std::io::Error>(),
-                 Some(io) if io.kind() == std::io::ErrorKind::BrokenPipe)
+        matches!(c.downcast_ref::<std::io::Error>(), Some(io) if io.kind() == BrokenPipe)
+            || matches!(c.downcast_ref::<serde_json::Error>(),
+                        Some(j) if j.io_error_kind() == Some(BrokenPipe))
     })
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-const SUBCOMMANDS: [&str; 5] = ["record", "replay", "inspect", "export", "diff"];
+const SUBCOMMANDS: [&str; 6] = ["record", "replay", "inspect", "export", "diff", "wireshark"];
 
 fn plg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_plg"));
@@ -274,8 +274,12 @@ fn install_puts_binary_links_man_pages_and_completions_in_place() {
     let out = run(Command::new(repo.join("tools/install"))
         .arg(prefix.path())
         .env("PLG_BIN", env!("CARGO_BIN_EXE_plg"))
+        .env("PLG_WIRESHARK_DIR", prefix.path().join("wireshark-plugins"))
         .stdin(Stdio::null()));
     assert!(out.status.success(), "tools/install: {}", text(&out.stderr));
+    let lua = std::fs::read_to_string(prefix.path().join("wireshark-plugins/plg.lua")).unwrap();
+    assert!(lua.contains("register_postdissector"), "{lua}");
+    assert!(prefix.path().join("share/plg/wireshark/plg.lua").is_file());
 
     let bin = prefix.path().join("bin");
     let out = run(Command::new(bin.join("plg-inspect")).arg("--help"));

@@ -558,7 +558,11 @@ fn open_reports_file_errors() {
         assert_eq!(err.path, path.display().to_string());
     }
     let err = CaptureReader::open(&dir.join("missing")).err().unwrap();
-    assert!(err.message.contains("cannot open"), "{err}");
+    assert!(
+        err.to_string().ends_with(": No such file or directory"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("at byte"), "{err}");
     let c = random_capture(8);
     let path = dir.join("good.traffic");
     std::fs::write(&path, write(&c, 8)).unwrap();

@@ -6,11 +6,10 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use plg::os::process::{listening_ports, signal_group, spawn, SpawnSpec};
+use plg::os::process::{listening_ports, spawn, Exit, SpawnSpec, Spawned};
 use plg::os::{loopback_up, Netns};
 
 mod os_support;
@@ -45,13 +44,14 @@ fn spec(command: &str, netns: Netns, scratch: &Scratch) -> SpawnSpec {
         hostname: "alpha".into(),
         env: vec![("PLG_TEST_VAR".into(), "forty two".into())],
         cwd: Some(scratch.0.clone()),
+        user_namespace: false,
     }
 }
 
-fn output(child: Child) -> (Option<i32>, String, String) {
+fn output(child: Spawned) -> (Option<i32>, String, String) {
     let out = child.wait_with_output().unwrap();
     (
-        out.status.code(),
+        out.exit.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -166,26 +166,6 @@ fn signal_mask_and_dispositions_are_reset() {
     );
 }
 
-/// Processes whose process group is `pgid` and that are not zombies.
-fn live_in_group(pgid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // Fields after the ")" of the command: state ppid pgrp ...
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if f[2].parse::<i32>() == Ok(pgid) && f[0] != "Z" {
-            out.push(pid);
-        }
-    }
-    out
-}
-
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -197,33 +177,55 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Live (non-zombie) processes whose environment holds `marker`.
+fn with_marker(marker: &str) -> Vec<i32> {
+    let needle = format!("PLG_TEST_VAR={marker}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
+        .filter(|pid| {
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .map(|s| s[s.rfind(')').unwrap_or(0)..].starts_with(") Z"))
+                .unwrap_or(true);
+            !zombie && env.split(|b| *b == 0).any(|kv| kv == needle.as_bytes())
+        })
+        .collect()
+}
+
 #[test]
-fn signal_group_kills_the_whole_tree() {
-    if !root_available("signal_group_kills_the_whole_tree") {
+fn terminate_reaches_escapees_once_and_kill_ends_the_whole_tree() {
+    if !root_available("terminate_reaches_escapees_once_and_kill_ends_the_whole_tree") {
         return;
     }
-    let scratch = Scratch::new("group");
-    let mut child = spawn(&spec("sleep 100 & wait", fresh_ns(), &scratch)).unwrap();
-    let pgid = child.id() as i32;
-    assert_ne!(
-        pgid,
-        nix::unistd::getpgrp().as_raw(),
-        "the child has its own process group"
+    let scratch = Scratch::new("tree");
+    let marker = format!("tree-{}", std::process::id());
+    let mut s = spec(
+        // A setsid daemon, a process in a new network namespace, and one that ignores SIGTERM.
+        "setsid sleep 1000 & unshare -n sleep 1000 & sh -c 'trap \"\" TERM; sleep 1000' & wait",
+        fresh_ns(),
+        &scratch,
     );
-    wait_until("sh and sleep running in the group", || {
-        live_in_group(pgid).len() >= 2
+    s.env = vec![("PLG_TEST_VAR".into(), marker.clone())];
+    let mut child = spawn(&s).unwrap();
+    wait_until("all five processes running", || {
+        with_marker(&marker).len() == 5
     });
-    signal_group(pgid, Signal::SIGTERM).unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGTERM)
+    child.terminate();
+    child.terminate(); // the second call sends nothing
+                       // The shell and the two sleeps end on SIGTERM; the trapping shell and its sleep do not.
+    assert_eq!(child.wait(), Exit::Signaled(libc::SIGTERM));
+    wait_until("the SIGTERM'd processes gone", || {
+        with_marker(&marker).len() == 2
+    });
+    assert!(
+        !child.gone(),
+        "the init stays while its namespace has processes"
     );
-    wait_until("every process of the group gone", || {
-        live_in_group(pgid).is_empty()
-    });
-    // A group that no longer exists is fine.
-    signal_group(pgid, Signal::SIGTERM).unwrap();
+    child.kill();
+    assert!(child.wait_gone(Duration::from_secs(10)));
+    assert_eq!(with_marker(&marker), Vec::<i32>::new());
 }
 
 #[test]
@@ -238,11 +240,10 @@ fn parent_death_signal_follows_the_forking_thread() {
     let mut child = std::thread::spawn(move || spawn(&s).unwrap())
         .join()
         .unwrap();
-    let status = child.wait().unwrap();
     assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGKILL),
-        "the child dies with the thread that forked it"
+        child.wait(),
+        Exit::Signaled(libc::SIGKILL),
+        "the command dies with the thread that forked it"
     );
 }
 
@@ -271,8 +272,8 @@ fn listening_ports_sees_a_listener_in_the_childs_namespace() {
     assert!(!listening_ports(std::process::id()).unwrap().contains(&8123));
 
     for c in [&mut server, &mut idle] {
-        signal_group(c.id() as i32, Signal::SIGKILL).unwrap();
-        c.wait().unwrap();
+        c.kill();
+        c.wait();
     }
     let mut stderr = String::new();
     server

@@ -209,13 +209,14 @@ fn probe_full() -> anyhow::Result<String> {
         hostname: "rootless".into(),
         env: vec![],
         cwd: None,
+        user_namespace: false,
     })?;
     let out = child.wait_with_output()?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     anyhow::ensure!(
-        out.status.success() && stdout == "0\nrootless\n10.9.0.1 rootless\n",
+        out.exit.success() && stdout == "0\nrootless\n10.9.0.1 rootless\n",
         "child: {:?} {stdout:?} {:?}",
-        out.status,
+        out.exit,
         String::from_utf8_lossy(&out.stderr)
     );
 

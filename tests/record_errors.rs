@@ -124,9 +124,10 @@ fn a_disk_that_fills_up_stops_the_recording_cleanly_and_keeps_what_was_written()
     let small = dir.join("small");
     std::fs::create_dir(&small).unwrap();
     let cap = format!("{small}/full.traffic");
-    // A 2 MiB filesystem and a 20 MiB transfer. The client's bytes go to /dev/null on the
-    // server, so only the capture fills the disk.
+    // A 2 MiB filesystem and a 20 MiB transfer. The server writes what it receives outside
+    // it, so only the capture fills the disk.
     let copy = dir.join("copy.traffic");
+    let received = dir.join("received");
     let run = in_mount_ns(
         &format!("mount -t tmpfs -o size=2m none {}", sh_quote(&small)),
         // The file lives in a mount that dies with the wrapper: copy it out to look at it.
@@ -139,7 +140,10 @@ fn a_disk_that_fills_up_stops_the_recording_cleanly_and_keeps_what_was_written()
             "p0:9000",
             "--grace",
             "1",
-            "socat -u TCP-LISTEN:9000,reuseaddr OPEN:/dev/null 2>/dev/null",
+            &format!(
+                "socat -u TCP-LISTEN:9000,reuseaddr OPEN:{},creat 2>/dev/null",
+                sh_quote(&received)
+            ),
             "head -c 20M /dev/zero | socat -u - TCP:p0:9000 2>/dev/null",
         ],
     )
@@ -164,4 +168,10 @@ fn a_disk_that_fills_up_stops_the_recording_cleanly_and_keeps_what_was_written()
         }
     }
     assert!(data > 0, "no data kept");
+    // The relay stopped before passing on a byte the capture could not hold.
+    let got = std::fs::metadata(&received).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        got <= data,
+        "the server received {got} bytes, the capture holds {data}"
+    );
 }

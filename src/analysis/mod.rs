@@ -61,6 +61,8 @@ pub struct ConnStats {
     pub closes: [Option<(CloseKind, u64)>; 2],
     /// Time of the connection's last record.
     pub last_ns: u64,
+    /// The client opened with a TLS ClientHello: its client random.
+    pub tls: Option<crate::wire::tls::ClientRandom>,
 }
 
 impl ConnStats {
@@ -71,6 +73,7 @@ impl ConnStats {
             data_blocks: [0; 2],
             closes: [None; 2],
             last_ns: open.time_ns,
+            tls: None,
         }
     }
 
@@ -149,6 +152,20 @@ pub struct CaptureInfo {
     pub problems: Vec<Problem>,
     /// All problems found, including those beyond [`MAX_PROBLEMS`].
     pub problem_count: u64,
+    pub tls: TlsInfo,
+}
+
+/// TLS connections and the keys for them (from Decryption Secrets Blocks).
+#[derive(Debug, Clone, Default)]
+pub struct TlsInfo {
+    /// Connections whose client opened with a TLS ClientHello.
+    pub connections: u64,
+    /// Of those, the ones the capture holds keys for.
+    pub with_keys: u64,
+    /// The others (ids in order; at most [`MAX_PROBLEMS`] listed).
+    pub without_keys: Vec<ConnId>,
+    /// Key log lines in the capture's secrets blocks.
+    pub key_lines: u64,
 }
 
 impl CaptureInfo {
@@ -232,6 +249,11 @@ pub struct Analyzer {
     /// Records about each connection after it finished (reported once per connection).
     late: HashMap<ConnId, ()>,
     resets_closes: u64,
+    /// Client randoms the key log names, and TLS connections not yet matched with one: keys
+    /// may come before or after their connection. Bounded by the capture's own key log and
+    /// TLS connections (32 bytes each).
+    tls_keys: std::collections::HashSet<crate::wire::tls::ClientRandom>,
+    tls_waiting: BTreeMap<ConnId, crate::wire::tls::ClientRandom>,
 }
 
 impl Analyzer {
@@ -335,6 +357,17 @@ impl Analyzer {
                 self.info.bytes[s] += d.bytes.len() as u64;
                 match self.open.get_mut(&d.id) {
                     Some(c) => {
+                        if s == 0 && c.data_blocks[0] == 0 {
+                            c.tls = crate::wire::tls::client_random(&d.bytes);
+                            if let Some(random) = c.tls {
+                                self.info.tls.connections += 1;
+                                if self.tls_keys.contains(&random) {
+                                    self.info.tls.with_keys += 1;
+                                } else {
+                                    self.tls_waiting.insert(d.id, random);
+                                }
+                            }
+                        }
                         c.bytes[s] += d.bytes.len() as u64;
                         c.data_blocks[s] += 1;
                         c.last_ns = c.last_ns.max(d.time_ns);
@@ -358,10 +391,16 @@ impl Analyzer {
                     self.orphan(offset, cl.id, "close");
                     return None;
                 };
-                if c.closes[s].is_some() {
-                    let msg = format!("connection {}: the same side closed twice", cl.id);
-                    self.problem(offset, msg);
-                    return None;
+                match c.closes[s] {
+                    // A side that sent its FIN may still be reset (docs/FORMAT.md): the
+                    // connection ended with a reset.
+                    Some((CloseKind::Fin, _)) if cl.kind == CloseKind::Rst => {}
+                    Some(_) => {
+                        let msg = format!("connection {}: the same side closed twice", cl.id);
+                        self.problem(offset, msg);
+                        return None;
+                    }
+                    None => {}
                 }
                 c.closes[s] = Some((cl.kind, cl.time_ns));
                 c.last_ns = c.last_ns.max(cl.time_ns);
@@ -398,6 +437,24 @@ impl Analyzer {
             Record::Unknown(u) => {
                 *self.info.unknown.entry((u.block_type, u.kind)).or_default() += 1;
             }
+            Record::Secrets(sec) => {
+                if sec.secrets_type == crate::format::block::dsb::SECRETS_TLS {
+                    for random in crate::wire::tls::keylog_randoms(&sec.data) {
+                        self.info.tls.key_lines += 1;
+                        self.tls_keys.insert(random);
+                    }
+                    let keys = &self.tls_keys;
+                    let before = self.tls_waiting.len();
+                    self.tls_waiting.retain(|_, r| !keys.contains(r));
+                    self.info.tls.with_keys += (before - self.tls_waiting.len()) as u64;
+                } else {
+                    *self
+                        .info
+                        .unknown
+                        .entry((crate::format::block::DSB_TYPE, None))
+                        .or_default() += 1;
+                }
+            }
         }
         None
     }
@@ -432,7 +489,15 @@ impl Analyzer {
         };
         cmp("processes", s.processes.into(), i.processes.len() as u64);
         cmp("connections", s.connections.into(), i.connections);
-        cmp("refused connections", s.refused.into(), i.refused);
+        // "Refused" in the Summary counts refused attempts only; plg 0.1 counted unreachable
+        // ones too, and its captures stay valid (docs/FORMAT.md).
+        let refused = u64::from(s.refused);
+        let old_rule = i.unreachable > 0 && refused == i.refused + i.unreachable;
+        cmp(
+            "refused connections",
+            refused,
+            if old_rule { refused } else { i.refused },
+        );
         cmp("data blocks", s.data_blocks, i.data_blocks);
         cmp("bytes client to server", s.bytes_c2s, i.bytes[0]);
         cmp("bytes server to client", s.bytes_s2c, i.bytes[1]);
@@ -463,6 +528,12 @@ impl Analyzer {
     pub fn finish(mut self) -> (CaptureInfo, Vec<ConnStats>) {
         let open: Vec<ConnStats> = std::mem::take(&mut self.open).into_values().collect();
         self.info.unfinished = open.len() as u64;
+        self.info.tls.without_keys = self
+            .tls_waiting
+            .keys()
+            .take(MAX_PROBLEMS)
+            .copied()
+            .collect();
         (self.info, open)
     }
 }
@@ -497,5 +568,71 @@ impl InOrder {
             self.waiting.insert(c.open.id, c);
         }
         std::mem::take(&mut self.waiting).into_values().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{ConnClose, ConnOpen};
+    use std::net::{Ipv4Addr, SocketAddrV4};
+
+    fn open(id: ConnId) -> Record {
+        Record::ConnOpen(ConnOpen {
+            id,
+            time_ns: 1,
+            client: EXTERNAL,
+            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000),
+            server: EXTERNAL,
+            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80),
+            outcome: Outcome::Established,
+        })
+    }
+
+    fn close(id: ConnId, dir: Direction, kind: CloseKind) -> Record {
+        Record::ConnClose(ConnClose {
+            id,
+            dir,
+            kind,
+            time_ns: 2,
+        })
+    }
+
+    fn problems(recs: &[Record]) -> Vec<String> {
+        let mut a = Analyzer::new();
+        for (i, r) in recs.iter().enumerate() {
+            a.record(r, i as u64);
+        }
+        a.info()
+            .problems
+            .iter()
+            .map(|p| p.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn fin_then_rst_from_one_side_is_valid_and_ends_in_a_reset() {
+        use CloseKind::*;
+        use Direction::*;
+        // shutdown(SHUT_WR), then close() with unread data: FIN, later RST.
+        let recs = [
+            open(0),
+            close(0, ClientToServer, Fin),
+            close(0, ClientToServer, Rst),
+        ];
+        assert_eq!(problems(&recs), Vec::<String>::new());
+        let mut a = Analyzer::new();
+        let mut ended = None;
+        for (i, r) in recs.iter().enumerate() {
+            ended = ended.or(a.record(r, i as u64));
+        }
+        assert_eq!(ended.map(|c| c.end()), Some(End::Rst));
+        // Two FINs from one side are still wrong.
+        let recs = [
+            open(1),
+            close(1, ServerToClient, Fin),
+            close(1, ServerToClient, Fin),
+        ];
+        assert_eq!(problems(&recs).len(), 1);
     }
 }

@@ -42,6 +42,13 @@ pub struct SessionArgs {
     /// Disable segmentation/checksum offload through the TUN devices (slower; for debugging).
     #[arg(long)]
     pub no_offload: bool,
+
+    /// Run each command in a user namespace of its own, as root inside and as nobody (uid
+    /// 65534) on the host: the isolation of rootless mode for a root user. The commands can
+    /// then not enter the host's namespaces, reconfigure their network or act as root on the
+    /// host's files. Implied (and refused as a flag) when plg does not run as root.
+    #[arg(long)]
+    pub userns: bool,
 }
 
 impl SessionArgs {
@@ -115,9 +122,23 @@ impl SessionArgs {
                 .map(|m| run(index_of(m)?, "--main"))
                 .collect::<anyhow::Result<_>>()?
         };
-        if !(self.grace.is_finite() && self.grace >= 0.0) {
-            return Err(usage(format!("--grace {}: expected seconds", self.grace)));
+        if self.userns && !crate::os::is_root() {
+            return Err(usage(
+                "--userns needs root: without it plg runs rootless, which is that boundary already"
+                    .to_string(),
+            ));
         }
+        // try_from: from_secs_f64 panics on a value too big for a Duration (1e300).
+        let grace = Duration::try_from_secs_f64(self.grace)
+            .ok()
+            .filter(|_| self.grace.is_finite())
+            .ok_or_else(|| {
+                usage(format!(
+                    "--grace {}: expected seconds, from 0 to {}",
+                    self.grace,
+                    u64::MAX
+                ))
+            })?;
         Ok(Options {
             subnet,
             procs: names
@@ -127,13 +148,14 @@ impl SessionArgs {
                 .collect(),
             ready,
             main,
-            grace: Duration::from_secs_f64(self.grace),
+            grace,
             ready_timeout: Duration::from_secs(self.ready_timeout),
             prefix_output: !self.no_prefix,
             quiet: self.quiet,
             allow_external,
             mtu: self.mtu,
             offload: !self.no_offload,
+            user_namespace: self.userns,
             settle: Duration::ZERO,
         })
     }

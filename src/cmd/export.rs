@@ -5,10 +5,11 @@
 //! conversation synthesis, file formats, filters) lives in `src/export/`.
 
 use crate::export::{
-    pcap::PcapWriter, pcapng::PcapngWriter, staged::Staged, streams::StreamsWriter, Exporter,
-    Filter, Output, PacketExport,
+    pcap::PcapWriter, pcapng::PcapngWriter, streams::StreamsWriter, Exporter, Filter, Output,
+    PacketExport,
 };
-use crate::format::{CaptureReader, ConnId};
+use crate::format::{CaptureReader, ConnId, Record, Secrets};
+use crate::os::output::{self, OutputDir, Replace};
 use anyhow::Context;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -26,8 +27,13 @@ const OUT_BUFFER: usize = 1 << 20;
         segments of at most 1460 bytes with consistent sequence and acknowledgment numbers, \
         the teardown that happened) with the recorded timestamps and addresses, so Wireshark, \
         tshark and tcpdump follow its streams and decode its protocols. Non-TCP packets are \
-        copied as recorded. The output is written under a temporary name and renamed into \
-        place at the end: it appears whole or not at all.",
+        copied as recorded. A file output is written under no name (or a hidden temporary \
+        one) and moved into place at the end: it appears whole or not at all. `-` is standard \
+        output (for OUT) or standard input (for the capture); a device or FIFO is written \
+        straight into; a symlink is followed; an existing regular file is replaced only with \
+        --force; the streams directory must be new or empty; the output may not be the input. With --pcapng, the TLS keys the \
+        recorded programs logged (see SSLKEYLOGFILE in plg-record(1)) go first, as Decryption \
+        Secrets Blocks, so Wireshark decrypts those connections with no configuration.",
     after_help = "Exit status: 0 written, 1 the filters matched nothing (no output written), 2 an error."
 )]
 #[command(group = clap::ArgGroup::new("output").required(true).multiple(false))]
@@ -61,13 +67,37 @@ pub struct Args {
     #[arg(long = "port", value_name = "N", value_delimiter = ',')]
     pub ports: Vec<u16>,
 
-    /// Replace the output if it exists.
+    /// Replace the output if it is an existing regular file (never a device, FIFO, symlink
+    /// or directory: those are written into, followed, or refused).
     #[arg(long)]
     pub force: bool,
 
     /// No progress bar and no closing line.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// The output being written: put in place at the end, removed (if plg's own) on error.
+enum Staged {
+    File(output::Output),
+    Dir(OutputDir),
+}
+
+/// The capture's Decryption Secrets Blocks (TLS keys), read ahead: the recorder writes keys
+/// when the programs log them, after their handshakes, but Wireshark applies keys only to the
+/// packets after them, so the export puts them all first. A read error ends the look-ahead
+/// quietly: the main pass reports it.
+fn secrets_of(file: &std::path::Path) -> Vec<Secrets> {
+    let mut out = Vec::new();
+    let Ok(mut reader) = CaptureReader::open(file) else {
+        return out;
+    };
+    while let Some(Ok(rec)) = reader.next() {
+        if let Record::Secrets(s) = rec {
+            out.push(s);
+        }
+    }
+    out
 }
 
 enum Kind {
@@ -91,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Open the capture before creating anything: a bad input leaves no output behind.
     let mut reader = CaptureReader::open(&args.file)?;
-    let size = std::fs::metadata(&args.file).map_or(0, |m| m.len());
+    let size = reader.get_ref().get_ref().metadata().map_or(0, |m| m.len());
     let version = reader
         .session()
         .map_or_else(String::new, |s| s.plg_version.clone());
@@ -100,23 +130,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         env!("CARGO_PKG_VERSION")
     );
 
+    let replace = if args.force {
+        Replace::Yes
+    } else {
+        Replace::No
+    };
     let (staged, output) = match kind {
         Kind::Streams => {
-            let (staged, dir) = Staged::dir(&dest, args.force)?;
+            let (staged, dir) = OutputDir::open(&dest)?;
             let output: Output<BufWriter<File>> = Output::Streams(StreamsWriter::new(&dir));
-            (staged, output)
+            (Staged::Dir(staged), output)
         }
         Kind::Pcap | Kind::Pcapng => {
-            let (staged, file) = Staged::file(&dest, args.force)?;
+            let (staged, file) = output::Output::open(&dest, replace, &[&args.file], true)?;
+            let staged = Staged::File(staged);
             let out = BufWriter::with_capacity(OUT_BUFFER, file);
             let write_err = || format!("failed to write {}", dest.display());
             let output = match kind {
                 Kind::Pcap => Output::Pcap(PacketExport::new(
                     PcapWriter::new(out).with_context(write_err)?,
                 )),
-                _ => Output::Pcapng(PacketExport::new(
-                    PcapngWriter::new(out, &app).with_context(write_err)?,
-                )),
+                _ => {
+                    let mut w = PcapngWriter::new(out, &app).with_context(write_err)?;
+                    for s in secrets_of(&args.file) {
+                        w.secrets(s.secrets_type, &s.data).with_context(write_err)?;
+                    }
+                    Output::Pcapng(PacketExport::new(w))
+                }
             };
             (staged, output)
         }
@@ -156,9 +196,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         w.flush()
             .with_context(|| format!("failed to write {}", dest.display()))?;
     }
-    staged
-        .commit()
-        .with_context(|| format!("failed to move the output into place at {}", dest.display()))?;
+    match staged {
+        Staged::File(mut o) => o.commit(),
+        Staged::Dir(o) => o.commit(),
+    }
+    .with_context(|| format!("failed to move the output into place at {}", dest.display()))?;
     if !args.quiet && crate::ui::Stream::Stderr.is_terminal() {
         eprintln!(
             "wrote {}: {connections} connections, {packets} other packets{}",

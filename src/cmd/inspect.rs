@@ -258,6 +258,32 @@ fn print_summary(
     if let Some(s) = &info.summary {
         writeln!(out, "ipv6        {} packets dropped", s.ipv6_dropped)?;
     }
+    let tls = &info.tls;
+    if tls.connections > 0 || tls.key_lines > 0 {
+        let missing = tls.connections - tls.with_keys;
+        let line = format!(
+            "tls         {} connections, keys for {} ({} key log lines in the capture)",
+            tls.connections, tls.with_keys, tls.key_lines
+        );
+        if missing == 0 {
+            writeln!(out, "{line}")?;
+        } else {
+            let ids: Vec<String> = tls.without_keys.iter().map(|i| i.to_string()).collect();
+            let more = if (ids.len() as u64) < missing {
+                ", ..."
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "{}",
+                st.yellow(format!(
+                    "{line}; no keys for connection(s) {}{more}",
+                    ids.join(", ")
+                ))
+            )?;
+        }
+    }
     for ((block, kind), n) in &info.unknown {
         let what = match kind {
             Some(k) => format!("plg block kind {k}"),
@@ -331,8 +357,16 @@ fn summary_json(info: &CaptureInfo, file: &str) -> Value {
         "data_blocks": info.data_blocks,
         "packets": {"total": info.packets, "bytes": info.packet_bytes, "by_protocol": by_protocol},
         "ipv6_dropped": info.summary.map(|s| s.ipv6_dropped),
+        "tls": {
+            "connections": info.tls.connections,
+            "with_keys": info.tls.with_keys,
+            "without_keys": info.tls.without_keys,
+            "key_lines": info.tls.key_lines,
+        },
         "unknown_blocks": unknown,
-        "problems": info.problem_count,
+        // The count `--check` reports: a read error or a missing summary is one more.
+        "problems": info.problem_count
+            + u64::from(info.read_error.is_some() || info.summary.is_none()),
         "error": info.read_error.as_ref().map(problem_json),
     })
 }
@@ -376,6 +410,7 @@ fn conn_json(c: &ConnStats, info: &Names, start_ns: u64) -> Value {
         "client_close": end(0),
         "server_close": end(1),
         "end": c.end().as_str(),
+        "tls": c.tls.is_some(),
     })
 }
 
@@ -485,9 +520,10 @@ fn print_conn_line(
         crate::analysis::End::Unfinished => st.yellow(end),
         _ => st.red(end),
     };
+    let tls = if c.tls.is_some() { "  tls" } else { "" };
     writeln!(
         out,
-        "{:>5}  {:<28}  {:<28}  {:>10}  {:>9}  {:>10}  {:>10}  {end}",
+        "{:>5}  {:<28}  {:<28}  {:>10}  {:>9}  {:>10}  {:>10}  {end}{tls}",
         o.id,
         format!("{} {}", names.name(o.client), o.client_addr),
         format!("{} {}", names.name(o.server), o.server_addr),
@@ -636,6 +672,7 @@ fn conversation(
                     data_blocks: [0; 2],
                     closes: [None; 2],
                     last_ns: o.time_ns,
+                    tls: None,
                 };
                 if args.json {
                     write!(

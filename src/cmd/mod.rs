@@ -6,6 +6,7 @@ pub mod export;
 pub mod inspect;
 pub mod record;
 pub mod replay;
+pub mod wireshark;
 
 /// A subcommand whose implementation has not landed yet.
 pub fn not_available(name: &str) -> anyhow::Result<std::process::ExitCode> {

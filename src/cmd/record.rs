@@ -7,6 +7,7 @@ use crate::engine::plan::{self, Subnet};
 use crate::engine::session::{self, Options};
 use crate::engine::sink::ThreadedFile;
 use crate::format::{CaptureWriter, ExitStatus, Mode, Process, Session, FORMAT_VERSION};
+use crate::os::output::{Output, OutputError, Replace};
 use anyhow::Context as _;
 use std::fs::File;
 use std::path::PathBuf;
@@ -26,7 +27,8 @@ use std::process::ExitCode;
     plg record -f web.traffic --ready p0:8000 'python3 -m http.server 8000' 'curl -s http://p0:8000/'\n  \
     plg record -f kv.traffic --names db,app --ready db:6379 'redis-server --protected-mode no' 'redis-cli -h db ping'")]
 pub struct Args {
-    /// Capture file to write (pcapng; replaced if it exists).
+    /// Capture file to write (pcapng): a new or regular file. An existing one is replaced once
+    /// every process started, so a failed start leaves it as it was; a symlink is followed.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: PathBuf,
 
@@ -56,15 +58,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // Must come before any thread exists: a user namespace needs a single-threaded process,
     // and the signal mask is inherited by threads created later.
     crate::os::rootless::enter_user_namespace_if_needed()?;
-    // Outlives plg however it dies, and then kills whatever is left in its namespaces.
+    // Outlives plg however it dies, and then removes its temporary files.
     let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
-    let file = File::create(&args.file)
-        .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
-    // Until recording starts, a failure leaves no file behind; after, what was written stays.
-    let guard = RemoveOnError::new(args.file.clone());
-    let net = session::build_network(&opts, &reaper)?;
+    // Written beside the file (unnamed where the filesystem allows), put in place once every
+    // process started: a failed start leaves the old capture, or nothing, as it was.
+    let (mut output, file) = capture_output(&args.file, &[])?;
+    let net = session::build_network(&opts)?;
     let start_ns = crate::engine::now_ns();
     let session = Session {
         format_version: FORMAT_VERSION,
@@ -93,12 +94,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
     let status = crate::ui::status_line(opts.quiet);
-    let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
-    if matches!(&outcome, Err(e) if e.downcast_ref::<session::StartFailed>().is_some()) {
-        return Err(outcome.err().expect("matched an error"));
-    }
-    guard.disarm();
-    let outcome = outcome?;
+    let outcome = session::run(
+        &opts,
+        &signals,
+        engine,
+        proc_ns,
+        &status,
+        &reaper,
+        &mut || {
+            output
+                .commit()
+                .with_context(|| format!("cannot write the capture {}", args.file.display()))
+        },
+    )?;
 
     if !opts.quiet {
         eprintln!("{}", summary_paragraph(&args, &procs, &outcome));
@@ -106,22 +114,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(outcome.exit_code))
 }
 
-/// Removes a file unless disarmed: no half-written output is left behind by a failed setup.
-pub(crate) struct RemoveOnError(Option<PathBuf>);
-impl RemoveOnError {
-    pub(crate) fn new(path: PathBuf) -> Self {
-        RemoveOnError(Some(path))
-    }
-    pub(crate) fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-impl Drop for RemoveOnError {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
-        }
-    }
+/// Opens the capture file of `record -f` / `replay -o`: a new or regular file (replaced, as
+/// the flag says), never a device, FIFO or directory (the writer needs `pwrite`), never one
+/// of `inputs`. Checked before the session is built, so a bad path fails at once.
+pub(crate) fn capture_output(
+    path: &std::path::Path,
+    inputs: &[&std::path::Path],
+) -> anyhow::Result<(Output, File)> {
+    Output::open(path, Replace::Yes, inputs, false).map_err(|e| match e {
+        OutputError::Io(..) => anyhow::Error::new(e),
+        // A path plg will not write is the user's mistake: exit 2 with the usage line style.
+        _ => anyhow::Error::new(UsageError(e.to_string())),
+    })
 }
 
 /// Turns the flags into a checked plan; every user mistake is found here, before any effect.

@@ -8,8 +8,8 @@ use crate::engine::script::Script;
 use crate::engine::session;
 use crate::engine::sink::ThreadedFile;
 use crate::format::{CaptureReader, CaptureWriter, Mode, Process, Session, FORMAT_VERSION};
+use crate::os::output::{Output, Replace};
 use anyhow::Context as _;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -83,7 +83,8 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     pub rules: Vec<PathBuf>,
 
-    /// Also write the replay's verdict as JSON to FILE (format in docs/JSON.md), for CI.
+    /// Also write the replay's verdict as JSON to FILE (format in docs/JSON.md), for CI; `-`
+    /// is standard output. Replaces FILE if it is a regular file.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
@@ -174,6 +175,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .options(subnet, names, commands.clone(), false)?;
     opts.settle = Duration::from_secs_f64(args.step_timeout);
 
+    // Checked before the session: a report that cannot be written is known at once.
+    let report_out = match &args.report {
+        Some(path) => {
+            let mut inputs = vec![args.file.as_path()];
+            inputs.extend(args.output.as_deref());
+            Some(
+                Output::open(path, Replace::Yes, &inputs, true)
+                    .map_err(|e| anyhow::Error::new(UsageError(e.to_string())))?,
+            )
+        }
+        None => None,
+    };
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then kills whatever is left in its namespaces.
     let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
@@ -196,7 +209,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // -o (a private temporary file, removed at the end).
     let judge = !rules.is_empty() || !script.packets.is_empty();
     let mut temp = None;
-    let output = match (&args.output, judge) {
+    let out_path = match (&args.output, judge) {
         (Some(out), _) => Some(out.clone()),
         (None, true) => {
             let t = TempCapture::create()?;
@@ -206,18 +219,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         (None, false) => None,
     };
-    let mut guard = None;
-    let writer = match &output {
+    let mut output = None;
+    let writer = match &out_path {
         None => None,
         Some(out) => {
             let file = match &temp {
-                Some(t) => t.file.try_clone(),
-                None => File::create(out),
-            }
-            .with_context(|| format!("cannot write the capture {}", out.display()))?;
-            if temp.is_none() {
-                guard = Some(super::record::RemoveOnError::new(out.clone()));
-            }
+                Some(t) => t
+                    .file
+                    .try_clone()
+                    .with_context(|| format!("cannot write the capture {}", out.display()))?,
+                None => {
+                    let (o, file) = super::record::capture_output(out, &[&args.file])?;
+                    output = Some(o);
+                    file
+                }
+            };
             let session = Session {
                 format_version: FORMAT_VERSION,
                 mode: Mode::Replay,
@@ -242,19 +258,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         timing: args.timing.then_some(args.speed),
         unmatched_pass: args.unmatched == Unmatched::Pass,
     };
-    let net = session::build_network(&opts, &reaper)?;
+    let net = session::build_network(&opts)?;
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
     let status = crate::ui::status_line(opts.quiet);
-    let outcome = session::run(&opts, &signals, engine, proc_ns, &status);
-    let start_failed =
-        matches!(&outcome, Err(e) if e.downcast_ref::<session::StartFailed>().is_some());
-    if let (Some(g), false) = (guard, start_failed) {
-        g.disarm();
-    }
-    let outcome = outcome?;
+    let outcome = session::run(
+        &opts,
+        &signals,
+        engine,
+        proc_ns,
+        &status,
+        &reaper,
+        &mut || match (&mut output, &args.output) {
+            (Some(o), Some(path)) => o
+                .commit()
+                .with_context(|| format!("cannot write the capture {}", path.display())),
+            _ => Ok(()),
+        },
+    )?;
     let mut report = outcome.replay.clone().unwrap_or_default();
     let live: Vec<bool> = commands.iter().map(|c| c.is_some()).collect();
-    if let Some(out) = output.as_ref().filter(|_| judge) {
+    if let Some(out) = out_path.as_ref().filter(|_| judge) {
         let opts = crate::diff::compare::Options {
             rules,
             ..Default::default()
@@ -302,7 +325,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         outcome.exit_code
     };
-    if let Some(path) = &args.report {
+    if let (Some(path), Some((mut out, mut file))) = (&args.report, report_out) {
         let doc = report_json(
             &args,
             &script,
@@ -312,7 +335,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             (code, outcome.exit_code),
         );
         let text = serde_json::to_string_pretty(&doc).expect("a JSON value serializes") + "\n";
-        std::fs::write(path, text)
+        std::io::Write::write_all(&mut file, text.as_bytes())
+            .and_then(|()| out.commit())
             .with_context(|| format!("failed to write the report {}", path.display()))?;
     }
     Ok(ExitCode::from(code))
@@ -328,7 +352,7 @@ impl Args {
 /// directory, removed when dropped.
 struct TempCapture {
     path: PathBuf,
-    file: File,
+    file: std::fs::File,
 }
 
 impl TempCapture {

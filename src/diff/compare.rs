@@ -128,6 +128,7 @@ fn info(ix: &Index) -> CaptureInfo {
         plg_version: ix.session.as_ref().map(|s| s.plg_version.clone()),
         complete: !ix.truncated(),
         damage: ix.damage.as_ref().map(|e| e.to_string()),
+        damage_at: ix.damage.as_ref().map(|e| (e.offset, e.message.clone())),
         processes: ix.processes.len(),
         connections: ix.conns.len(),
         packets: ix.packets,

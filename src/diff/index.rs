@@ -373,6 +373,7 @@ impl Index {
                 }
                 Record::Summary(s) => ix.summary = Some(s),
                 Record::Unknown(_) => ix.unknown_blocks += 1,
+                Record::Secrets(_) => {}
             }
         }
         if ix.session.is_none() && ix.damage.is_none() {

@@ -69,7 +69,9 @@ fn capture(c: &CaptureInfo) -> Value {
         "mode": c.mode.map(|m| match m { Mode::Record => "record", Mode::Replay => "replay" }),
         "plg_version": c.plg_version,
         "complete": c.complete,
-        "error": c.damage,
+        "error": c.damage_at.as_ref().map(|(offset, message)| {
+            json!({"offset": offset, "message": message})
+        }),
         "processes": c.processes,
         "connections": c.connections,
         "packets": c.packets,

@@ -16,6 +16,8 @@ pub struct CaptureInfo {
     pub complete: bool,
     /// Why reading stopped early, if it did (`<path>: at byte N: ...`).
     pub damage: Option<String>,
+    /// The same as byte offset and message, for JSON (`{"offset", "message"}` as in inspect).
+    pub damage_at: Option<(u64, String)>,
     pub processes: usize,
     pub connections: usize,
     pub packets: u64,

@@ -112,8 +112,8 @@ impl FileSource {
         let name = path.display().to_string();
         let file = File::open(path).map_err(|e| FormatError {
             path: name.clone(),
-            offset: 0,
-            message: format!("cannot open: {e}"),
+            offset: FormatError::NOT_OPENED,
+            message: crate::format::reader::io_message(&e),
         })?;
         Ok(FileSource {
             reader: CaptureReader::new(SeekBuf::new(file), &name)?,

@@ -11,12 +11,24 @@
 //!    sees ECONNREFUSED exactly as it would without plg;
 //! 3. the listener accepts: relay bytes between the two sockets, recording every read.
 //!
-//! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet;
-//! IPv6 is dropped and counted; anything for an address no process owns is refused at once.
+//! Every state of a connection expires: Connecting after `CONNECT_TIMEOUT` (recorded
+//! unreachable); Open-but-not-accepted after `ACCEPT_TIMEOUT`, or at once when the client
+//! answers the listener's SYN-ACK with RST (recorded as a client reset, the server's side
+//! reset); Done after `LINGER`. Pending connections (the first two) are bounded by
+//! `MAX_PENDING`, live ones by a cap sized from the fd limit; refusals at the cap are recorded.
+//!
+//! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet
+//! (ICMP errors only between the ends of the flow they quote); IPv6 is dropped and counted;
+//! anything for an address no process owns is refused at once. Every capture write goes
+//! through `recorder`, which says no before a byte the capture cannot hold is passed on.
+//!
+//! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
 
+pub mod keylog;
 pub mod nat;
 pub mod plan;
 pub mod player;
+pub mod recorder;
 pub mod relay;
 pub mod replay;
 pub mod script;
@@ -24,8 +36,8 @@ pub mod session;
 pub mod sink;
 
 use crate::format::{
-    CaptureWriter, CloseKind, ConnClose, ConnId, ConnOpen, Direction, Outcome, ProcIndex,
-    ProcessExit, Record, Summary, EXTERNAL,
+    CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
+    Summary, EXTERNAL,
 };
 use crate::os::{HostSockets, Netns};
 use crate::wire::{self, tcp_flags, vnet, CsumMode};
@@ -48,14 +60,25 @@ use std::time::{Duration, Instant};
 /// The port the proxy listener binds on the proxy address.
 const LISTEN_PORT: u16 = 1;
 /// Relayed connections alive at once (not counting closed ones lingering in the NAT table).
-/// Beyond it new connections are refused with RST and counted; documented in the man page.
+/// Beyond it new connections are refused with RST, counted and recorded as refused; documented
+/// in the README. Reaching it takes two fds per connection: the fd limit is raised at start,
+/// and where it cannot be raised far enough the cap is lowered to what the fds allow.
 pub const MAX_LIVE_CONNS: usize = 16384;
+/// Fds kept free for everything else (TUNs, output pipes, the capture, a spare for `accept`).
+const FD_RESERVE: usize = 128;
+/// Connections not yet relaying (upstream connecting, or waiting for the client's leg to be
+/// accepted) at once. A flood of SYNs that never complete fills this, not the whole table:
+/// beyond it the oldest such connection is given up, as a kernel's SYN queue drops its oldest.
+const MAX_PENDING: usize = 4096;
 /// How long a finished connection's NAT rules stay, for the last ACKs and retransmitted FINs.
 /// Packets are lost here only when a queue overflows, so this need not be TIME_WAIT's 60 s;
 /// it bounds the table at (connection rate x LINGER) entries of about 300 bytes.
 const LINGER: Duration = Duration::from_secs(15);
 /// A connection whose upstream connect has not finished by then is reported unreachable.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+/// A connection whose client leg has not been accepted by then (the client gave up, or its
+/// kernel answered the listener's SYN-ACK with RST) is reset on the server's side.
+const ACCEPT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Memory the relay may hold in flight across all connections; one read is at most this
 /// divided among the live connections, within [MIN_READ, MAX_READ].
 const READ_BUDGET: usize = 64 << 20;
@@ -123,6 +146,8 @@ pub struct Stats {
 pub enum Control {
     /// Record that a process ended.
     Exit(ProcessExit),
+    /// Record TLS key log lines (a Decryption Secrets Block).
+    TlsKeys(Vec<u8>),
     /// Finish: write the summary and return.
     Stop,
 }
@@ -212,6 +237,7 @@ struct Conn {
     server: ProcIndex,
     server_addr: SocketAddrV4,
     syn_time: u64,
+    /// When the connection entered its current state (each state times out from here).
     started: Instant,
     /// The client's latest SYN (virtio header included when offloading), while connecting.
     syn: Vec<u8>,
@@ -227,6 +253,16 @@ struct Conn {
 }
 
 impl Conn {
+    /// Relaying has not begun: the upstream connect is in progress, or the client's leg has
+    /// not been accepted yet.
+    fn pending(&self) -> bool {
+        match self.state {
+            State::Connecting => true,
+            State::Open => self.fake.is_some() && self.down.is_none(),
+            State::Done => false,
+        }
+    }
+
     fn new(
         id: ConnId,
         client: ProcIndex,
@@ -257,7 +293,7 @@ impl Conn {
     }
 }
 
-struct Engine<W: Write> {
+struct Engine<W: Write + sink::Close> {
     poll: Poll,
     subnet: Subnet,
     procs: Vec<ProcTun>,
@@ -269,10 +305,15 @@ struct Engine<W: Write> {
     conns: HashMap<ConnId, Conn>,
     by_fake: HashMap<SocketAddrV4, ConnId>,
     live: usize,
+    /// The live-connection cap in force: `MAX_LIVE_CONNS`, or less if fds are short.
+    max_conns: usize,
+    /// Connections in the order they were made, to find the oldest pending one (entries that
+    /// are no longer pending are skipped, and pruned when the queue grows).
+    pending: std::collections::VecDeque<ConnId>,
+    spare: crate::os::limits::SpareFd,
     next_id: ConnId,
-    capture: Option<CaptureWriter<W>>,
-    capture_error: Option<io::Error>,
-    summary: Summary,
+    /// Every capture write and counter.
+    rec: recorder::Recorder<W>,
     stats: Arc<Stats>,
     rx: mpsc::Receiver<Control>,
     pkt: Vec<u8>,
@@ -291,6 +332,12 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
+/// A segment that opens a connection: SYN without ACK, and without FIN or RST (a SYN+FIN or
+/// SYN+RST is no handshake any host answers with SYN-ACK).
+fn is_syn(flags: u8) -> bool {
+    flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::FIN | tcp_flags::RST) == tcp_flags::SYN
+}
+
 fn sock_token(id: ConnId, upstream: bool) -> Token {
     Token(SOCK_BASE + ((id as usize) << 1) + upstream as usize)
 }
@@ -303,6 +350,7 @@ impl<W: Write + sink::Close> Engine<W> {
         rx: mpsc::Receiver<Control>,
     ) -> anyhow::Result<(Self, Arc<Waker>)> {
         config.proxy_ns.enter_current_thread()?;
+        let max_conns = conn_cap();
         let poll = Poll::new().context("failed to create the relay's poll")?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKER).context("failed to create a waker")?);
@@ -340,13 +388,11 @@ impl<W: Write + sink::Close> Engine<W> {
             conns: HashMap::new(),
             by_fake: HashMap::new(),
             live: 0,
+            max_conns,
+            pending: std::collections::VecDeque::new(),
+            spare: crate::os::limits::SpareFd::new(),
             next_id: 0,
-            capture,
-            capture_error: None,
-            summary: Summary {
-                processes: n as u32,
-                ..Summary::default()
-            },
+            rec: recorder::Recorder::new(capture, n as u32, stats.clone()),
             stats,
             rx,
             pkt: vec![0; PKT_BUF],
@@ -401,21 +447,17 @@ impl<W: Write + sink::Close> Engine<W> {
             }
             while let Ok(c) = self.rx.try_recv() {
                 match c {
-                    Control::Exit(e) => self.record(&Record::ProcessExit(e)),
+                    Control::Exit(e) => self.rec.process_exit(e),
+                    Control::TlsKeys(data) => self.rec.secrets(data),
                     Control::Stop => return self.finish(),
                 }
             }
-            if let Some(e) = self.capture_error.take() {
+            if let Some(e) = self.rec.take_error() {
                 return Err(e).context("failed to write the capture");
             }
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = Instant::now();
-                if let Some(c) = self.capture.as_mut() {
-                    if let Err(e) = c.flush() {
-                        return Err(e).context("failed to write the capture");
-                    }
-                    self.stats.capture_bytes.store(c.bytes_written(), Relaxed);
-                }
+                self.rec.flush().context("failed to write the capture")?;
             }
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
@@ -425,25 +467,23 @@ impl<W: Write + sink::Close> Engine<W> {
     }
 
     fn finish(&mut self) -> anyhow::Result<Finished> {
-        self.summary.end_ns = now_ns();
-        if let Some(capture) = self.capture.take() {
-            capture
-                .finish(&self.summary)
-                .and_then(sink::Close::close)
-                .context("failed to write the capture")?;
+        // Attempts still connecting (a server whose accept queue is full drops SYNs) are on
+        // the record too: they never got through.
+        let mut connecting: Vec<ConnId> = self
+            .conns
+            .values()
+            .filter(|c| c.state == State::Connecting && c.replay.is_none())
+            .map(|c| c.id)
+            .collect();
+        connecting.sort_unstable();
+        for id in connecting {
+            self.give_up(id);
         }
+        let summary = self.rec.finish().context("failed to write the capture")?;
         Ok(Finished {
-            summary: self.summary,
+            summary,
             replay: self.take_replay_report(),
         })
-    }
-
-    fn record(&mut self, r: &Record) {
-        if let Some(c) = self.capture.as_mut() {
-            if let Err(e) = c.write(r) {
-                self.capture_error.get_or_insert(e);
-            }
-        }
     }
 
     // ---- packets -------------------------------------------------------------------------
@@ -548,7 +588,7 @@ impl<W: Write + sink::Close> Engine<W> {
             return;
         };
         if pkt.first().map(|b| b >> 4) == Some(6) {
-            self.summary.ipv6_dropped += 1;
+            self.rec.ipv6_dropped();
             return;
         }
         let Some(s) = wire::summarize(pkt) else {
@@ -562,12 +602,25 @@ impl<W: Write + sink::Close> Engine<W> {
         };
         let src = SocketAddrV4::new(s.src, s.sport);
         let dst = SocketAddrV4::new(s.dst, s.dport);
-        let syn = tcp.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        let syn = is_syn(tcp.flags);
+        let rst = tcp.flags & tcp_flags::RST != 0;
         if let Some(rule) = self.nat.lookup(src, dst).copied() {
             let state = self
                 .conns
                 .get(&rule.conn)
                 .map(|c| (c.state, c.client_addr == src));
+            if rst && state.is_some_and(|(_, client)| client) {
+                let waiting = self.conns.get(&rule.conn).is_some_and(|c| {
+                    c.state == State::Open && c.fake.is_some() && c.down.is_none()
+                });
+                if waiting {
+                    // The client refused the listener's SYN-ACK (it gave up, or never had a
+                    // socket: a bare SYN). Nothing will be accepted: end it now.
+                    self.apply(frame, &rule);
+                    self.abandon(rule.conn);
+                    return;
+                }
+            }
             match state {
                 // Only the client's own packets wait for the upstream connect; the server's
                 // replies to the upstream socket pass.
@@ -589,7 +642,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 return;
             }
             self.new_connection(i, src, dst, frame);
-        } else if tcp.flags & tcp_flags::RST == 0 {
+        } else if !rst {
             let pkt = &frame[if self.offload { vnet::HDR_LEN } else { 0 }..];
             if let Some(rst) = wire::tcp_rst_for(pkt) {
                 self.inject(Out::Proc(i as u16), &rst);
@@ -615,8 +668,19 @@ impl<W: Write + sink::Close> Engine<W> {
     }
 
     /// UDP, ICMP and the rest: to the process owning the destination, as-is, and recorded.
+    ///
+    /// An ICMP error passes only when the packet it quotes went from its receiver to its
+    /// sender (so one process cannot make another's socket to a third fail), and never about
+    /// TCP (TCP is relayed: the quoted ports are the relay's legs, not the receiver's).
     fn pass_other(&mut self, i: usize, hdr: vnet::VnetHdr, frame: &mut [u8], s: &wire::Summary) {
         let off = if self.offload { vnet::HDR_LEN } else { 0 };
+        if s.proto == wire::ipv4::proto::ICMP {
+            if let Some(q) = wire::icmp::error_quote(&frame[off..]) {
+                if q.src != s.dst || q.dst != s.src || q.protocol == wire::ipv4::proto::TCP {
+                    return;
+                }
+            }
+        }
         match self.subnet.process_index(s.dst, self.procs.len()) {
             // In replay a played process has no program behind its address: what is sent to
             // it goes nowhere (its own kernel would answer "port unreachable" otherwise).
@@ -641,27 +705,36 @@ impl<W: Write + sink::Close> Engine<W> {
                 self.replay_datagram(i, &pkt[..len]);
             }
             Some(j) => {
-                self.write_tun(Out::Proc(j as u16), frame);
-                let pkt = &mut frame[off..];
+                // Recorded first, passed on only once it is: a packet the capture cannot
+                // hold is not delivered either.
+                let pkt = &frame[off..];
                 let len = s.total_len.min(pkt.len());
+                let copy = &mut self.scratch[..len];
+                copy.copy_from_slice(&pkt[..len]);
                 if hdr.flags & vnet::NEEDS_CSUM != 0 {
                     // The checksum was left to the device; the capture gets the real one.
                     wire::complete_checksum(
-                        &mut pkt[..len],
+                        copy,
                         hdr.csum_start as usize,
                         hdr.csum_offset as usize,
                     );
                 }
-                self.summary.packets += 1;
-                self.stats.packets.fetch_add(1, Relaxed);
-                if let Some(c) = self.capture.as_mut() {
-                    if let Err(e) = c.write_packet(i as u32, now_ns(), &pkt[..len]) {
-                        self.capture_error.get_or_insert(e);
-                    }
+                if self.rec.packet(i as u32, &self.scratch[..len]) {
+                    self.write_tun(Out::Proc(j as u16), frame);
                 }
             }
+            // Nobody owns it (outside the subnet without --allow-external, or the subnet's
+            // broadcast): refused with "administratively prohibited", a hard error that makes
+            // a connected UDP socket fail at once (Linux ignores "host unreachable" there, and
+            // a `dig` to an outside resolver would wait out its timeout). Never an error about
+            // a broadcast or multicast destination (RFC 1122 3.2.2).
             None => {
-                if let Some(icmp) = wire::icmp_unreachable(&frame[off..], s.dst, 1) {
+                let bcast = Ipv4Addr::from(u32::from(self.subnet.network) | !self.subnet.mask());
+                if s.dst == bcast || !wire::icmp::may_answer_with_error(s.dst) {
+                    return;
+                }
+                let code = wire::icmp::unreachable::ADMIN_PROHIBITED;
+                if let Some(icmp) = wire::icmp_unreachable(&frame[off..], s.dst, code) {
                     self.inject(Out::Proc(i as u16), &icmp);
                 }
             }
@@ -677,15 +750,33 @@ impl<W: Write + sink::Close> Engine<W> {
         }
     }
 
-    fn new_connection(&mut self, i: usize, src: SocketAddrV4, dst: SocketAddrV4, frame: &[u8]) {
+    /// A client's SYN for a new connection: returns its id, unless it was refused at once
+    /// (no such server; or the cap, which is recorded as a refused connection).
+    fn new_connection(
+        &mut self,
+        i: usize,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        frame: &[u8],
+    ) -> Option<ConnId> {
         let n = self.procs.len();
         let server = match self.subnet.process_index(*dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
             _ if *dst.ip() == self.subnet.gateway() && self.external.is_some() => EXTERNAL,
-            _ => return self.refuse(i, frame),
+            _ => {
+                self.refuse(i, frame);
+                return None;
+            }
         };
-        if self.live >= MAX_LIVE_CONNS {
-            return self.refuse(i, frame);
+        self.bound_pending();
+        if self.live >= self.max_conns {
+            // Over the cap: refused as a host out of resources would, and on the record.
+            self.refuse(i, frame);
+            let id = self.next_id;
+            self.next_id += 1;
+            let mut conn = Conn::new(id, i as ProcIndex, src, server, dst, &[]);
+            self.open_failed(&mut conn, Outcome::Refused);
+            return None;
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -703,11 +794,66 @@ impl<W: Write + sink::Close> Engine<W> {
         conn.keys.push((src, dst));
         self.add_live(conn);
         self.start_upstream(id);
+        Some(id)
+    }
+
+    /// Keeps the pending connections under `MAX_PENDING` by giving up the oldest.
+    fn bound_pending(&mut self) {
+        // The queue holds every pending connection and some that no longer are: it is only
+        // pruned (and then exact) once it reaches the bound.
+        if self.pending.len() < MAX_PENDING {
+            return;
+        }
+        let conns = &self.conns;
+        self.pending
+            .retain(|id| conns.get(id).is_some_and(Conn::pending));
+        while self.pending.len() >= MAX_PENDING {
+            let Some(id) = self.pending.pop_front() else {
+                return;
+            };
+            self.give_up(id);
+        }
+    }
+
+    /// A pending connection that will not complete (timed out, or evicted by newer ones):
+    /// refused towards the client if it was still connecting, reset on the server's side if
+    /// its client never came.
+    fn give_up(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(&id) else {
+            return;
+        };
+        match conn.state {
+            State::Connecting => {
+                let mut conn = self.conns.remove(&id).expect("looked up above");
+                if !conn.syn.is_empty() {
+                    self.refuse(conn.client as usize, &conn.syn);
+                }
+                self.drop_socket(conn.up.take(), true);
+                self.open_failed(&mut conn, Outcome::Unreachable);
+                self.end(&mut conn);
+                self.conns.insert(id, conn);
+            }
+            State::Open => self.abandon(id),
+            State::Done => {}
+        }
+    }
+
+    /// The client's leg of an established connection will never be accepted: record that
+    /// the client reset it, and reset the server's side.
+    fn abandon(&mut self, id: ConnId) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        if conn.state == State::Open {
+            self.reset(&mut conn, Direction::ClientToServer);
+        }
+        self.conns.insert(id, conn);
     }
 
     /// Takes a new connection into the table, counted as live until `end`.
     fn add_live(&mut self, conn: Conn) {
         self.live += 1;
+        self.pending.push_back(conn.id);
         self.stats.open.fetch_add(1, Relaxed);
         self.stats.total.fetch_add(1, Relaxed);
         self.conns.insert(conn.id, conn);
@@ -737,12 +883,20 @@ impl<W: Write + sink::Close> Engine<W> {
             });
         let (up, gport) = match up {
             Ok(x) => x,
-            Err(_) => {
+            Err(e) => {
                 let mut conn = self.conns.remove(&id).expect("looked up above");
                 if !conn.syn.is_empty() {
                     self.refuse(conn.client as usize, &conn.syn);
                 }
-                self.open_failed(&mut conn, Outcome::Unreachable);
+                // Out of fds: the client is refused (RST), as a host out of resources does.
+                let outcome = if crate::os::limits::is_out_of_fds(&e)
+                    || e.raw_os_error() == Some(libc::ECONNREFUSED)
+                {
+                    Outcome::Refused
+                } else {
+                    Outcome::Unreachable
+                };
+                self.open_failed(&mut conn, outcome);
                 self.end(&mut conn);
                 self.conns.insert(id, conn);
                 return;
@@ -785,6 +939,8 @@ impl<W: Write + sink::Close> Engine<W> {
         };
         sock.set_nonblocking(true)?;
         sock.set_tcp_nodelay(true)?;
+        // Urgent data is read in line, so it is recorded and passed on (see `relay`).
+        sock.set_out_of_band_inline(true)?;
         match sock.connect(&to.into()) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
@@ -847,8 +1003,7 @@ impl<W: Write + sink::Close> Engine<W> {
             outcome: Outcome::Established,
         };
         let has_client_leg = !conn.syn.is_empty();
-        self.record(&Record::ConnOpen(open));
-        self.summary.connections += 1;
+        self.rec.conn_open(open);
         if has_client_leg {
             self.connect_client_leg(id);
         } else {
@@ -885,13 +1040,15 @@ impl<W: Write + sink::Close> Engine<W> {
         conn.keys.push((l, fake));
         conn.fake = Some(fake);
         conn.state = State::Open;
+        // Waiting for the listener to accept the client's leg starts now.
+        conn.started = Instant::now();
         self.by_fake.insert(fake, id);
         let mut syn = std::mem::take(&mut conn.syn);
         self.apply(&mut syn, &to_listener);
     }
 
     fn open_failed(&mut self, conn: &mut Conn, outcome: Outcome) {
-        self.record(&Record::ConnOpen(ConnOpen {
+        self.rec.conn_open(ConnOpen {
             id: conn.id,
             time_ns: conn.syn_time,
             client: conn.client,
@@ -899,9 +1056,7 @@ impl<W: Write + sink::Close> Engine<W> {
             server: conn.server,
             server_addr: conn.server_addr,
             outcome,
-        }));
-        self.summary.connections += 1;
-        self.summary.refused += 1;
+        });
     }
 
     fn accept_all(&mut self) {
@@ -910,8 +1065,14 @@ impl<W: Write + sink::Close> Engine<W> {
                 Ok(x) => x,
                 Err(e) if relay::would_block(&e) => return,
                 Err(e) if relay::interrupted(&e) => continue,
-                // EMFILE and friends: the client's SYN-ACK is already out, so the
-                // connection waits in the backlog until the next readable event.
+                Err(e) if crate::os::limits::is_out_of_fds(&e) => {
+                    // The listener is edge-triggered: a connection left in its queue now
+                    // would wait forever. Take it with the spare fd and reset it.
+                    if !self.refuse_queued() {
+                        return;
+                    }
+                    continue;
+                }
                 Err(_) => return,
             };
             let std::net::SocketAddr::V4(peer) = peer else {
@@ -927,6 +1088,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 continue;
             }
             let _ = stream.set_nodelay(true);
+            let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
             if self
                 .poll
                 .registry()
@@ -944,8 +1106,31 @@ impl<W: Write + sink::Close> Engine<W> {
         }
     }
 
+    /// Out of fds in `accept`: takes the first queued connection with the spare fd and
+    /// resets it (the client sees ECONNRESET, never a hang). False if even that failed.
+    fn refuse_queued(&mut self) -> bool {
+        let listener = &self.listener;
+        let got = self.spare.without(|| listener.accept());
+        let Ok((stream, peer)) = got else {
+            return false;
+        };
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        drop(stream);
+        if let std::net::SocketAddr::V4(peer) = peer {
+            if let Some(&id) = self.by_fake.get(&peer) {
+                self.abandon(id);
+            }
+        }
+        true
+    }
+
     /// Moves whatever can move on connection `id`, both ways, recording as it goes.
     fn pump(&mut self, id: ConnId) {
+        if self.rec.failed() {
+            // The capture cannot be written: nothing more is relayed (the loop ends the
+            // session at its next turn).
+            return;
+        }
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
@@ -962,6 +1147,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 let ev = self.pump_dir(&mut conn, dir, read);
                 match ev {
                     Event::Idle => {}
+                    Event::Stopped => break,
                     Event::Fin => self.close_record(&conn, dir, CloseKind::Fin),
                     Event::SourceReset => self.reset(&mut conn, dir),
                     Event::DestReset => self.reset(&mut conn, dir.reverse()),
@@ -996,44 +1182,21 @@ impl<W: Write + sink::Close> Engine<W> {
             Direction::ClientToServer => (c2s, down, up),
             Direction::ServerToClient => (s2c, up, down),
         };
-        let capture = &mut self.capture;
-        let capture_error = &mut self.capture_error;
-        let summary = &mut self.summary;
-        let stats = &self.stats;
+        let rec = &mut self.rec;
         let id = *id;
         half.pump(src, dst, &mut self.scratch[..read], &mut |bytes| {
-            summary.data_blocks += 1;
-            match dir {
-                Direction::ClientToServer => {
-                    summary.bytes_c2s += bytes.len() as u64;
-                    stats.bytes_c2s.fetch_add(bytes.len() as u64, Relaxed);
-                }
-                Direction::ServerToClient => {
-                    summary.bytes_s2c += bytes.len() as u64;
-                    stats.bytes_s2c.fetch_add(bytes.len() as u64, Relaxed);
-                }
-            }
-            if let Some(c) = capture.as_mut() {
-                if let Err(e) = c.write_data(id, dir, now_ns(), bytes) {
-                    capture_error.get_or_insert(e);
-                }
-            }
+            rec.data(id, dir, bytes)
         })
     }
 
     fn close_record(&mut self, conn: &Conn, dir: Direction, kind: CloseKind) {
-        self.record(&Record::ConnClose(ConnClose {
-            id: conn.id,
-            dir,
-            kind,
-            time_ns: now_ns(),
-        }));
+        self.rec.conn_close(conn.id, dir, kind);
     }
 
     /// The sender of `dir` reset the connection: record it and reset the other side too.
     fn reset(&mut self, conn: &mut Conn, dir: Direction) {
         self.close_record(conn, dir, CloseKind::Rst);
-        self.summary.resets += 1;
+        self.rec.count_reset();
         // The side that reset is gone already; the other must see a RST, not a FIN: an
         // abortive close (SO_LINGER 0) sends it when the last reference goes.
         self.drop_socket(conn.down.take(), true);
@@ -1097,16 +1260,12 @@ impl<W: Write + sink::Close> Engine<W> {
             match c.state {
                 State::Done if c.until.is_some_and(|u| u <= now) => expired.push(*id),
                 State::Connecting if now - c.started > CONNECT_TIMEOUT => stuck.push(*id),
+                State::Open if c.pending() && now - c.started > ACCEPT_TIMEOUT => stuck.push(*id),
                 _ => {}
             }
         }
         for id in stuck {
-            let mut conn = self.conns.remove(&id).expect("listed above");
-            self.refuse(conn.client as usize, &conn.syn);
-            self.drop_socket(conn.up.take(), true);
-            self.open_failed(&mut conn, Outcome::Unreachable);
-            self.end(&mut conn);
-            self.conns.insert(id, conn);
+            self.give_up(id);
         }
         for id in expired {
             self.retire(id);
@@ -1125,6 +1284,14 @@ fn listen(addr: SocketAddrV4) -> anyhow::Result<std::net::TcpListener> {
     s.listen(4096)
         .context("failed to listen on the proxy listener")?;
     Ok(s.into())
+}
+
+/// Raises the fd limit for the relay and returns the connection cap it allows.
+fn conn_cap() -> usize {
+    let want = (2 * MAX_LIVE_CONNS + FD_RESERVE + crate::os::limits::open_fds()) as u64;
+    let soft = crate::os::limits::raise_nofile(want).unwrap_or(1024) as usize;
+    let room = soft.saturating_sub(crate::os::limits::open_fds() + FD_RESERVE) / 2;
+    room.clamp(1, MAX_LIVE_CONNS)
 }
 
 fn debug() -> bool {

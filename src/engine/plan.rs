@@ -119,6 +119,16 @@ impl std::fmt::Display for Subnet {
 
 /// Checks process names given with `--names`: valid hostnames, no duplicates, not clashing
 /// with another process's default `pN` name.
+/// Names /etc/hosts gives a meaning of its own (see [`hosts_file`]), and the usual loopback
+/// aliases of a host's /etc/hosts.
+pub const RESERVED_NAMES: [&str; 5] = [
+    "localhost",
+    "gateway",
+    "ip6-localhost",
+    "ip6-loopback",
+    "broadcasthost",
+];
+
 pub fn validate_names(names: &[String], count: usize) -> Result<(), String> {
     if names.len() > count {
         return Err(format!(
@@ -133,6 +143,21 @@ pub fn validate_names(names: &[String], count: usize) -> Result<(), String> {
             && !n.starts_with('-');
         if !ok {
             return Err(format!("invalid name '{n}': use letters, digits and '-'"));
+        }
+        // Names every process's /etc/hosts already gives a meaning (the first match wins,
+        // so the process would be unreachable by it), and names a resolver reads as an IPv4
+        // address (inet_aton takes "123" as 0.0.0.123 and "0x7f" as 0.0.0.127).
+        if RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(n)) {
+            return Err(format!(
+                "name '{n}' is reserved: every process resolves it already"
+            ));
+        }
+        let hex = n
+            .strip_prefix("0x")
+            .or_else(|| n.strip_prefix("0X"))
+            .is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+        if n.bytes().all(|b| b.is_ascii_digit()) || hex {
+            return Err(format!("name '{n}' reads as an IP address: use a letter"));
         }
         if names[..i].contains(n) {
             return Err(format!("name '{n}' is given twice"));
@@ -218,6 +243,10 @@ mod tests {
             .unwrap_err()
             .contains("hide"));
         assert!(validate_names(&n(&["a", "b", "c"]), 2).is_err());
+        for bad in ["localhost", "Gateway", "123", "0x7f", "0Xff"] {
+            assert!(validate_names(&n(&[bad]), 2).is_err(), "{bad}");
+        }
+        assert!(validate_names(&n(&["1a", "0xyz"]), 2).is_ok());
         let h = hosts_file(&Subnet::parse("10.0.0.0/24").unwrap(), &n(&["web"]), 2);
         assert!(h.contains("10.0.0.2\tp0 web\n"));
         assert!(h.contains("10.0.0.3\tp1\n"));

@@ -1,6 +1,11 @@
 //! One direction of a pipe: bytes read from one kernel socket, handed to the recorder, written
 //! to the other socket. Bounded: at most one read's worth waits when the reader is slower, and
 //! nothing more is read until it has gone, so a slow reader slows the sender (backpressure).
+//!
+//! Every chunk is recorded before it is written on; when the recorder says no (the capture
+//! cannot be written), the chunk is not passed on and the direction stops. TCP urgent data
+//! (`MSG_OOB`) is read inline (the sockets have SO_OOBINLINE) and, when the source is at the
+//! urgent mark, the urgent byte is sent on as urgent data again.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -16,6 +21,8 @@ pub enum Event {
     SourceReset,
     /// Writing to the destination failed: it reset the connection.
     DestReset,
+    /// The recorder refused a chunk (capture write error): nothing more moves.
+    Stopped,
 }
 
 /// State of one direction (client to server, or server to client).
@@ -56,12 +63,13 @@ impl Half {
 
     /// Moves bytes from `src` to `dst` until one would block. Each chunk read is given to
     /// `record` before it is written on. `scratch` bounds a single read.
-    pub fn pump<S: Read, D: Write + ShutdownWrite>(
+    /// `record` returns false when the chunk could not be recorded: it is then not passed on.
+    pub fn pump<S: Read + ShutdownWrite, D: Write + ShutdownWrite>(
         &mut self,
         src: &mut S,
         dst: &mut D,
         scratch: &mut [u8],
-        record: &mut dyn FnMut(&[u8]),
+        record: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Event {
         loop {
             while self.pos < self.backlog.len() {
@@ -83,13 +91,33 @@ impl Half {
                 }
                 return Event::Idle;
             }
-            match src.read(scratch) {
+            // At the urgent mark the next byte is the urgent one (the read before stopped
+            // short of it): pass it on as urgent data, so the receiver sees SIGURG/MSG_OOB too.
+            let urgent = src.at_urgent_mark();
+            let want = if urgent { 1 } else { scratch.len() };
+            match src.read(&mut scratch[..want]) {
                 Ok(0) => {
                     self.eof = true;
                     return Event::Fin;
                 }
+                Ok(1) if urgent => {
+                    if !record(&scratch[..1]) {
+                        return Event::Stopped;
+                    }
+                    match dst.send_urgent(scratch[0]) {
+                        Ok(true) => {}
+                        // Urgency cannot be kept now: the byte still goes, in order.
+                        Ok(false) => {
+                            self.backlog.push(scratch[0]);
+                            continue;
+                        }
+                        Err(_) => return Event::DestReset,
+                    }
+                }
                 Ok(n) => {
-                    record(&scratch[..n]);
+                    if !record(&scratch[..n]) {
+                        return Event::Stopped;
+                    }
                     let mut written = 0;
                     while written < n {
                         match dst.write(&scratch[written..n]) {
@@ -112,14 +140,35 @@ impl Half {
     }
 }
 
-/// `shutdown(SHUT_WR)`, for the socket types the relay writes to.
+/// What the relay needs of a socket besides reading and writing: `shutdown(SHUT_WR)` and
+/// TCP urgent data.
 pub trait ShutdownWrite {
     fn shutdown_write(&mut self) -> io::Result<()>;
+    /// The next byte to read is the urgent byte.
+    fn at_urgent_mark(&self) -> bool {
+        false
+    }
+    /// Sends one byte as urgent data; Ok(false) if it would block.
+    fn send_urgent(&mut self, _byte: u8) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl ShutdownWrite for mio::net::TcpStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+    fn at_urgent_mark(&self) -> bool {
+        crate::os::limits::at_urgent_mark(self)
+    }
+    fn send_urgent(&mut self, byte: u8) -> io::Result<bool> {
+        crate::os::limits::send_urgent(self, byte)
+    }
+}
+
+impl ShutdownWrite for io::Cursor<Vec<u8>> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -172,7 +221,8 @@ mod tests {
         let mut fin = false;
         for _ in 0..1000 {
             let ev = half.pump(&mut src, &mut dst, &mut scratch, &mut |b| {
-                recorded.extend_from_slice(b)
+                recorded.extend_from_slice(b);
+                true
             });
             assert!(half.backlog_len() <= scratch.len());
             if ev == Event::Fin {
@@ -185,5 +235,32 @@ mod tests {
         assert!(fin && half.done() && dst.shut);
         assert_eq!(dst.got, input);
         assert_eq!(recorded, input);
+    }
+
+    #[test]
+    fn a_chunk_the_recorder_refuses_is_not_passed_on() {
+        let mut src = io::Cursor::new(vec![7u8; 5000]);
+        let mut dst = Slow {
+            got: vec![],
+            cap: 1 << 20,
+            block_next: false,
+            shut: false,
+        };
+        let mut half = Half::default();
+        let mut scratch = [0u8; 1000];
+        let mut n = 0;
+        let mut ev = Event::Idle;
+        for _ in 0..10 {
+            ev = half.pump(&mut src, &mut dst, &mut scratch, &mut |_| {
+                n += 1;
+                n < 3
+            });
+            if ev != Event::Idle {
+                break;
+            }
+        }
+        assert_eq!(ev, Event::Stopped);
+        // Two chunks recorded and passed on; the third refused and kept back.
+        assert_eq!(dst.got.len(), 2000);
     }
 }

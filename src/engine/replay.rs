@@ -13,9 +13,7 @@
 use super::player::{Chunk, Next, Player};
 use super::script::Script;
 use super::{now_ns, relay, Conn, Engine, State};
-use crate::format::{
-    CaptureReader, CloseKind, ConnClose, ConnOpen, Direction, Outcome, ProcIndex, Record,
-};
+use crate::format::{CaptureReader, CloseKind, ConnOpen, Direction, Outcome, ProcIndex, Record};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -315,7 +313,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
             self.next_id += 1;
             rp.report.conns[k].replay_id = Some(id);
             self.refuse(i, frame);
-            self.record(&Record::ConnOpen(ConnOpen {
+            self.rec.conn_open(ConnOpen {
                 id,
                 time_ns: now_ns(),
                 client: i as ProcIndex,
@@ -323,16 +321,16 @@ impl<W: Write + super::sink::Close> Engine<W> {
                 server,
                 server_addr: dst,
                 outcome: recorded,
-            }));
-            self.summary.connections += 1;
-            self.summary.refused += 1;
+            });
             return true;
         }
         let state = ConnReplay::new(k, true, server_live);
         if server_live {
             // Both live: the pipe is built as in recording; the behaviour differs.
-            self.new_connection(i, src, dst, frame);
-            let id = self.next_id - 1;
+            // Refused at the cap: nothing to attach the replay state to.
+            let Some(id) = self.new_connection(i, src, dst, frame) else {
+                return true;
+            };
             if let Some(c) = self.conns.get_mut(&id) {
                 c.replay = Some(Box::new(state));
                 if let Some(rp) = self.replay.as_mut() {
@@ -350,7 +348,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
             rp.report.conns[k].replay_id = Some(id);
         }
         self.add_live(conn);
-        self.record(&Record::ConnOpen(ConnOpen {
+        self.rec.conn_open(ConnOpen {
             id,
             time_ns: now_ns(),
             client: i as ProcIndex,
@@ -358,8 +356,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
             server,
             server_addr: dst,
             outcome: Outcome::Established,
-        }));
-        self.summary.connections += 1;
+        });
         self.connect_client_leg(id);
         true
     }
@@ -447,12 +444,8 @@ impl<W: Write + super::sink::Close> Engine<W> {
                     if rp.resend.is_none_or(|(r, _)| r != idx) {
                         rp.report.packets_played += 1;
                     }
-                    self.inject(super::nat::Out::Proc(j as u16), &bytes);
-                    self.summary.packets += 1;
-                    if let Some(c) = self.capture.as_mut() {
-                        if let Err(e) = c.write_packet(p.interface, now_ns(), &bytes) {
-                            self.capture_error.get_or_insert(e);
-                        }
+                    if self.rec.packet(p.interface, &bytes) {
+                        self.inject(super::nat::Out::Proc(j as u16), &bytes);
                     }
                 }
             }
@@ -625,22 +618,19 @@ impl<W: Write + super::sink::Close> Engine<W> {
                     Ok(0) => CloseKind::Fin,
                     Ok(n) => {
                         progressed = true;
-                        self.count_bytes(d, n);
                         let bytes = &self.scratch[..n];
                         let head = &mut st.live_head[d];
                         let room = super::player::ECHO_WINDOW.saturating_sub(head.len());
                         head.extend_from_slice(&bytes[..room.min(n)]);
+                        if !self.rec.data(conn.id, dir_of(d), bytes) {
+                            break;
+                        }
                         let script = &rp.cfg.script.conns[k];
                         let (reader, cache) = (&mut rp.cfg.reader, &mut rp.cache);
                         st.player
                             .sent(d, bytes, script, &mut |off| cache.get(reader, off));
                         rp.progress[k][d] += n as u64;
                         rp.report.conns[k].live_bytes[d] += n as u64;
-                        if let Some(c) = self.capture.as_mut() {
-                            if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), bytes) {
-                                self.capture_error.get_or_insert(e);
-                            }
-                        }
                         continue;
                     }
                     Err(e) if relay::would_block(&e) => break,
@@ -649,14 +639,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
                 };
                 progressed = true;
                 if kind == CloseKind::Rst {
-                    self.summary.resets += 1;
+                    self.rec.count_reset();
                 }
-                self.record(&Record::ConnClose(ConnClose {
-                    id: conn.id,
-                    dir: dir_of(d),
-                    kind,
-                    time_ns: now_ns(),
-                }));
+                self.rec.conn_close(conn.id, dir_of(d), kind);
                 let script = &rp.cfg.script.conns[k];
                 if let Some(m) = st.player.closed(d, kind, script) {
                     rp.report.conns[k].close_mismatch.get_or_insert(m);
@@ -715,32 +700,23 @@ impl<W: Write + super::sink::Close> Engine<W> {
                         rp.progress[k][d] += bytes.len() as u64;
                         progressed = true;
                         st.last_progress = Instant::now();
-                        if !st.player.live_sender(d) {
-                            // Played: what "the sender" sent is what plg wrote.
-                            self.count_bytes(d, bytes.len());
-                            if let Some(c) = self.capture.as_mut() {
-                                if let Err(e) = c.write_data(conn.id, dir_of(d), now_ns(), &bytes) {
-                                    self.capture_error.get_or_insert(e);
-                                }
-                            }
+                        // Played: what "the sender" sent is what plg writes, recorded
+                        // before it goes.
+                        if !st.player.live_sender(d) && !self.rec.data(conn.id, dir_of(d), &bytes) {
+                            break;
                         }
                         st.chunk[d] = Some((bytes, 0));
                     }
                     Next::Close(kind) => {
                         progressed = true;
                         if !st.player.live_sender(d) {
-                            self.record(&Record::ConnClose(ConnClose {
-                                id: conn.id,
-                                dir: dir_of(d),
-                                kind,
-                                time_ns: now_ns(),
-                            }));
+                            self.rec.conn_close(conn.id, dir_of(d), kind);
                         }
                         if kind == CloseKind::Fin {
                             let _ = sock.shutdown(std::net::Shutdown::Write);
                         } else {
                             if !st.player.live_sender(d) {
-                                self.summary.resets += 1;
+                                self.rec.count_reset();
                             }
                             let s = if d == 0 {
                                 conn.up.take()
@@ -771,31 +747,13 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
     }
 
-    fn count_bytes(&mut self, d: usize, n: usize) {
-        use std::sync::atomic::Ordering::Relaxed;
-        self.summary.data_blocks += 1;
-        if d == 0 {
-            self.summary.bytes_c2s += n as u64;
-            self.stats.bytes_c2s.fetch_add(n as u64, Relaxed);
-        } else {
-            self.summary.bytes_s2c += n as u64;
-            self.stats.bytes_s2c.fetch_add(n as u64, Relaxed);
-        }
-    }
-
     /// A live process `i` sent a datagram to a played one: it is recorded (as a live process's
     /// packet always is) and, when the recording has the matching request, answered as the
     /// played process answered it then: readdressed to the live sender's port, with what the
     /// recorded answer echoed from its request (a DNS id) taken from the live one.
     pub(super) fn replay_datagram(&mut self, i: usize, pkt: &[u8]) {
-        self.summary.packets += 1;
-        self.stats
-            .packets
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(c) = self.capture.as_mut() {
-            if let Err(e) = c.write_packet(i as u32, now_ns(), pkt) {
-                self.capture_error.get_or_insert(e);
-            }
+        if !self.rec.packet(i as u32, pkt) {
+            return;
         }
         let Some(s) = crate::wire::summarize(pkt) else {
             return;
@@ -822,12 +780,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
             .collect();
         rp.report.packets_played += plays.len() as u64;
         for (from, bytes) in plays {
-            self.inject(super::nat::Out::Proc(i as u16), &bytes);
-            self.summary.packets += 1;
-            if let Some(c) = self.capture.as_mut() {
-                if let Err(e) = c.write_packet(from, now_ns(), &bytes) {
-                    self.capture_error.get_or_insert(e);
-                }
+            // Recorded first, delivered only once it is (as every packet).
+            if self.rec.packet(from, &bytes) {
+                self.inject(super::nat::Out::Proc(i as u16), &bytes);
             }
         }
     }

@@ -219,6 +219,7 @@ impl Script {
                 }
                 Record::Summary(_) => summary = true,
                 Record::Unknown(_) => unknown_blocks += 1,
+                Record::Secrets(_) => {}
                 Record::ProcessExit(e) => {
                     let i = e.index as usize;
                     if exits.len() <= i {

@@ -3,23 +3,27 @@
 //! or SIGTERM), leaving no process, namespace or interface behind.
 //!
 //! Everything kernel-side dies with plg: namespaces are held only by fds and by the children,
-//! the children have PDEATHSIG=SIGKILL, and the TUNs vanish with their namespaces.
+//! each command runs in a PID namespace of its own whose init has PDEATHSIG=SIGKILL (see
+//! `os::process`), and the TUNs vanish with their namespaces.
+//!
+//! Ending: each command's processes get exactly one SIGTERM, then SIGKILL after `--grace` (or
+//! at once on a second SIGINT/SIGTERM/SIGHUP). plg never waits on anything unbounded after
+//! that: output pumps still blocked a second later (a full stdout, a pipe held open) are left
+//! behind and die with the process.
 
 use super::plan::{self, Subnet, PROXY_ADDR, PROXY_PREFIX};
 use super::{Config, Control, Handle, ProcTun};
 use crate::format::{CaptureWriter, ExitStatus, ProcessExit, Summary};
-use crate::os::process::{self, SpawnSpec};
-use crate::os::reaper::{self as reap_ns, Reaper};
+use crate::os::process::{self, Exit, SpawnSpec, Spawned};
+use crate::os::reaper::Reaper;
 use crate::os::signals::SignalFd;
 use crate::os::tun::{create_tun, TunConfig};
 use crate::os::{disable_ipv6, loopback_up, sysctl_set, HostSockets, Netns};
 use anyhow::{bail, Context as _};
 use nix::sys::signal::Signal;
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Child;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,6 +60,9 @@ pub struct Options {
     pub allow_external: bool,
     pub mtu: u32,
     pub offload: bool,
+    /// Run each command in a user namespace of its own (uid 0 inside, `nobody` outside): the
+    /// rootless boundary for a root user (`--userns`).
+    pub user_namespace: bool,
     /// Replay: once the main commands ended, wait up to this long for live processes still
     /// expected to send what they sent in the recording, before ending the others. A live
     /// client fed recorded answers can finish before its live server even answered; ending
@@ -68,7 +75,7 @@ pub struct Outcome {
     pub summary: Summary,
     pub replay: Option<super::replay::ReplayReport>,
     pub exits: Vec<Option<ExitStatus>>,
-    /// plg was told to stop (SIGINT/SIGTERM) before the main commands ended.
+    /// plg was told to stop (SIGINT/SIGTERM/SIGHUP) before the main commands ended.
     pub interrupted: Option<Signal>,
     /// The exit code plg should return: the main command's status.
     pub exit_code: u8,
@@ -85,8 +92,9 @@ pub struct Network {
 
 /// Creates the proxy namespace and one namespace+TUN per process (in parallel threads: each
 /// thread unshares its own namespace).
-pub fn build_network(opts: &Options, reaper: &Reaper) -> anyhow::Result<Network> {
+pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
     let (mtu, offload, subnet) = (opts.mtu, opts.offload, opts.subnet);
+    let userns = opts.user_namespace;
     let (proxy_ns, proxy_tun) = Netns::create_with(move || {
         disable_ipv6()?;
         loopback_up()?;
@@ -113,7 +121,6 @@ pub fn build_network(opts: &Options, reaper: &Reaper) -> anyhow::Result<Network>
         })
     })
     .context("failed to create the proxy namespace")?;
-    reaper.watch(proxy_ns.inode()?)?;
     let mut proc_ns = Vec::new();
     let mut proc_tuns = Vec::new();
     for (i, p) in opts.procs.iter().enumerate() {
@@ -121,6 +128,12 @@ pub fn build_network(opts: &Options, reaper: &Reaper) -> anyhow::Result<Network>
         let (ns, fd) = Netns::create_with(move || {
             disable_ipv6()?;
             loopback_up()?;
+            if userns {
+                // A command in its own user namespace has no privilege over this network
+                // namespace: let it bind low ports and open ping sockets all the same.
+                sysctl_set("net/ipv4/ip_unprivileged_port_start", "0")?;
+                let _ = sysctl_set("net/ipv4/ping_group_range", "0 2147483647");
+            }
             create_tun(&TunConfig {
                 name: "plg0".into(),
                 addr,
@@ -133,7 +146,6 @@ pub fn build_network(opts: &Options, reaper: &Reaper) -> anyhow::Result<Network>
             })
         })
         .with_context(|| format!("failed to create the namespace of {}", p.name))?;
-        reaper.watch(ns.inode()?)?;
         proc_ns.push(ns);
         proc_tuns.push(ProcTun { fd, addr });
     }
@@ -197,23 +209,28 @@ impl Drop for HostsFile {
 }
 
 struct Running {
-    child: Child,
-    pgid: i32,
+    child: Spawned,
     exit: Option<ExitStatus>,
 }
 
-/// Runs the processes until the session ends, then stops the engine.
+/// Runs the processes until the session ends, then stops the engine. `on_started` is called
+/// once every process started (after the point where [`StartFailed`] can happen): `record`
+/// puts its capture in place there, so a failed start never replaces the user's old capture.
 pub fn run(
     opts: &Options,
     signals: &SignalFd,
     engine: Handle,
     proc_ns: Vec<Netns>,
     status: &indicatif::ProgressBar,
+    reaper: &Reaper,
+    on_started: &mut dyn FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
+    // Read once: indicatif answers `is_hidden` under the same lock that an output pump blocked
+    // on a full stdout may hold.
+    let hidden = status.is_hidden();
     let names: Vec<String> = opts.procs.iter().map(|p| p.name.clone()).collect();
     let hosts_path = hosts_path();
-    let inodes: HashSet<u64> = proc_ns.iter().filter_map(|n| n.inode().ok()).collect();
     std::fs::write(
         &hosts_path,
         plan::hosts_file(&opts.subnet, &names, names.len()),
@@ -232,6 +249,12 @@ pub fn run(
         }
     }
 
+    let mut keylogs = super::keylog::KeyLogs::new().with_context(|| {
+        format!(
+            "failed to create a directory for TLS key logs in {}",
+            std::env::temp_dir().display()
+        )
+    })?;
     let out_lock = Arc::new(Mutex::new(()));
     let mut running: Vec<Option<Running>> = Vec::new();
     let mut interrupted = None;
@@ -252,6 +275,10 @@ pub fn run(
                 ("PLG_SUBNET".to_string(), opts.subnet.to_string()),
             ];
             env.extend(env_peers.iter().cloned());
+            env.push((
+                super::keylog::ENV.to_string(),
+                keylogs.add(i).display().to_string(),
+            ));
             let mut child = process::spawn(&SpawnSpec {
                 command: cmd.clone(),
                 netns: ns,
@@ -259,6 +286,7 @@ pub fn run(
                 hostname: p.name.clone(),
                 env,
                 cwd: None,
+                user_namespace: opts.user_namespace,
             })
             .with_context(|| format!("failed to start {} ({cmd})", p.name))?;
             let prefix = if opts.prefix_output && opts.procs.len() > 1 {
@@ -272,7 +300,7 @@ pub fn run(
                     false,
                     prefix.clone(),
                     out_lock.clone(),
-                    status.clone(),
+                    (!hidden && std::io::stdout().is_terminal()).then(|| status.clone()),
                 ));
             }
             if let Some(e) = child.stderr.take() {
@@ -281,15 +309,10 @@ pub fn run(
                     true,
                     prefix,
                     out_lock.clone(),
-                    status.clone(),
+                    (!hidden && std::io::stderr().is_terminal()).then(|| status.clone()),
                 ));
             }
-            let pgid = child.id() as i32;
-            running.push(Some(Running {
-                child,
-                pgid,
-                exit: None,
-            }));
+            running.push(Some(Running { child, exit: None }));
             let waits: Vec<Ready> = if opts.ready.is_empty() {
                 // No --ready: give each command but the last a moment to start listening, so
                 // the common "server then client" line works without sleeps.
@@ -334,15 +357,27 @@ pub fn run(
     // Every process has it bind-mounted by now (the mount keeps the inode alive).
     drop(hosts);
     engine.stats.all_started.store(true, Relaxed);
-    if let Err(e) = result {
-        terminate(&mut running, opts.grace, &inodes);
+    if let Err(e) = result.and_then(|()| on_started()) {
+        terminate(&mut running, opts.grace, signals);
         let _ = engine.stop();
         return Err(e.context(StartFailed));
     }
 
     // Supervise: wait for the main commands, Ctrl-C/SIGTERM, or an engine failure.
     let mut last_status = Instant::now();
+    let mut reaper_warned = false;
     while interrupted.is_none() {
+        if !reaper_warned && !reaper.alive() {
+            // Containment does not depend on it (each command's PID namespace dies with
+            // plg); only the temporary files of a plg killed with -9 would stay.
+            reaper_warned = true;
+            status.suspend(|| {
+                eprintln!(
+                    "plg: warning: the reaper process died; the session goes on (its \
+                     processes still end with plg)"
+                )
+            });
+        }
         reap(&mut running, &engine);
         let mains_done = opts.main.iter().all(|&m| {
             running
@@ -359,8 +394,11 @@ pub fn run(
         if engine.finished() {
             break;
         }
-        wait_signal(signals, Duration::from_millis(100), &mut interrupted);
-        if last_status.elapsed() >= Duration::from_millis(200) {
+        if let Some(sig) = wait_signal(signals, Duration::from_millis(100)) {
+            interrupted = Some(sig);
+        }
+        send_keys(&mut keylogs, &engine);
+        if !hidden && last_status.elapsed() >= Duration::from_millis(200) {
             last_status = Instant::now();
             update_status(status, &engine);
         }
@@ -373,16 +411,27 @@ pub fn run(
             && !engine.finished()
         {
             reap(&mut running, &engine);
-            wait_signal(signals, Duration::from_millis(20), &mut interrupted);
+            if let Some(sig) = wait_signal(signals, Duration::from_millis(20)) {
+                interrupted = Some(sig);
+            }
         }
     }
-    terminate(&mut running, opts.grace, &inodes);
+    terminate(&mut running, opts.grace, signals);
     reap(&mut running, &engine);
-    for p in pumps {
+    // Every process of the session is gone, so the pipes are at EOF, unless a process passed
+    // its end elsewhere or our own stdout is full: such a pump is not waited for.
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while pumps.iter().any(|p| !p.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for p in pumps.into_iter().filter(|p| p.is_finished()) {
         let _ = p.join();
     }
+    send_keys(&mut keylogs, &engine);
     let finished = engine.stop()?;
-    status.finish_and_clear();
+    if !hidden {
+        status.finish_and_clear();
+    }
 
     let exits: Vec<Option<ExitStatus>> = running
         .iter()
@@ -414,10 +463,15 @@ pub fn run(
     })
 }
 
-fn update_status(status: &indicatif::ProgressBar, engine: &Handle) {
-    if status.is_hidden() {
-        return;
+/// Hands the TLS keys the processes logged since the last call to the capture.
+fn send_keys(keylogs: &mut super::keylog::KeyLogs, engine: &Handle) {
+    let keys = keylogs.poll();
+    if !keys.is_empty() {
+        engine.send(super::Control::TlsKeys(keys));
     }
+}
+
+fn update_status(status: &indicatif::ProgressBar, engine: &Handle) {
     let s = &engine.stats;
     status.set_message(format!(
         "{} open / {} connections | c->s {} | s->c {} | {} packets",
@@ -430,34 +484,29 @@ fn update_status(status: &indicatif::ProgressBar, engine: &Handle) {
     status.tick();
 }
 
-fn wait_signal(signals: &SignalFd, timeout: Duration, interrupted: &mut Option<Signal>) {
+/// Waits up to `timeout` for a signal; returns the first one that asks plg to stop (SIGINT,
+/// SIGTERM, SIGHUP: a closed terminal or dropped SSH ends the session like SIGTERM).
+fn wait_signal(signals: &SignalFd, timeout: Duration) -> Option<Signal> {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let mut fds = [PollFd::new(signals.fd(), PollFlags::POLLIN)];
-    let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap_or(PollTimeout::NONE);
+    let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32)
+        .unwrap_or(PollTimeout::NONE);
     let _ = poll(&mut fds, ms);
-    if let Ok(sigs) = signals.read_signals() {
-        for s in sigs {
-            if s == Signal::SIGINT || s == Signal::SIGTERM {
-                interrupted.get_or_insert(s);
-            }
-        }
-    }
+    signals.read_signals().ok().and_then(|sigs| {
+        sigs.into_iter()
+            .find(|s| matches!(s, Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP))
+    })
 }
 
 /// Collects exits that happened, and tells the engine so they are recorded.
 fn reap(running: &mut [Option<Running>], engine: &Handle) {
-    use std::os::unix::process::ExitStatusExt;
     for (i, r) in running.iter_mut().enumerate() {
         let Some(r) = r else { continue };
         if r.exit.is_some() {
             continue;
         }
-        if let Ok(Some(st)) = r.child.try_wait() {
-            let status = match (st.code(), st.signal()) {
-                (Some(c), _) => ExitStatus::Exited(c),
-                (None, Some(s)) => ExitStatus::Signaled(s),
-                (None, None) => ExitStatus::Exited(255),
-            };
+        if let Some(st) = r.child.try_wait() {
+            let status = exit_status(st);
             r.exit = Some(status);
             engine.send(Control::Exit(ProcessExit {
                 index: i as u16,
@@ -468,41 +517,41 @@ fn reap(running: &mut [Option<Running>], engine: &Handle) {
     }
 }
 
-/// SIGTERM to every process still running in the session's namespaces (whatever group or
-/// session it moved to), SIGKILL after the grace period.
-fn terminate(running: &mut [Option<Running>], grace: Duration, inodes: &HashSet<u64>) {
-    let alive = |running: &mut [Option<Running>]| {
-        running
-            .iter_mut()
-            .flatten()
-            .filter_map(|r| {
-                let alive = r.exit.is_none() && matches!(r.child.try_wait(), Ok(None));
-                alive.then_some(r.pgid)
-            })
-            .collect::<Vec<_>>()
-    };
-    // Even a process that exited may have left children in its group.
-    for r in running.iter().flatten() {
-        let _ = process::signal_group(r.pgid, Signal::SIGTERM);
+fn exit_status(e: Exit) -> ExitStatus {
+    match e {
+        Exit::Exited(c) => ExitStatus::Exited(c),
+        Exit::Signaled(s) => ExitStatus::Signaled(s),
     }
-    reap_ns::kill_members(inodes, Signal::SIGTERM);
-    let deadline = Instant::now() + grace;
-    while !(alive(running).is_empty() && reap_ns::members(inodes).is_empty())
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(10));
+}
+
+/// Ends every command: exactly one SIGTERM to each of its processes, SIGKILL to what is left
+/// after `grace` (or at once when plg is told to stop again meanwhile), then waits (at most a
+/// second) for the kernel to finish them. Bounded: never hangs on a process stuck in the
+/// kernel.
+fn terminate(running: &mut [Option<Running>], grace: Duration, signals: &SignalFd) {
+    for r in running.iter_mut().flatten() {
+        r.child.terminate();
     }
-    for r in running.iter().flatten() {
-        let _ = process::signal_group(r.pgid, Signal::SIGKILL);
-    }
-    for _ in 0..100 {
-        if reap_ns::kill_members(inodes, Signal::SIGKILL) == 0 {
+    let deadline = Instant::now().checked_add(grace);
+    while !running.iter_mut().flatten().all(|r| r.child.gone()) {
+        let left = match deadline {
+            Some(d) => d.saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(1),
+        };
+        if left.is_zero() {
             break;
         }
-        std::thread::sleep(Duration::from_millis(10));
+        if wait_signal(signals, left.min(Duration::from_millis(20))).is_some() {
+            break;
+        }
     }
     for r in running.iter_mut().flatten() {
-        let _ = r.child.wait();
+        r.child.kill();
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    for r in running.iter_mut().flatten() {
+        r.child
+            .wait_gone(deadline.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -515,7 +564,8 @@ fn wait_ready(
     signals: &SignalFd,
     interrupted: &mut Option<Signal>,
 ) -> anyhow::Result<()> {
-    let deadline = Instant::now() + timeout;
+    // A --ready-timeout beyond what an Instant can hold means "no limit".
+    let deadline = Instant::now().checked_add(timeout);
     let name = &names[r.index];
     let what = match r.port {
         Some(p) => format!("port {p}"),
@@ -525,7 +575,7 @@ fn wait_ready(
         let Some(Some(p)) = running.get_mut(r.index) else {
             bail!("--ready {name}: that process is not run");
         };
-        if let Ok(Some(st)) = p.child.try_wait() {
+        if let Some(st) = p.child.try_wait() {
             if explicit {
                 bail!("{name} exited ({st}) before listening on {what}");
             }
@@ -540,7 +590,7 @@ fn wait_ready(
                 return Ok(());
             }
         }
-        if Instant::now() >= deadline {
+        if deadline.is_some_and(|d| Instant::now() >= d) {
             if explicit {
                 bail!(
                     "{name} did not listen on {what} within {}s (--ready-timeout)",
@@ -549,20 +599,23 @@ fn wait_ready(
             }
             return Ok(());
         }
-        wait_signal(signals, Duration::from_millis(5), interrupted);
-        if interrupted.is_some() {
+        if let Some(sig) = wait_signal(signals, Duration::from_millis(5)) {
+            *interrupted = Some(sig);
             return Ok(());
         }
     }
 }
 
 /// Copies a child's stdout or stderr to ours, each line prefixed with its name when asked.
+/// `status` is given when the destination is the terminal that shows the status line, which
+/// must be cleared around each write; otherwise the write happens outside indicatif's lock, so
+/// a destination that blocks (a full pipe) stalls this thread only.
 fn pass_output(
     src: impl Read + Send + 'static,
     stderr: bool,
     prefix: Option<String>,
     lock: Arc<Mutex<()>>,
-    status: indicatif::ProgressBar,
+    status: Option<indicatif::ProgressBar>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut r = BufReader::with_capacity(64 << 10, src);
@@ -585,7 +638,7 @@ fn pass_output(
                 }
             }
             let _g = lock.lock();
-            status.suspend(|| {
+            let write = || {
                 let res = if stderr {
                     write_prefixed(&mut std::io::stderr().lock(), prefix.as_deref(), &line)
                 } else {
@@ -593,7 +646,11 @@ fn pass_output(
                 };
                 // A closed stdout (plg | head) must not stall the child: keep draining.
                 let _ = res;
-            });
+            };
+            match &status {
+                Some(status) => status.suspend(write),
+                None => write(),
+            }
         }
     })
 }

@@ -1,23 +1,43 @@
-//! A file writer that writes on its own thread, so the relay never waits for the page cache.
+//! The capture file writer: writes on its own thread, so the relay never waits for the page
+//! cache, and keeps the file readable however plg dies.
 //!
 //! Measured on these machines: copying into fresh page-cache memory runs at 0.2-0.6 GB/s and
 //! took about half of the relay thread's time while recording a bulk transfer. Here the relay
-//! only copies into a buffer; full buffers travel to the writer thread through a bounded
-//! channel and come back empty for reuse. When the disk is slower than the traffic, the
-//! channel fills and the relay waits: the senders slow down, nothing is dropped, and memory
-//! stays bounded (`DEPTH` buffers of `CHUNK` bytes).
+//! only hands over buffers; they travel to the writer thread through a bounded channel and come
+//! back empty for reuse. When the disk is slower than the traffic, the channel fills and the
+//! relay waits: the senders slow down, nothing is dropped, and memory stays bounded (`DEPTH`
+//! buffers, plus `STAGE` bytes on the writer thread).
+//!
+//! **Never torn.** Every buffer handed over holds whole capture blocks (the capture writer's
+//! contract). The writer thread stages them and writes whole aligned pages with `O_DIRECT`,
+//! always up to a block boundary: the pages end with a Filler block (skipped by every reader;
+//! docs/FORMAT.md) that brings the end of the data to a page boundary. Staged data not yet
+//! written directly goes through the page cache after `IDLE` without a direct write, or on
+//! flush, again ending on a block boundary. So the file ends on a block boundary after every
+//! write plg makes, and an I/O error (a full disk) cuts it back to the last boundary written.
+//!
+//! **What `kill -9` loses** is what is still in plg's memory: at most `IDLE` (10 ms) of
+//! traffic in the capture writer's buffer, plus what waits here (the channel, the staged bytes
+//! not yet in the page cache: at most `IDLE` more). Measured figures in docs/PERFORMANCE.md.
 
+use crate::format::block::{self, Endian};
 use std::fs::File;
 use std::io::{self, Write};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 const CHUNK: usize = 1 << 20;
 const DEPTH: usize = 8;
+/// Staged bytes older than this go to the page cache.
+const IDLE: Duration = Duration::from_millis(10);
 
 pub struct ThreadedFile {
-    buf: Vec<u8>,
+    /// The same file, for reserving disk space ahead of the writer (see `Close::reserve`).
+    space: Option<File>,
+    /// Bytes reserved so far (released past the end on close).
+    reserved: std::cell::Cell<u64>,
     tx: Option<SyncSender<Msg>>,
     empty: Receiver<Vec<u8>>,
     error: Arc<Mutex<Option<io::Error>>>,
@@ -25,6 +45,7 @@ pub struct ThreadedFile {
 }
 
 enum Msg {
+    /// Whole blocks.
     Data(Vec<u8>),
     /// Put everything received so far in the file, partial last page included.
     Flush,
@@ -36,34 +57,40 @@ impl ThreadedFile {
         let (back_tx, back_rx) = sync_channel::<Vec<u8>>(DEPTH + 1);
         let error = Arc::new(Mutex::new(None));
         let err2 = error.clone();
+        let space = file.try_clone().ok();
         let mut out = Direct::new(file);
         let join = std::thread::Builder::new()
             .name("plg-capture".into())
             .spawn(move || {
-                for msg in rx {
-                    let res = match msg {
-                        Msg::Data(mut chunk) => {
-                            let r = out.write(&chunk);
-                            chunk.clear();
-                            let _ = back_tx.try_send(chunk);
-                            r
-                        }
-                        Msg::Flush => out.flush(),
-                    };
+                let keep = |res: io::Result<()>| {
                     if let Err(e) = res {
                         if let Ok(mut slot) = err2.lock() {
                             slot.get_or_insert(e);
                         }
                     }
-                }
-                if let Err(e) = out.flush() {
-                    if let Ok(mut slot) = err2.lock() {
-                        slot.get_or_insert(e);
+                };
+                loop {
+                    let wait = out.unwritten_since.map_or(Duration::from_secs(3600), |t| {
+                        IDLE.saturating_sub(t.elapsed())
+                    });
+                    match rx.recv_timeout(wait) {
+                        Ok(Msg::Data(mut chunk)) => {
+                            keep(out.write(&chunk));
+                            chunk.clear();
+                            let _ = back_tx.try_send(chunk);
+                            if out.unwritten_since.is_some_and(|t| t.elapsed() >= IDLE) {
+                                keep(out.flush());
+                            }
+                        }
+                        Ok(Msg::Flush) | Err(RecvTimeoutError::Timeout) => keep(out.flush()),
+                        Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
+                keep(out.flush());
             })?;
         Ok(ThreadedFile {
-            buf: Vec::with_capacity(CHUNK),
+            space,
+            reserved: std::cell::Cell::new(0),
             tx: Some(tx),
             empty: back_rx,
             error,
@@ -78,18 +105,6 @@ impl ThreadedFile {
         }
     }
 
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let next = self
-            .empty
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
-        let full = std::mem::replace(&mut self.buf, next);
-        self.post(Msg::Data(full))
-    }
-
     fn post(&mut self, msg: Msg) -> io::Result<()> {
         if let Some(tx) = &self.tx {
             tx.send(msg)
@@ -99,10 +114,12 @@ impl ThreadedFile {
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.send()?;
         drop(self.tx.take());
         if let Some(j) = self.join.take() {
             let _ = j.join();
+        }
+        if let Some(f) = &self.space {
+            crate::os::file::release_tail(f, self.reserved.get());
         }
         self.check()
     }
@@ -112,31 +129,50 @@ impl ThreadedFile {
 pub trait Close {
     /// Writes everything still buffered and waits until it is in the file.
     fn close(self) -> io::Result<()>;
+
+    /// Makes sure the first `len` bytes of the output have disk space allocated, so writing
+    /// them cannot fail for want of space. `Ok(false)`: this output cannot reserve (nothing
+    /// is promised); an error (ENOSPC): the space is not there.
+    fn reserve(&self, _len: u64) -> io::Result<bool> {
+        Ok(false)
+    }
 }
 
 impl Close for ThreadedFile {
     fn close(mut self) -> io::Result<()> {
         self.finish()
     }
+
+    fn reserve(&self, len: u64) -> io::Result<bool> {
+        let Some(f) = &self.space else {
+            return Ok(false);
+        };
+        let ok = crate::os::file::reserve(f, len)?;
+        if ok {
+            self.reserved.set(self.reserved.get().max(len));
+        }
+        Ok(ok)
+    }
 }
 
 impl Write for ThreadedFile {
+    /// `data` must be whole blocks (the capture writer drains its buffer in one call): it is
+    /// handed to the writer thread as it is.
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.buf.len() + data.len() > CHUNK && !self.buf.is_empty() {
-            self.send()?;
+        if data.is_empty() {
+            return Ok(0);
         }
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
+        let mut buf = self
+            .empty
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK.max(data.len())));
+        buf.extend_from_slice(data);
+        self.post(Msg::Data(buf))?;
         Ok(data.len())
     }
 
-    /// Hands what is buffered to the writer thread; it reaches the file moments later. (If
-    /// plg is killed with SIGKILL, what was in flight, at most `DEPTH` chunks, is lost; the
-    /// file still reads up to its last whole block.)
+    /// Asks the writer thread to put everything in the file; it does moments later.
     fn flush(&mut self) -> io::Result<()> {
-        self.send()?;
         self.post(Msg::Flush)
     }
 }
@@ -149,9 +185,10 @@ impl Drop for ThreadedFile {
 
 /// Writes a file through `O_DIRECT` in whole aligned pages, which runs at disk speed instead
 /// of page-cache speed (measured here: 1.6 GB/s against 0.3-0.6 GB/s into fresh page-cache
-/// memory). The partial last page goes through the page cache on flush, and is rewritten
-/// directly once it fills. Where `O_DIRECT` is refused (tmpfs, some filesystems), every write
-/// goes through the page cache.
+/// memory), each write ending with a Filler block on the page boundary. Staged bytes go through
+/// the page cache on flush, and are rewritten directly with the next pages (direct I/O
+/// replaces the cached pages). Where `O_DIRECT` is refused (tmpfs, some filesystems), every
+/// write goes through the page cache.
 struct Direct {
     plain: File,
     direct: Option<File>,
@@ -160,6 +197,12 @@ struct Direct {
     start: usize,
     len: usize,
     at: u64,
+    /// How much of the stage is already in the file through the page cache.
+    cached: usize,
+    /// Since when some staged bytes are in neither the file nor the page cache.
+    unwritten_since: Option<Instant>,
+    /// The file ends on a block boundary here; an I/O error cuts it back to this.
+    good_end: u64,
 }
 
 const PAGE: usize = 4096;
@@ -174,7 +217,7 @@ impl Direct {
             .custom_flags(libc::O_DIRECT)
             .open(format!("/proc/self/fd/{}", plain.as_raw_fd()))
             .ok();
-        let stage = vec![0u8; STAGE + PAGE];
+        let stage = vec![0u8; STAGE + 2 * PAGE];
         let start = stage.as_ptr().align_offset(PAGE).min(PAGE);
         Direct {
             plain,
@@ -183,97 +226,185 @@ impl Direct {
             start,
             len: 0,
             at: 0,
+            cached: 0,
+            unwritten_since: None,
+            good_end: 0,
         }
     }
 
-    fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
-        if self.direct.is_none() {
-            use std::os::unix::fs::FileExt;
-            if self.len > 0 {
-                // Staged before O_DIRECT turned out unsupported: it goes first.
-                let tail = &self.stage[self.start..self.start + self.len];
-                self.plain.write_all_at(tail, self.at)?;
-                self.at += self.len as u64;
-                self.len = 0;
-            }
-            self.plain.write_all_at(data, self.at)?;
-            self.at += data.len() as u64;
+    /// Stages whole blocks; writes the stage directly first if they would not fit.
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let res = self.write_inner(data);
+        self.on_error(res)
+    }
+
+    fn write_inner(&mut self, data: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if self.direct.is_none() || data.len() > STAGE {
+            // Page cache only (or a buffer larger than the stage: rare, never in practice).
+            self.flush_inner()?;
+            self.write_pages()?;
+            let at = self.at + self.len as u64;
+            self.plain.write_all_at(data, at)?;
+            self.at = at + data.len() as u64;
+            self.len = 0;
+            self.cached = 0;
+            self.good_end = self.at;
             return Ok(());
         }
-        while !data.is_empty() {
-            let n = (STAGE - self.len).min(data.len());
-            let s = self.start + self.len;
-            self.stage[s..s + n].copy_from_slice(&data[..n]);
-            self.len += n;
-            data = &data[n..];
-            if self.len == STAGE {
-                self.write_pages()?;
-            }
+        // Room is kept for the Filler that ends a direct write (at most a page and 8 bytes).
+        if self.len + data.len() + PAGE + 16 > STAGE + PAGE {
+            self.write_pages()?;
         }
+        let s = self.start + self.len;
+        self.stage[s..s + data.len()].copy_from_slice(data);
+        self.len += data.len();
+        self.unwritten_since.get_or_insert_with(Instant::now);
         Ok(())
     }
 
-    /// Writes the whole pages staged; keeps the partial last page staged.
+    /// Writes everything staged directly, ending with a Filler block on a page boundary.
     fn write_pages(&mut self) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        let whole = self.len / PAGE * PAGE;
-        if whole == 0 {
+        if self.len == 0 {
             return Ok(());
         }
         let Some(direct) = &self.direct else {
-            return Ok(());
+            return self.flush_inner();
         };
+        let end = self.at + self.len as u64;
+        let fill = block::filler_len(end, PAGE);
+        let mut filler = Vec::with_capacity(fill);
+        block::emit_filler(Endian::Little, fill, &mut filler);
+        let s = self.start + self.len;
+        self.stage[s..s + fill].copy_from_slice(&filler);
+        let whole = self.len + fill;
         let pages = &self.stage[self.start..self.start + whole];
         if let Err(e) = direct.write_all_at(pages, self.at) {
             if e.raw_os_error() != Some(libc::EINVAL) {
                 return Err(e);
             }
-            // Not supported here after all: the page cache it is, from now on.
+            // Not supported here after all: the page cache it is, from now on (no filler).
             self.direct = None;
-            self.plain.write_all_at(pages, self.at)?;
+            return self.flush_inner();
         }
         self.at += whole as u64;
-        self.stage
-            .copy_within(self.start + whole..self.start + self.len, self.start);
-        self.len -= whole;
+        self.good_end = self.at;
+        self.len = 0;
+        self.cached = 0;
+        self.unwritten_since = None;
         Ok(())
     }
 
+    /// Puts the staged bytes not yet there in the file through the page cache.
     fn flush(&mut self) -> io::Result<()> {
+        let res = self.flush_inner();
+        self.on_error(res)
+    }
+
+    fn flush_inner(&mut self) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        self.write_pages()?;
-        if self.len > 0 {
-            let tail = &self.stage[self.start..self.start + self.len];
-            // Through the page cache for now; the next direct write of this page replaces
-            // it (direct I/O invalidates the cached page first).
-            self.plain.write_all_at(tail, self.at)?;
+        if self.len > self.cached {
+            let new = &self.stage[self.start + self.cached..self.start + self.len];
+            self.plain.write_all_at(new, self.at + self.cached as u64)?;
+            self.cached = self.len;
+            self.good_end = self.at + self.len as u64;
+        }
+        self.unwritten_since = None;
+        if self.direct.is_none() && self.len > 0 {
+            self.at += self.len as u64;
+            self.len = 0;
+            self.cached = 0;
         }
         Ok(())
+    }
+
+    /// After a failed write the file may end inside a block: cut it back to the last block
+    /// boundary written, so it stays readable (a full disk leaves a truncated capture).
+    fn on_error(&mut self, res: io::Result<()>) -> io::Result<()> {
+        if res.is_err() {
+            let _ = self.plain.set_len(self.good_end);
+        }
+        res
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
 
+    /// A block of `len` bytes (a multiple of 4, at least 16) holding `seed`.
+    fn block(len: usize, seed: u32) -> Vec<u8> {
+        let mut b = Vec::with_capacity(len);
+        b.extend_from_slice(&0x0BADu32.to_le_bytes());
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b.extend_from_slice(&seed.to_le_bytes());
+        b.resize(len - 4, (seed % 251) as u8);
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b
+    }
+
+    /// Walks the blocks of `bytes`: `None` if it does not end on a block boundary; else the
+    /// blocks that are not fillers, concatenated.
+    fn walk(bytes: &[u8]) -> Option<Vec<u8>> {
+        let mut at = 0;
+        let mut out = Vec::new();
+        while at < bytes.len() {
+            let head = bytes.get(at..at + 8)?;
+            let t = u32::from_le_bytes(head[..4].try_into().unwrap());
+            let len = u32::from_le_bytes(head[4..8].try_into().unwrap()) as usize;
+            let whole = bytes.get(at..at + len)?;
+            if len < 12 || whole[len - 4..] != head[4..8] {
+                return None;
+            }
+            if t != block::FILLER_TYPE {
+                out.extend_from_slice(whole);
+            }
+            at += len;
+        }
+        Some(out)
+    }
+
+    /// Every buffer written reaches the file in order, fillers aside; and the file ends on a
+    /// block boundary whenever it is looked at, direct writes included (the torn-capture bug:
+    /// whole pages ended inside a block).
     #[test]
-    fn writes_everything_in_order() {
+    fn file_always_ends_on_a_block_boundary() {
         let path = std::env::temp_dir().join(format!("plg-sink-test-{}", std::process::id()));
         let mut w = ThreadedFile::new(File::create(&path).unwrap()).unwrap();
         let mut want = Vec::new();
-        for i in 0..5000u32 {
-            let chunk: Vec<u8> = (0..(i % 3000)).map(|j| (i + j) as u8).collect();
-            w.write_all(&chunk).unwrap();
-            want.extend_from_slice(&chunk);
-            if i % 1000 == 0 {
+        let mut samples = 0;
+        for i in 0..3000u32 {
+            let mut buf = Vec::new();
+            for j in 0..(1 + i % 7) {
+                buf.extend_from_slice(&block(16 + 4 * ((i * 37 + j * 101) as usize % 3000), i));
+            }
+            w.write_all(&buf).unwrap();
+            want.extend_from_slice(&buf);
+            if i % 500 == 0 {
                 w.flush().unwrap();
+            }
+            if i % 100 == 0 {
+                let now = std::fs::read(&path).unwrap();
+                let got = walk(&now).expect("the file ends inside a block");
+                assert_eq!(got[..], want[..got.len()]);
+                samples += 1;
             }
         }
         w.close().unwrap();
-        let mut got = Vec::new();
-        File::open(&path).unwrap().read_to_end(&mut got).unwrap();
+        let all = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(got, want);
+        assert!(samples > 20);
+        assert!(want.len() > 2 * STAGE, "direct writes were exercised");
+        assert_eq!(walk(&all).expect("ends on a boundary"), want);
+    }
+
+    #[test]
+    fn filler_reaches_the_page_boundary() {
+        for end in (0..3 * PAGE as u64).step_by(4) {
+            let fill = block::filler_len(end, PAGE);
+            assert!(fill == 0 || fill >= block::MIN_BLOCK_LEN);
+            assert_eq!((end + fill as u64) % PAGE as u64, 0);
+        }
     }
 }

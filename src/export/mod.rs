@@ -4,7 +4,6 @@
 //! - [`synth`]: each recorded TCP connection as a real-looking TCP conversation (sans-IO).
 //! - [`pcap`], [`pcapng`]: the two packet file formats; [`streams`]: one file per direction.
 //! - [`Selector`]: the `--conn` / `--process` / `--port` filters.
-//! - [`staged`]: outputs that appear whole or not at all.
 //!
 //! No terminal and no capture reading here: `cmd::export` reads the capture, shows progress
 //! and feeds [`Exporter::record`].
@@ -12,7 +11,6 @@
 pub mod pcap;
 pub mod pcapng;
 pub mod segment;
-pub mod staged;
 pub mod streams;
 pub mod synth;
 
@@ -149,7 +147,8 @@ impl Selector {
                 yes
             }
             Record::Session(_) | Record::ProcessExit(_) | Record::Summary(_) => true,
-            Record::Unknown(_) => false,
+            // Written once, before every packet, by the pcapng output (see `cmd/export`).
+            Record::Secrets(_) | Record::Unknown(_) => false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Plain pcapng output: one section, one interface per process (link type RAW, nanosecond
-//! timestamps), Enhanced Packet Blocks, and none of plg's custom blocks.
+//! timestamps), Enhanced Packet Blocks, the capture's TLS keys as Decryption Secrets Blocks,
+//! and none of plg's custom blocks.
 //!
 //! Interfaces are declared as processes are announced ([`PcapngWriter::process`]); a frame
 //! from a sender never announced (the external side, a damaged capture) gets an interface of
@@ -12,6 +13,7 @@ use std::io::{self, Write};
 const SHB: u32 = 0x0a0d_0d0a;
 const IDB: u32 = 1;
 const EPB: u32 = 6;
+const DSB: u32 = 0x0000_000a;
 const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 const LINKTYPE_RAW: u16 = 101;
 
@@ -63,6 +65,18 @@ impl<W: Write> PcapngWriter<W> {
         opt(&mut body, OPT_END, &[]);
         w.block(SHB, &body)?;
         Ok(w)
+    }
+
+    /// Writes a Decryption Secrets Block: Wireshark applies it to the packets after it, so it
+    /// goes before them (`plg export` writes every secret of the capture right after the
+    /// section header).
+    pub fn secrets(&mut self, secrets_type: u32, data: &[u8]) -> io::Result<()> {
+        let mut body = Vec::with_capacity(8 + data.len() + 3);
+        body.extend_from_slice(&secrets_type.to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(data);
+        body.resize(body.len().next_multiple_of(4), 0);
+        self.block(DSB, &body)
     }
 
     fn block(&mut self, kind: u32, body: &[u8]) -> io::Result<()> {

@@ -23,12 +23,22 @@ use std::path::Path;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FormatError {
     pub path: String,
+    /// [`FormatError::NOT_OPENED`] when the file could not be opened at all.
     pub offset: u64,
     pub message: String,
 }
 
+impl FormatError {
+    /// The offset of an error about the file itself (it cannot be opened), not its content:
+    /// shown as `FILE: No such file or directory`, with no byte offset.
+    pub const NOT_OPENED: u64 = u64::MAX;
+}
+
 impl std::fmt::Display for FormatError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.offset == Self::NOT_OPENED {
+            return write!(f, "{}: {}", self.path, self.message);
+        }
         write!(
             f,
             "{}: at byte {}: {}",
@@ -38,6 +48,16 @@ impl std::fmt::Display for FormatError {
 }
 
 impl std::error::Error for FormatError {}
+
+/// An I/O error as a user reads it: "No such file or directory", without Rust's
+/// " (os error 2)".
+pub fn io_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) if s.ends_with(')') => s[..i].to_string(),
+        _ => s,
+    }
+}
 
 /// Interfaces the reader remembers across all sections. ProcIndex is a u16, so a plg capture
 /// never needs more; the cap keeps a hostile file from growing memory with IDBs.
@@ -50,8 +70,8 @@ const MAX_SECTIONS: usize = 1 << 12;
 struct Section {
     start: u64,
     endian: Endian,
-    /// `if_tsresol` of each interface, by index.
-    tsresol: Vec<u8>,
+    /// `if_tsresol` and `if_tsoffset` of each interface, by index.
+    tsresol: Vec<(u8, i64)>,
 }
 
 /// Moves a seekable input from one offset to another (`from` is None when unknown). Set by
@@ -81,13 +101,24 @@ pub struct CaptureReader<R: Read> {
 }
 
 impl CaptureReader<BufReader<File>> {
-    /// Opens a capture and checks at once that it is one (see the module header).
+    /// Opens a capture and checks at once that it is one (see the module header). `-` is
+    /// standard input (read once, front to back: no `read_at`).
     pub fn open(path: &Path) -> Result<Self, FormatError> {
-        let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| FormatError {
+        let stdin = path == Path::new("-");
+        let name = if stdin {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let opened = if stdin {
+            File::open("/dev/stdin")
+        } else {
+            File::open(path)
+        };
+        let file = opened.map_err(|e| FormatError {
             path: name.clone(),
-            offset: 0,
-            message: format!("cannot open: {e}"),
+            offset: FormatError::NOT_OPENED,
+            message: io_message(&e),
         })?;
         CaptureReader::new(BufReader::with_capacity(1 << 20, file), &name)
     }
@@ -292,10 +323,17 @@ impl<R: Read> CaptureReader<R> {
                     custom::Custom::ForeignPen(_) => unknown(None),
                 }
             }
+            block::DSB_TYPE => {
+                let dsb = block::dsb::DsbRepr::parse(&block).map_err(|m| self.malformed(at, m))?;
+                Ok(Some(Record::Secrets(Secrets {
+                    secrets_type: dsb.secrets_type,
+                    data: dsb.data.to_vec(),
+                })))
+            }
             block::EPB_TYPE => {
                 let epb = EpbRepr::parse(&block).map_err(|m| self.malformed(at, m))?;
                 let tsresol = &self.sections[section].tsresol;
-                let Some(&resol) = tsresol.get(epb.interface as usize) else {
+                let Some(&(resol, offset)) = tsresol.get(epb.interface as usize) else {
                     return Err(self.error(
                         at,
                         format!(
@@ -307,18 +345,23 @@ impl<R: Read> CaptureReader<R> {
                 };
                 Ok(Some(Record::Packet(Packet {
                     interface: epb.interface,
-                    time_ns: idb::to_ns(epb.timestamp, resol),
+                    time_ns: idb::to_ns(epb.timestamp, resol)
+                        .saturating_add_signed(offset.saturating_mul(1_000_000_000)),
                     orig_len: epb.orig_len,
                     bytes: epb.data.to_vec(),
                 })))
             }
+            // Written to align the file for direct I/O; carries nothing.
+            block::FILLER_TYPE => Ok(None),
             block::IDB_TYPE if learn => {
                 let repr = idb::IdbRepr::parse(&block).map_err(|m| self.malformed(at, m))?;
                 if self.interfaces >= MAX_INTERFACES {
                     return Err(self.error(at, format!("more than {MAX_INTERFACES} interfaces")));
                 }
                 self.interfaces += 1;
-                self.sections[section].tsresol.push(repr.tsresol);
+                self.sections[section]
+                    .tsresol
+                    .push((repr.tsresol, repr.tsoffset));
                 Ok(None)
             }
             _ => unknown(None),

@@ -166,6 +166,15 @@ pub struct Summary {
     pub ipv6_dropped: u64,
 }
 
+/// Keys that decrypt traffic after them: a pcapng Decryption Secrets Block. plg writes TLS key
+/// log lines (`secrets_type` [`crate::format::block::dsb::SECRETS_TLS`]) that the recorded
+/// programs wrote to their `SSLKEYLOGFILE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secrets {
+    pub secrets_type: u32,
+    pub data: Vec<u8>,
+}
+
 /// A block the reader skipped because it does not know it (a newer plg, another tool).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unknown {
@@ -187,5 +196,6 @@ pub enum Record {
     ConnClose(ConnClose),
     Packet(Packet),
     Summary(Summary),
+    Secrets(Secrets),
     Unknown(Unknown),
 }

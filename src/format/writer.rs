@@ -1,10 +1,14 @@
 //! Buffered capture writer: turns records into whole pcapng blocks and streams them out.
 //!
 //! Used by record and replay while traffic flows, so the Data path is one header encode and one
-//! copy of the payload into a 1 MiB buffer; the buffer goes to the output when the next block
-//! would not fit (or on [`CaptureWriter::flush`]). Blocks always reach the output whole and in
-//! order, so a file cut at any moment between two flushes still ends on a block boundary up
-//! to the last flush: a readable, merely truncated capture.
+//! copy of the payload into a 1 MiB buffer. The buffer goes to the output when the next block
+//! would not fit, when the oldest block in it is [`DRAIN_AFTER_NS`] older than the newest
+//! (so what a `kill -9` can lose here is milliseconds of traffic, not a megabyte), or on
+//! [`CaptureWriter::flush`]. Every `write` to the output holds whole blocks, in order: the
+//! output may rely on it (the capture sink ends its direct writes on such a boundary).
+//!
+//! Limits that keep every block copyable by other tools: a Data block is at most
+//! [`custom::MAX_WRITTEN_LEN`] (256 KiB); a longer read is split over several Data blocks.
 //!
 //! The writer does not reorder or police events: the engine writes them in time order.
 
@@ -14,6 +18,9 @@ use std::io::{self, Write};
 
 /// How much the writer buffers before writing to its output.
 pub const BUFFER_LEN: usize = 1 << 20;
+
+/// The buffer goes out once it spans this much event time (10 ms), even when not full.
+pub const DRAIN_AFTER_NS: u64 = 10_000_000;
 
 /// plg always writes little-endian (the reader reads both).
 const ENDIAN: Endian = Endian::Little;
@@ -29,6 +36,11 @@ pub struct CaptureWriter<W: Write> {
     /// Set after an output error: the output may hold part of a block, so dropping the writer
     /// must not append more after it.
     failed: bool,
+    /// Event time of the oldest block in the buffer, if any has one.
+    oldest_ns: Option<u64>,
+    /// Data blocks added by splitting long reads: the caller counts one per `write_data`, and
+    /// the Summary must count blocks.
+    split_extra: u64,
 }
 
 fn invalid(message: String) -> io::Error {
@@ -45,6 +57,8 @@ impl<W: Write> CaptureWriter<W> {
             written: 0,
             interfaces: 0,
             failed: false,
+            oldest_ns: None,
+            split_extra: 0,
         };
         let shb = ShbRepr {
             hardware: Some(std::env::consts::ARCH.to_string()),
@@ -80,17 +94,57 @@ impl<W: Write> CaptureWriter<W> {
             Record::Session(_) => Err(invalid(
                 "a Session record is written once, by CaptureWriter::new".into(),
             )),
+            Record::Secrets(sec) => {
+                if sec.data.len() > block::dsb::MAX_SECRETS_LEN {
+                    return Err(invalid(format!(
+                        "{} bytes of secrets do not fit in one block",
+                        sec.data.len()
+                    )));
+                }
+                self.encode(|buf| {
+                    block::dsb::DsbRepr {
+                        secrets_type: sec.secrets_type,
+                        data: &sec.data,
+                    }
+                    .emit(ENDIAN, buf)
+                })
+            }
             Record::Unknown(u) => Err(invalid(format!(
                 "cannot write the unknown block read at byte {}",
                 u.offset
             ))),
-            _ => self.encode(|buf| {
-                custom::emit(ENDIAN, record, buf);
-            }),
+            _ => {
+                self.encode(|buf| {
+                    custom::emit(ENDIAN, record, buf);
+                })?;
+                let time = match record {
+                    Record::ProcessExit(e) => Some(e.time_ns),
+                    Record::ConnOpen(o) => Some(o.time_ns),
+                    Record::ConnClose(c) => Some(c.time_ns),
+                    _ => None,
+                };
+                match time {
+                    Some(t) => self.aged(t),
+                    None => Ok(()),
+                }
+            }
         }
     }
 
-    /// Records stream bytes as one relay `read()` returned them: a header encode and one copy.
+    /// Drains the buffer once it spans [`DRAIN_AFTER_NS`] of event time.
+    fn aged(&mut self, time_ns: u64) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let oldest = *self.oldest_ns.get_or_insert(time_ns);
+        if time_ns.saturating_sub(oldest) >= DRAIN_AFTER_NS {
+            self.drain()?;
+        }
+        Ok(())
+    }
+
+    /// Records stream bytes as one relay `read()` returned them: a header encode and one copy
+    /// (several Data blocks with the same time when over [`custom::MAX_DATA_LEN`]).
     pub fn write_data(
         &mut self,
         id: ConnId,
@@ -98,19 +152,24 @@ impl<W: Write> CaptureWriter<W> {
         time_ns: u64,
         bytes: &[u8],
     ) -> io::Result<()> {
-        if bytes.len() > custom::MAX_DATA_LEN {
-            return Err(invalid(format!(
-                "data of {} bytes does not fit in one block (limit {})",
-                bytes.len(),
-                custom::MAX_DATA_LEN
-            )));
+        self.split_extra += bytes.len().div_ceil(custom::MAX_DATA_LEN).saturating_sub(1) as u64;
+        for part in bytes.chunks(custom::MAX_DATA_LEN) {
+            let len = custom::data_block_len(part.len());
+            self.reserve(len)?;
+            custom::emit_data_header(ENDIAN, id, dir, time_ns, part.len(), &mut self.buf);
+            self.buf.extend_from_slice(part);
+            custom::emit_data_tail(ENDIAN, part.len(), &mut self.buf);
+            self.written += len as u64;
+            self.aged(time_ns)?;
         }
-        let len = custom::data_block_len(bytes.len());
-        self.reserve(len)?;
-        custom::emit_data_header(ENDIAN, id, dir, time_ns, bytes.len(), &mut self.buf);
-        self.payload(bytes)?;
-        custom::emit_data_tail(ENDIAN, bytes.len(), &mut self.buf);
-        self.written += len as u64;
+        if bytes.is_empty() {
+            let len = custom::data_block_len(0);
+            self.reserve(len)?;
+            custom::emit_data_header(ENDIAN, id, dir, time_ns, 0, &mut self.buf);
+            custom::emit_data_tail(ENDIAN, 0, &mut self.buf);
+            self.written += len as u64;
+            self.aged(time_ns)?;
+        }
         Ok(())
     }
 
@@ -148,10 +207,10 @@ impl<W: Write> CaptureWriter<W> {
             orig_len,
             &mut self.buf,
         );
-        self.payload(bytes)?;
+        self.buf.extend_from_slice(bytes);
         epb::emit_tail(ENDIAN, bytes.len(), &mut self.buf);
         self.written += len as u64;
-        Ok(())
+        self.aged(time_ns)
     }
 
     /// Pushes everything buffered to the output and flushes it.
@@ -161,10 +220,20 @@ impl<W: Write> CaptureWriter<W> {
     }
 
     /// Writes the Summary (which marks the capture complete), flushes, and returns the output.
+    /// Its Data block count gains the blocks that splitting long reads added.
     pub fn finish(mut self, summary: &Summary) -> io::Result<W> {
-        self.write(&Record::Summary(*summary))?;
+        let summary = Summary {
+            data_blocks: summary.data_blocks.wrapping_add(self.split_extra),
+            ..*summary
+        };
+        self.write(&Record::Summary(summary))?;
         self.flush()?;
         Ok(self.out.take().expect("output present until finish"))
+    }
+
+    /// The output, e.g. to ask it about disk space.
+    pub fn get_ref(&self) -> &W {
+        self.out.as_ref().expect("output present until finish")
     }
 
     /// Bytes of the capture so far, including what is still buffered: the file size once
@@ -192,19 +261,6 @@ impl<W: Write> CaptureWriter<W> {
         Ok(())
     }
 
-    /// Copies a payload after its header: into the buffer if the block fits, else straight to
-    /// the output after the buffered header (a payload this big gains nothing from a copy).
-    fn payload(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.buf.len() + bytes.len() + 8 <= BUFFER_LEN {
-            self.buf.extend_from_slice(bytes);
-            Ok(())
-        } else {
-            self.drain()?;
-            let result = self.output().write_all(bytes);
-            self.guard(result)
-        }
-    }
-
     fn drain(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
@@ -212,6 +268,7 @@ impl<W: Write> CaptureWriter<W> {
         let out = self.out.as_mut().expect("output present until finish");
         let result = out.write_all(&self.buf);
         self.buf.clear();
+        self.oldest_ns = None;
         self.guard(result)
     }
 
@@ -285,7 +342,7 @@ mod test {
         w.write_data(0, Direction::ClientToServer, 2, &[7; 1000])
             .unwrap();
         w.write_packet(0, 3, &[0x45; 28]).unwrap();
-        // A payload bigger than the buffer takes the bypass.
+        // A payload bigger than a block is split.
         w.write_data(0, Direction::ServerToClient, 4, &vec![1; BUFFER_LEN + 3])
             .unwrap();
         let n = w.bytes_written();

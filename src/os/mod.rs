@@ -20,8 +20,11 @@
 
 #![allow(unsafe_code)]
 
+pub mod file;
 pub mod hostsock;
+pub mod limits;
 pub mod netns;
+pub mod output;
 pub mod process;
 pub mod reaper;
 pub mod rootless;
@@ -30,7 +33,7 @@ pub mod tun;
 
 pub use hostsock::HostSockets;
 pub use netns::{disable_ipv6, loopback_up, sysctl_set, Netns};
-pub use process::{listening_ports, signal_group, spawn, SpawnSpec};
+pub use process::{listening_ports, signal_group, spawn, Exit, SpawnSpec, Spawned};
 pub use rootless::enter_user_namespace_if_needed;
 pub use signals::{block_and_signalfd, SignalFd};
 pub use tun::{create_tun, TunConfig};

@@ -1,62 +1,35 @@
-//! Making sure nothing a session started outlives it.
+//! The reaper: a small process forked at start that outlives plg and removes plg's temporary
+//! files (the hosts file) however plg dies, `kill -9` included.
 //!
-//! Killing each child's process group is not enough: a command's program may be a grandchild
-//! that survives `kill -9` of plg (PDEATHSIG covers direct children only), and a daemon that
-//! calls `setsid` leaves its group. What every such process still has is the network namespace
-//! plg made for it. So the rule is: when a session ends, every process in one of its
-//! namespaces dies.
+//! It kills nothing. Ending a session's processes is not its job any more: each command runs
+//! in a PID namespace of its own whose init dies with plg (see `os::process`), which the
+//! kernel turns into SIGKILL for every process of it. An earlier reaper swept processes by
+//! network-namespace inode number after plg died; the kernel reuses those numbers within
+//! seconds, so a reaper running late (a loaded machine, a process stopped with SIGSTOP) killed
+//! the processes of a session started after it. A reaper that only deletes files named after
+//! plg's own pid cannot hurt anyone.
 //!
-//! - [`kill_members`] does that sweep while plg is alive (normal end, Ctrl-C).
-//! - [`Reaper`] is a small process forked at start that outlives plg: plg tells it each
-//!   namespace it makes through a pipe; when the pipe reaches EOF (plg exited, however it
-//!   died) it sweeps those namespaces with SIGKILL and removes plg's temporary files.
+//! plg watches it through a pidfd ([`Reaper::alive`]) and says so if it dies.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::Context;
 use nix::sys::signal::Signal;
 
-/// Every process (other than the caller) whose network namespace is one of `inodes`.
-pub fn members(inodes: &HashSet<u64>) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|pid| {
-            std::fs::metadata(format!("/proc/{pid}/ns/net"))
-                .is_ok_and(|m| inodes.contains(&m.ino()))
-        })
-        .collect()
-}
-
-/// Sends `sig` to every process in the namespaces `inodes`; returns how many were found.
-pub fn kill_members(inodes: &HashSet<u64>, sig: Signal) -> usize {
-    let pids = members(inodes);
-    for &pid in &pids {
-        // ESRCH: it ended meanwhile.
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
-    }
-    pids.len()
-}
-
-/// The write end of the pipe to the reaper process. Dropping it (or plg dying) starts the
-/// reaper's sweep.
+/// The write end of the pipe to the reaper process. Dropping it (or plg dying) makes the
+/// reaper clean up and exit.
 pub struct Reaper {
-    tx: OwnedFd,
+    _tx: OwnedFd,
+    pidfd: OwnedFd,
+    pid: i32,
 }
 
 impl Reaper {
     /// Forks the reaper. Must run while the process is single-threaded (a fork of a threaded
     /// process may inherit locks held by other threads); `cleanup` files are removed by the
-    /// reaper after its sweep.
+    /// reaper once plg is gone.
     pub fn start(cleanup: Vec<PathBuf>) -> anyhow::Result<Reaper> {
         let threads = super::rootless::thread_count()?;
         if threads != 1 {
@@ -67,9 +40,16 @@ impl Reaper {
         // SAFETY: the process is single-threaded (checked above), so the child owns a
         // consistent copy of the whole address space, allocator included.
         match unsafe { nix::unistd::fork() }.context("failed to fork the reaper")? {
-            nix::unistd::ForkResult::Parent { .. } => {
+            nix::unistd::ForkResult::Parent { child } => {
                 drop(rx);
-                Ok(Reaper { tx })
+                // The child is not reaped before this, so its pid cannot have been reused.
+                let pidfd = super::process::pidfd_open(child.as_raw())
+                    .context("failed to open the reaper's pidfd")?;
+                Ok(Reaper {
+                    _tx: tx,
+                    pidfd,
+                    pid: child.as_raw(),
+                })
             }
             nix::unistd::ForkResult::Child => {
                 drop(tx);
@@ -78,11 +58,14 @@ impl Reaper {
         }
     }
 
-    /// Adds a namespace to sweep when plg is gone.
-    pub fn watch(&self, netns_inode: u64) -> anyhow::Result<()> {
-        nix::unistd::write(&self.tx, &netns_inode.to_ne_bytes())
-            .context("failed to tell the reaper about a namespace")?;
-        Ok(())
+    /// Whether the reaper still runs.
+    pub fn alive(&self) -> bool {
+        !super::process::pidfd_exited(&self.pidfd)
+    }
+
+    /// Its pid (for messages and tests).
+    pub fn pid(&self) -> i32 {
+        self.pid
     }
 }
 
@@ -112,18 +95,9 @@ fn reaper_main(rx: OwnedFd, cleanup: Vec<PathBuf>) -> ! {
     // SAFETY: `keep` is the pipe's read end, owned by `rx`; ownership moves into the File.
     let mut pipe = unsafe { std::fs::File::from_raw_fd(keep) };
     std::mem::forget(rx);
-    let mut inodes = HashSet::new();
-    let mut buf = [0u8; 8];
-    // Reads until EOF: every write end is closed only when plg has exited.
-    while pipe.read_exact(&mut buf).is_ok() {
-        inodes.insert(u64::from_ne_bytes(buf));
-    }
-    for _ in 0..100 {
-        if kill_members(&inodes, Signal::SIGKILL) == 0 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Reads until EOF: the write end is closed only when plg has exited.
+    let mut buf = [0u8; 64];
+    while matches!(pipe.read(&mut buf), Ok(n) if n > 0) {}
     for p in cleanup {
         let _ = std::fs::remove_file(p);
     }

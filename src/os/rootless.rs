@@ -62,6 +62,13 @@ pub fn enter_user_namespace_if_needed() -> anyhow::Result<bool> {
     Ok(true)
 }
 
+/// Whether this process is in a user namespace other than the initial one (rootless mode, or
+/// plg started inside a container's user namespace): the initial one maps every id to itself.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .is_ok_and(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+}
+
 /// Number of threads in this process (entries of `/proc/self/task`).
 pub fn thread_count() -> anyhow::Result<usize> {
     let dir = std::fs::read_dir("/proc/self/task").context("failed to list /proc/self/task")?;

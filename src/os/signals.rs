@@ -1,4 +1,4 @@
-//! Signals as events: SIGINT, SIGTERM and SIGCHLD are blocked and read from a signalfd that the
+//! Signals as events: SIGINT, SIGTERM, SIGHUP and SIGCHLD are blocked and read from a signalfd that the
 //! engine polls with everything else, instead of being handled asynchronously.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
@@ -8,7 +8,14 @@ use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::SfdFlags;
 
 /// The signals plg handles through its signalfd.
-pub const HANDLED: [Signal; 3] = [Signal::SIGINT, Signal::SIGTERM, Signal::SIGCHLD];
+/// SIGHUP (terminal closed, SSH dropped) is one: by default it would kill plg on the spot,
+/// like `kill -9`, leaving the capture unfinished.
+pub const HANDLED: [Signal; 4] = [
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGCHLD,
+];
 
 /// A non-blocking, close-on-exec signalfd for [`HANDLED`]. Register [`SignalFd::fd`] (or the raw
 /// fd, for mio's `SourceFd`) for readability, then call [`SignalFd::read_signals`].
@@ -17,7 +24,7 @@ pub struct SignalFd {
     inner: nix::sys::signalfd::SignalFd,
 }
 
-/// Blocks SIGINT, SIGTERM and SIGCHLD in the calling thread and returns a signalfd for them.
+/// Blocks SIGINT, SIGTERM, SIGHUP and SIGCHLD in the calling thread and returns a signalfd for them.
 ///
 /// Call it first thing in `main`, before any thread exists: the mask is per thread and
 /// inherited by threads created afterwards. A process-directed signal is delivered to any
@@ -31,7 +38,7 @@ pub fn block_and_signalfd() -> anyhow::Result<SignalFd> {
         mask.add(sig);
     }
     mask.thread_block()
-        .context("failed to block SIGINT/SIGTERM/SIGCHLD")?;
+        .context("failed to block SIGINT/SIGTERM/SIGHUP/SIGCHLD")?;
     let inner = nix::sys::signalfd::SignalFd::with_flags(
         &mask,
         SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC,

@@ -104,6 +104,49 @@ pub fn icmp_unreachable(pkt: &[u8], from: Ipv4Addr, code: u8) -> Option<Vec<u8>>
     Some(out)
 }
 
+/// The packet an ICMP error quotes: its (source, destination, protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoted {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+}
+
+/// For an ICMP error message (a whole IPv4 packet), the header of the packet it quotes.
+/// `None` for anything else (not ICMP, not an error type, a quote cut short, a fragment).
+pub fn error_quote(pkt: &[u8]) -> Option<Quoted> {
+    let ip = Ipv4Packet::new_checked(pkt)?;
+    if ip.protocol() != ipv4::proto::ICMP || ip.frag_offset() != 0 {
+        return None;
+    }
+    let icmp = ip.payload();
+    if !is_error(*icmp.get(field::TYPE)?) {
+        return None;
+    }
+    let inner = icmp.get(HEADER_LEN..)?;
+    // The quote holds at least the whole inner IPv4 header (RFC 792); its total length may
+    // exceed what was quoted, so read the header fields directly.
+    if inner.len() < ipv4::HEADER_LEN || inner[0] >> 4 != 4 {
+        return None;
+    }
+    let ihl = usize::from(inner[0] & 0x0f) * 4;
+    if ihl < ipv4::HEADER_LEN || inner.len() < ihl {
+        return None;
+    }
+    let addr = |o: usize| Ipv4Addr::new(inner[o], inner[o + 1], inner[o + 2], inner[o + 3]);
+    Some(Quoted {
+        src: addr(12),
+        dst: addr(16),
+        protocol: inner[9],
+    })
+}
+
+/// RFC 1122 3.2.2: no ICMP error is sent about a datagram for a broadcast or multicast
+/// destination (the subnet's own broadcast address is for the caller to check).
+pub fn may_answer_with_error(dst: Ipv4Addr) -> bool {
+    !(dst.is_broadcast() || dst.is_multicast() || dst.is_unspecified())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,5 +244,28 @@ mod tests {
         for n in 0..err.len() {
             assert!(icmp_unreachable(&err[..n], Ipv4Addr::LOCALHOST, 1).is_none());
         }
+    }
+
+    #[test]
+    fn quote_names_the_quoted_flow() {
+        let orig = syn(b"0123456789");
+        let r = icmp_unreachable(&orig, Ipv4Addr::new(10, 9, 0, 9), unreachable::PORT).unwrap();
+        let q = error_quote(&r).unwrap();
+        assert_eq!(q.src, Ipv4Addr::new(10, 1, 0, 2));
+        assert_eq!(q.dst, Ipv4Addr::new(10, 9, 0, 9));
+        assert_eq!(q.protocol, ipv4::proto::TCP);
+        // Not an error: no quote. Cut short: no quote, no panic.
+        assert_eq!(error_quote(&orig), None);
+        for n in 0..r.len() {
+            let _ = error_quote(&r[..n]);
+        }
+        assert_eq!(error_quote(&r[..20 + 8 + 19]), None);
+    }
+
+    #[test]
+    fn no_errors_about_broadcast_or_multicast() {
+        assert!(!may_answer_with_error(Ipv4Addr::BROADCAST));
+        assert!(!may_answer_with_error(Ipv4Addr::new(224, 0, 0, 251)));
+        assert!(may_answer_with_error(Ipv4Addr::new(8, 8, 8, 8)));
     }
 }

@@ -47,6 +47,7 @@ pub mod ipv4;
 mod rewrite;
 mod summary;
 pub mod tcp;
+pub mod tls;
 pub mod udp;
 pub mod vnet;
 

@@ -60,8 +60,13 @@ pub const fn data_block_len(data_len: usize) -> usize {
     block_len(DATA_FIXED_LEN + data_len)
 }
 
-/// The largest Data payload that fits in one block.
-pub const MAX_DATA_LEN: usize = MAX_BLOCK_LEN - HEADER_LEN - DATA_FIXED_LEN - TRAILER_LEN;
+/// The largest custom block plg writes: 256 KiB in all, so that Wireshark's writer (editcap,
+/// mergecap) can copy every one of them. Readers accept up to `MAX_BLOCK_LEN`.
+pub const MAX_WRITTEN_LEN: usize = 256 << 10;
+
+/// The largest Data payload plg writes in one block; a longer read is split over several
+/// Data blocks with the same time.
+pub const MAX_DATA_LEN: usize = MAX_WRITTEN_LEN - HEADER_LEN - DATA_FIXED_LEN - TRAILER_LEN;
 
 /// What a custom block turned out to hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,13 +173,37 @@ fn parse_process(e: Endian, body: &[u8]) -> Result<Process> {
     let index = f.u16()?;
     let live = parse_bool(WHAT, "live", f.u8()?)?;
     let _reserved = f.u8()?;
+    let addr = f.ipv4()?;
+    let name = f.str16("name")?;
+    let mut command = f.str16("command")?;
+    // A command longer than a str16 continues in counted chunks (absent otherwise).
+    if !f.rest().is_empty() {
+        for _ in 0..f.u16()? {
+            command.push_str(&f.str16("command continuation")?);
+        }
+    }
     Ok(Process {
         index,
         live,
-        addr: f.ipv4()?,
-        name: f.str16("name")?,
-        command: f.str16("command")?,
+        addr,
+        name,
+        command,
     })
+}
+
+/// `s` cut at char boundaries into pieces of at most 65535 bytes (one, possibly empty, at
+/// least).
+fn str16_chunks(s: &str) -> Vec<&str> {
+    let mut chunks = Vec::new();
+    let mut rest = s;
+    loop {
+        let chunk = clip(rest, u16::MAX as usize);
+        chunks.push(chunk);
+        rest = &rest[chunk.len()..];
+        if rest.is_empty() {
+            return chunks;
+        }
+    }
 }
 
 fn parse_process_exit(e: Endian, body: &[u8]) -> Result<ProcessExit> {
@@ -322,7 +351,7 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
         }
         Record::ConnClose(_) => KIND_CONN_CLOSE,
         Record::Summary(_) => KIND_SUMMARY,
-        Record::Packet(_) | Record::Unknown(_) => return false,
+        Record::Packet(_) | Record::Secrets(_) | Record::Unknown(_) => return false,
     };
     let start = begin(endian, kind, out);
     let mut w = Emit { endian, out };
@@ -343,8 +372,15 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
                 .u8(p.live as u8)
                 .u8(0)
                 .ipv4(p.addr)
-                .str16(&p.name)
-                .str16(&p.command);
+                .str16(&p.name);
+            let chunks = str16_chunks(&p.command);
+            w.str16(chunks[0]);
+            if chunks.len() > 1 {
+                w.u16(u16::try_from(chunks.len() - 1).unwrap_or(u16::MAX));
+                for c in &chunks[1..] {
+                    w.str16(c);
+                }
+            }
         }
         Record::ProcessExit(x) => {
             let (how, value) = match x.status {
@@ -391,7 +427,9 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
                 .u64(s.packets)
                 .u64(s.ipv6_dropped);
         }
-        Record::Data(_) | Record::Packet(_) | Record::Unknown(_) => unreachable!(),
+        Record::Data(_) | Record::Packet(_) | Record::Secrets(_) | Record::Unknown(_) => {
+            unreachable!()
+        }
     }
     end(endian, start, out);
     true
@@ -449,6 +487,31 @@ mod test {
             start_ns: 0x0102_0304_0506_0708,
             plg_version: "0.1.0".into(),
         })
+    }
+
+    /// A command longer than a str16 is stored whole, in chunks cut at char boundaries; a
+    /// short one is byte-identical to the format before chunks existed (no count).
+    #[test]
+    fn test_long_command_roundtrips_whole() {
+        let process = |command: String| {
+            Record::Process(Process {
+                index: 1,
+                live: true,
+                addr: Ipv4Addr::new(10, 0, 0, 3),
+                name: "p1".into(),
+                command,
+            })
+        };
+        for len in [65_534, 65_535, 65_536, 200_000] {
+            // 3-byte characters, so chunk ends fall inside one unless cut with care.
+            let cmd: String = "é€x".chars().cycle().take(len).collect();
+            for endian in [Endian::Little, Endian::Big] {
+                roundtrip(endian, &process(cmd.clone()));
+            }
+        }
+        let short = roundtrip(Endian::Little, &process("sleep 1".into()));
+        // header 20 + index..addr 8 + name 2+2 + command 2+7 (+ padding 3) + trailer 4
+        assert_eq!(short.len(), 48);
     }
 
     /// A Data block, byte by byte.

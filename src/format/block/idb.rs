@@ -21,6 +21,8 @@ pub const LINKTYPE_RAW: u16 = 101;
 pub const OPT_NAME: u16 = 2;
 pub const OPT_DESCRIPTION: u16 = 3;
 pub const OPT_TSRESOL: u16 = 9;
+/// `if_tsoffset`: seconds (signed 64-bit) to add to every timestamp of the interface.
+pub const OPT_TSOFFSET: u16 = 14;
 
 /// Timestamp resolution when `if_tsresol` is absent: microseconds (pcapng default).
 pub const DEFAULT_TSRESOL: u8 = 6;
@@ -41,6 +43,8 @@ pub struct IdbRepr {
     pub name: Option<String>,
     pub description: Option<String>,
     pub tsresol: u8,
+    /// `if_tsoffset` in seconds (0 when absent; plg writes none).
+    pub tsoffset: i64,
 }
 
 impl IdbRepr {
@@ -52,6 +56,7 @@ impl IdbRepr {
             name: Some(name.to_string()),
             description: Some(command.to_string()),
             tsresol: NS_TSRESOL,
+            tsoffset: 0,
         }
     }
 
@@ -69,6 +74,7 @@ impl IdbRepr {
             name: None,
             description: None,
             tsresol: DEFAULT_TSRESOL,
+            tsoffset: 0,
         };
         for option in Options::new(e, &body[field::OPTIONS..]) {
             let (code, value) = option?;
@@ -79,6 +85,10 @@ impl IdbRepr {
                 OPT_TSRESOL => match value {
                     [r] => repr.tsresol = *r,
                     _ => return Err(Malformed::new("if_tsresol option is not 1 byte long")),
+                },
+                OPT_TSOFFSET => match <[u8; 8]>::try_from(value) {
+                    Ok(b) => repr.tsoffset = e.u64(b) as i64,
+                    Err(_) => return Err(Malformed::new("if_tsoffset option is not 8 bytes long")),
                 },
                 _ => {}
             }
@@ -101,6 +111,14 @@ impl IdbRepr {
         }
         if self.tsresol != DEFAULT_TSRESOL {
             emit_option(out, endian, OPT_TSRESOL, &[self.tsresol]);
+        }
+        if self.tsoffset != 0 {
+            emit_option(
+                out,
+                endian,
+                OPT_TSOFFSET,
+                &endian.u64_bytes(self.tsoffset as u64),
+            );
         }
         emit_end_of_options(out, endian);
         end_block(out, endian, start);
@@ -147,6 +165,19 @@ mod test {
             IdbRepr::parse(&block).unwrap(),
             IdbRepr::for_process("p0", "sh")
         );
+    }
+
+    /// `if_tsoffset` is read (tshark applies it; so does plg's reader) and written back.
+    #[test]
+    fn test_tsoffset_round_trips() {
+        for e in [Endian::Little, Endian::Big] {
+            let mut repr = IdbRepr::for_process("p0", "sh");
+            repr.tsoffset = -3600;
+            let mut out = vec![];
+            repr.emit(e, &mut out);
+            let block = Block::new_checked(e, &out).unwrap();
+            assert_eq!(IdbRepr::parse(&block).unwrap(), repr);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! ```
 
 pub mod custom;
+pub mod dsb;
 pub mod epb;
 pub mod idb;
 pub mod shb;
@@ -30,10 +31,46 @@ pub const SHB_TYPE: u32 = 0x0A0D_0D0A;
 pub const IDB_TYPE: u32 = 0x0000_0001;
 /// Enhanced Packet Block type.
 pub const EPB_TYPE: u32 = 0x0000_0006;
+/// Decryption Secrets Block (TLS keys).
+pub const DSB_TYPE: u32 = 0x0000_000A;
 /// Custom Block that tools may copy when rewriting a file: the type plg writes.
 pub const CUSTOM_TYPE: u32 = 0x0000_0BAD;
 /// Custom Block that tools must not copy; plg reads it like [`CUSTOM_TYPE`] but never writes it.
 pub const CUSTOM_NOCOPY_TYPE: u32 = 0x4000_0BAD;
+
+/// plg Filler block: a block of the pcapng local-use range (high bit set) that carries
+/// nothing. The capture writer ends every page-aligned direct write with one, so that a file
+/// cut at any page boundary still ends on a block boundary. Readers skip it (plg, tshark and
+/// capinfos all do, without listing it); see docs/FORMAT.md.
+pub const FILLER_TYPE: u32 = 0x8000_0F11;
+
+/// Length of the Filler block that brings `offset` to the next multiple of `align` (a power
+/// of two, at least 16): 0 if it is there already. Both `offset` and the result are multiples
+/// of 4; a gap under [`MIN_BLOCK_LEN`] is widened by `align`.
+pub fn filler_len(offset: u64, align: usize) -> usize {
+    debug_assert!(align.is_power_of_two() && align >= 16 && offset.is_multiple_of(4));
+    let gap = (align - (offset % align as u64) as usize) % align;
+    if gap != 0 && gap < MIN_BLOCK_LEN {
+        gap + align
+    } else {
+        gap
+    }
+}
+
+/// Appends a Filler block of `len` bytes (0, or a multiple of 4 of at least [`MIN_BLOCK_LEN`]).
+pub fn emit_filler(endian: Endian, len: usize, out: &mut Vec<u8>) {
+    if len == 0 {
+        return;
+    }
+    assert!(
+        len >= MIN_BLOCK_LEN && len.is_multiple_of(4),
+        "filler of {len} bytes"
+    );
+    out.extend_from_slice(&endian.u32_bytes(FILLER_TYPE));
+    out.extend_from_slice(&endian.u32_bytes(len as u32));
+    out.resize(out.len() + len - MIN_BLOCK_LEN, 0);
+    out.extend_from_slice(&endian.u32_bytes(len as u32));
+}
 
 /// Type, leading length.
 pub const HEADER_LEN: usize = 8;
