@@ -384,3 +384,44 @@ fn ten_grpc_recordings_replay_with_the_server_played() {
         );
     }
 }
+
+/// In a partial replay, a connection between two played processes is written to `-o` as
+/// played, so that `plg diff` of the recording and the replay does not call it missing.
+#[test]
+fn connections_between_played_processes_are_in_the_replay_capture() {
+    need("curl");
+    let dir = TempDir::new("rv-partial");
+    std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
+    let cap = dir.join("three.traffic");
+    let server = format!("{PY} -m http.server 8000 --directory {}", dir.join(""));
+    record_ok(&[
+        "-f",
+        &cap,
+        "--ready",
+        "p0:8000",
+        &server,
+        "curl -s http://p0:8000/ && sleep 0.3",
+        "curl -s http://p0:8000/",
+    ]);
+    let again = dir.join("again.traffic");
+    let run = replay(&[
+        "-f",
+        &cap,
+        "-o",
+        &again,
+        "-",
+        "-",
+        "curl -s http://p0:8000/",
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p2"), vec!["hello"], "{}", run.dump());
+    let (code, out, err) = plg(&["diff", &cap, &again]);
+    assert!(
+        !out.contains("MISSING") && !out.contains("missing"),
+        "{out}{err}"
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = plg(&["inspect", "--check", &again]);
+    assert_eq!(code, Some(0), "{out}{err}");
+}
