@@ -258,9 +258,33 @@ fn a_psql_query_of_another_length_replays_without_waiting_and_strict_passes_with
         dir.join("")
     );
     let psql = |lit: &str| format!("psql -h p0 -U postgres -Atc \"select '{lit}'\"");
-    let cap = dir.join("pg.traffic");
-    let run = record_ok(&["-f", &cap, "--ready", "p0:5432", &server, &psql("abc")]);
-    assert_eq!(run.lines_of("p1"), vec!["abc"], "{}", run.dump());
+    let record = |name: &str, lit: &str| {
+        let cap = dir.join(name);
+        let run = record_ok(&["-f", &cap, "--ready", "p0:5432", &server, &psql(lit)]);
+        assert_eq!(run.lines_of("p1"), vec![lit], "{}", run.dump());
+        cap
+    };
+    let cap = record("pg.traffic", "abc");
+
+    // Rules learned from two recordings (BackendKeyData's pid and key differ every run) hold
+    // for a third and still catch another answer.
+    let (second, third, other) = (
+        record("pg2.traffic", "abc"),
+        record("pg3.traffic", "abc"),
+        record("pg4.traffic", "abd"),
+    );
+    let rules = dir.join("pg.rules");
+    let (code, _, err) = plg(&["diff", "--learn", "-o", &rules, &cap, &second]);
+    assert_eq!(code, Some(0), "{err}");
+    let text = std::fs::read_to_string(&rules).unwrap();
+    assert!(
+        !text.contains("nored") && !text.contains("\nignore-conn"),
+        "{text}"
+    );
+    let (code, out, _) = plg(&["diff", "--rules", &rules, &cap, &third]);
+    assert_eq!(code, Some(0), "{text}\n{out}");
+    let (code, out, _) = plg(&["diff", "--rules", &rules, &cap, &other]);
+    assert_eq!(code, Some(1), "{text}\n{out}");
 
     // The live query is three bytes longer than recorded.
     let json = dir.join("longer.json");
@@ -299,4 +323,105 @@ fn a_psql_query_of_another_length_replays_without_waiting_and_strict_passes_with
         r["connections"][0]["noise_only"]["client_to_server"], true,
         "{r}"
     );
+}
+
+const GRPC_SERVER: &str = r#"
+import grpc
+from concurrent import futures
+def echo(req, ctx):
+    return b"echo:" + req
+h = grpc.method_handlers_generic_handler("plg.Echo", {"Say": grpc.unary_unary_rpc_method_handler(echo)})
+s = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+s.add_generic_rpc_handlers((h,))
+s.add_insecure_port("0.0.0.0:50051")
+s.start()
+s.wait_for_termination()
+"#;
+
+const GRPC_CLIENT: &str = r#"
+import grpc
+ch = grpc.insecure_channel("p0:50051")
+say = ch.unary_unary("/plg.Echo/Say")
+print(say(b"hello", timeout=10).decode())
+"#;
+
+/// Regression: 2 of 10 gRPC recordings deadlocked the client when its server was played (the
+/// server's SETTINGS ACK was held back until the client had sent as many bytes as recorded).
+/// Ten fresh recordings, each replayed with the server played: every call completes, and no
+/// step waits for the step timeout.
+#[test]
+fn ten_grpc_recordings_replay_with_the_server_played() {
+    let have = Command::new(PY)
+        .args(["-c", "import grpc"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        have,
+        "python3-grpcio is missing: install it (.ci/run installs every tool the tests use)"
+    );
+    let dir = TempDir::new("rv-grpc");
+    let (srv, cli) = (dir.join("srv.py"), dir.join("cli.py"));
+    std::fs::write(&srv, GRPC_SERVER).unwrap();
+    std::fs::write(&cli, GRPC_CLIENT).unwrap();
+    let server = format!("exec {PY} {srv}");
+    let client = format!("{PY} {cli}");
+    for n in 0..10 {
+        let cap = dir.join(&format!("g{n}.traffic"));
+        let run = record_ok(&["-f", &cap, "--ready", "p0:50051", &server, &client]);
+        assert_eq!(run.lines_of("p1"), vec!["echo:hello"], "{}", run.dump());
+        let json = dir.join(&format!("g{n}.json"));
+        let run = replay(&["-f", &cap, "--report", &json, "-", &client]).run();
+        run.assert_code(0);
+        assert_eq!(run.lines_of("p1"), vec!["echo:hello"], "{}", run.dump());
+        let r = report(&json);
+        assert_eq!(
+            r["connections"][0]["step_timeouts"], 0,
+            "recording {n}: {r}"
+        );
+        assert_ne!(
+            r["connections"][0]["status"], "unused",
+            "recording {n}: {r}"
+        );
+    }
+}
+
+/// In a partial replay, a connection between two played processes is written to `-o` as
+/// played, so that `plg diff` of the recording and the replay does not call it missing.
+#[test]
+fn connections_between_played_processes_are_in_the_replay_capture() {
+    need("curl");
+    let dir = TempDir::new("rv-partial");
+    std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
+    let cap = dir.join("three.traffic");
+    let server = format!("{PY} -m http.server 8000 --directory {}", dir.join(""));
+    record_ok(&[
+        "-f",
+        &cap,
+        "--ready",
+        "p0:8000",
+        &server,
+        "curl -s http://p0:8000/ && sleep 0.3",
+        "curl -s http://p0:8000/",
+    ]);
+    let again = dir.join("again.traffic");
+    let run = replay(&[
+        "-f",
+        &cap,
+        "-o",
+        &again,
+        "-",
+        "-",
+        "curl -s http://p0:8000/",
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p2"), vec!["hello"], "{}", run.dump());
+    let (code, out, err) = plg(&["diff", &cap, &again]);
+    assert!(
+        !out.contains("MISSING") && !out.contains("missing"),
+        "{out}{err}"
+    );
+    assert_eq!(code, Some(0), "{out}{err}");
+    let (code, out, err) = plg(&["inspect", "--check", &again]);
+    assert_eq!(code, Some(0), "{out}{err}");
 }

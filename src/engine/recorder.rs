@@ -52,6 +52,11 @@ impl<W: Write + Close> Recorder<W> {
     }
 
     /// A write failed: nothing more may be relayed.
+    /// A capture is being written.
+    pub fn capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
     pub fn failed(&self) -> bool {
         self.error.is_some()
     }

@@ -13,7 +13,9 @@
 use super::player::{Chunk, Next, Player};
 use super::script::Script;
 use super::{now_ns, relay, Conn, Engine, State};
-use crate::format::{CaptureReader, CloseKind, ConnOpen, Direction, Outcome, ProcIndex, Record};
+use crate::format::{
+    CaptureReader, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, Record,
+};
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -161,10 +163,27 @@ pub(super) struct Replayer {
     requests: HashMap<(ProcIndex, SocketAddrV4), VecDeque<usize>>,
     /// The recorded answers to each such request (packet indexes), played on request.
     answers: HashMap<usize, Vec<usize>>,
+    /// Connections between two played processes, still to be copied into the replay's
+    /// capture as played (so `plg diff` of the recording and `-o` does not call them
+    /// missing), and the one being copied.
+    skipped: VecDeque<usize>,
+    copying: Option<Copying>,
     started: Instant,
     waiting_since: Instant,
     pub report: ReplayReport,
 }
+
+/// A connection between played processes being copied into the replay's capture.
+struct Copying {
+    k: usize,
+    id: ConnId,
+    /// Next step of each direction.
+    next: [usize; 2],
+}
+
+/// Recorded blocks copied per tick: a big played-to-played connection does not stall the
+/// live ones.
+const COPY_PER_TICK: usize = 64;
 
 /// Per-connection replay state.
 pub(super) struct ConnReplay {
@@ -224,9 +243,12 @@ impl Replayer {
             }
         }
         let n = cfg.script.conns.len();
+        let skipped = (0..n).filter(|&k| report.conns[k].skipped).collect();
         Replayer {
             requests,
             answers,
+            skipped,
+            copying: None,
             cfg,
             queues,
             to_open,
@@ -370,6 +392,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         {
             return;
         }
+        self.copy_played();
         let Some(rp) = self.replay.as_mut() else {
             return;
         };
@@ -459,7 +482,10 @@ impl<W: Write + super::sink::Close> Engine<W> {
             .collect();
         let done = ids.is_empty()
             && self.replay.as_ref().is_some_and(|rp| {
-                rp.to_open.is_empty() && rp.next_packet >= rp.cfg.script.packets.len()
+                rp.to_open.is_empty()
+                    && rp.next_packet >= rp.cfg.script.packets.len()
+                    && rp.skipped.is_empty()
+                    && rp.copying.is_none()
             });
         for id in &ids {
             self.retry_played_client(*id);
@@ -483,6 +509,76 @@ impl<W: Write + super::sink::Close> Engine<W> {
         self.stats
             .replay_done
             .store(done, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Copies connections between two played processes into the replay's capture, as they
+    /// were recorded (new ids, the time of the copy), a bounded number of blocks per tick.
+    /// Both their processes are marked not live in the capture: they read as played.
+    fn copy_played(&mut self) {
+        if !self.rec.capturing() {
+            if let Some(rp) = self.replay.as_mut() {
+                rp.skipped.clear();
+            }
+            return;
+        }
+        for _ in 0..COPY_PER_TICK {
+            let Some(rp) = self.replay.as_mut() else {
+                return;
+            };
+            let Some(cp) = rp.copying.as_mut() else {
+                let Some(k) = rp.skipped.pop_front() else {
+                    return;
+                };
+                let open = rp.cfg.script.conns[k].open;
+                let id = self.next_id;
+                self.next_id += 1;
+                self.rec.conn_open(ConnOpen {
+                    id,
+                    time_ns: now_ns(),
+                    ..open
+                });
+                if let Some(rp) = self.replay.as_mut() {
+                    rp.report.conns[k].replay_id = Some(id);
+                    if open.outcome == Outcome::Established {
+                        rp.copying = Some(Copying {
+                            k,
+                            id,
+                            next: [0, 0],
+                        });
+                    }
+                }
+                continue;
+            };
+            let c = &rp.cfg.script.conns[cp.k];
+            let pick = (0..2)
+                .filter_map(|d| c.steps[d].get(cp.next[d]).map(|st| (st.offset, d)))
+                .min();
+            let id = cp.id;
+            match pick {
+                Some((offset, d)) => {
+                    cp.next[d] += 1;
+                    let bytes = rp.read_bytes(offset);
+                    if !self.rec.data(id, dir_of(d), &bytes) {
+                        return;
+                    }
+                }
+                None => {
+                    let closes = c.close;
+                    rp.copying = None;
+                    let mut order: Vec<(u64, usize, CloseKind)> = (0..2)
+                        .filter_map(|d| closes[d].map(|cl| (cl.time_ns, d, cl.kind)))
+                        .collect();
+                    order.sort_by_key(|o| (o.0, o.1));
+                    if order.len() == 2 && order.iter().all(|o| o.2 == CloseKind::Rst) {
+                        // One reset ends both directions: one record, as recorded.
+                        order.truncate(1);
+                    }
+                    for (_, d, kind) in order {
+                        self.rec.conn_close(id, dir_of(d), kind);
+                    }
+                }
+            }
+        }
     }
 
     /// plg opens a recorded client's connection itself, masqueraded as that client.
