@@ -364,13 +364,9 @@ mod tests {
                 let mut retire = Vec::new();
                 for (id, l) in table.iter_mut() {
                     match l.expiry(now, &T) {
-                        Some(Expiry::Connect) | Some(Expiry::Accept) => {
-                            if l.ended(now) {
-                                adm.ended();
-                            }
-                        }
+                        Some(Expiry::Connect | Expiry::Accept) if l.ended(now) => adm.ended(),
                         Some(Expiry::Retire) => retire.push(*id),
-                        None => {}
+                        _ => {}
                     }
                 }
                 for id in retire {
