@@ -40,7 +40,7 @@ use crate::format::{
     CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
     Summary, EXTERNAL,
 };
-use crate::os::{HostSockets, Netns};
+use crate::os::{sockets, HostSockets, Netns};
 use crate::wire::{self, tcp_flags, vnet, CsumMode};
 use anyhow::Context as _;
 use mio::net::{TcpListener, TcpStream};
@@ -332,7 +332,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let poll = Poll::new().context("failed to create the relay's poll")?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKER).context("failed to create a waker")?);
-        let listener = listen(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT))?;
+        let listener = sockets::listen(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT), 4096)?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -481,7 +481,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 Some(i) => &self.procs[i].fd,
                 None => &self.proxy_tun,
             };
-            let n = match nix::unistd::read(fd, &mut self.pkt) {
+            let n = match sockets::tun_read(fd, &mut self.pkt) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EAGAIN) => return false,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -523,7 +523,7 @@ impl<W: Write + sink::Close> Engine<W> {
         };
         // A TUN write fails only when the device is gone or the packet is malformed; the
         // sender's TCP retransmits, as it would after any lost packet.
-        let r = nix::unistd::write(fd, frame);
+        let r = sockets::tun_write(fd, frame);
         if debug() {
             eprintln!("plg-debug: write {:?} {} -> {:?}", out, frame.len(), r);
         }
@@ -888,28 +888,13 @@ impl<W: Write + sink::Close> Engine<W> {
         server: ProcIndex,
         to: SocketAddrV4,
     ) -> io::Result<(TcpStream, u16)> {
-        use socket2::{Domain, Socket, Type};
         let sock = if server == EXTERNAL {
             let s = self.external.as_ref().expect("checked by the caller");
             s.tcp_socket().map_err(io::Error::other)?
         } else {
-            Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)?
+            sockets::tcp_socket()?
         };
-        sock.set_nonblocking(true)?;
-        sock.set_tcp_nodelay(true)?;
-        // Urgent data is read in line, so it is recorded and passed on (see `relay`).
-        sock.set_out_of_band_inline(true)?;
-        match sock.connect(&to.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        let local = sock
-            .local_addr()?
-            .as_socket_ipv4()
-            .map(|a| a.port())
-            .unwrap_or(0);
-        let std: std::net::TcpStream = sock.into();
+        let (std, local) = sockets::connect(sock, to)?;
         Ok((TcpStream::from_std(std), local))
     }
 
@@ -1046,8 +1031,7 @@ impl<W: Write + sink::Close> Engine<W> {
             if conn.down.is_some() || !conn.life.is(State::Open) {
                 continue;
             }
-            let _ = stream.set_nodelay(true);
-            let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+            sockets::accepted(&stream);
             if self
                 .poll
                 .registry()
@@ -1074,7 +1058,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let Ok((stream, peer)) = got else {
             return false;
         };
-        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        sockets::abort_on_close(&stream);
         drop(stream);
         if let std::net::SocketAddr::V4(peer) = peer {
             if let Some(&id) = self.by_fake.get(&peer) {
@@ -1168,7 +1152,7 @@ impl<W: Write + sink::Close> Engine<W> {
         if let Some(mut s) = s {
             let _ = self.poll.registry().deregister(&mut s);
             if abort {
-                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                sockets::abort_on_close(&s);
             }
         }
     }
@@ -1228,19 +1212,6 @@ impl<W: Write + sink::Close> Engine<W> {
             self.retire(id);
         }
     }
-}
-
-/// Binds the proxy listener with a deep backlog: every relayed connection passes through it.
-fn listen(addr: SocketAddrV4) -> anyhow::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)
-        .context("failed to create the proxy listener")?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())
-        .with_context(|| format!("failed to bind the proxy listener to {addr}"))?;
-    s.listen(4096)
-        .context("failed to listen on the proxy listener")?;
-    Ok(s.into())
 }
 
 /// Raises the fd limit for the relay and returns the connection cap it allows.
