@@ -24,6 +24,7 @@
 //!
 //! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
 
+pub mod core;
 pub mod keylog;
 pub mod nat;
 pub mod plan;
@@ -35,11 +36,12 @@ pub mod script;
 pub mod session;
 pub mod sink;
 
+use self::core::{Admission, Expiry, Life, State, Timeouts};
 use crate::format::{
     CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
     Summary, EXTERNAL,
 };
-use crate::os::{HostSockets, Netns};
+use crate::os::{sockets, HostSockets, Netns};
 use crate::wire::{self, tcp_flags, vnet, CsumMode};
 use anyhow::Context as _;
 use mio::net::{TcpListener, TcpStream};
@@ -79,6 +81,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// A connection whose client leg has not been accepted by then (the client gave up, or its
 /// kernel answered the listener's SYN-ACK with RST) is reset on the server's side.
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(20);
+const TIMEOUTS: Timeouts = Timeouts {
+    connect: CONNECT_TIMEOUT,
+    accept: ACCEPT_TIMEOUT,
+    linger: LINGER,
+};
 /// Memory the relay may hold in flight across all connections; one read is at most this
 /// divided among the live connections, within [MIN_READ, MAX_READ].
 const READ_BUDGET: usize = 64 << 20;
@@ -219,26 +226,15 @@ pub fn start<W: Write + sink::Close + Send + 'static>(
     })
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    /// Upstream connect in progress; the client's SYN is kept.
-    Connecting,
-    /// Relaying (the client leg may not be accepted yet).
-    Open,
-    /// Over; rules linger until `until`.
-    Done,
-}
-
 struct Conn {
     id: ConnId,
-    state: State,
+    /// Where it is in its lifecycle (`core`): every pending state times out.
+    life: Life,
     client: ProcIndex,
     client_addr: SocketAddrV4,
     server: ProcIndex,
     server_addr: SocketAddrV4,
     syn_time: u64,
-    /// When the connection entered its current state (each state times out from here).
-    started: Instant,
     /// The client's latest SYN (virtio header included when offloading), while connecting.
     syn: Vec<u8>,
     fake: Option<SocketAddrV4>,
@@ -249,18 +245,13 @@ struct Conn {
     down: Option<TcpStream>,
     c2s: Half,
     s2c: Half,
-    until: Option<Instant>,
 }
 
 impl Conn {
     /// Relaying has not begun: the upstream connect is in progress, or the client's leg has
     /// not been accepted yet.
     fn pending(&self) -> bool {
-        match self.state {
-            State::Connecting => true,
-            State::Open => self.fake.is_some() && self.down.is_none(),
-            State::Done => false,
-        }
+        self.life.pending()
     }
 
     fn new(
@@ -273,13 +264,12 @@ impl Conn {
     ) -> Conn {
         Conn {
             id,
-            state: State::Connecting,
+            life: Life::new(Instant::now()),
             client,
             client_addr,
             server,
             server_addr,
             syn_time: now_ns(),
-            started: Instant::now(),
             syn: syn.to_vec(),
             fake: None,
             replay: None,
@@ -288,7 +278,6 @@ impl Conn {
             down: None,
             c2s: Half::default(),
             s2c: Half::default(),
-            until: None,
         }
     }
 }
@@ -304,12 +293,8 @@ struct Engine<W: Write + sink::Close> {
     nat: Nat,
     conns: HashMap<ConnId, Conn>,
     by_fake: HashMap<SocketAddrV4, ConnId>,
-    live: usize,
-    /// The live-connection cap in force: `MAX_LIVE_CONNS`, or less if fds are short.
-    max_conns: usize,
-    /// Connections in the order they were made, to find the oldest pending one (entries that
-    /// are no longer pending are skipped, and pruned when the queue grows).
-    pending: std::collections::VecDeque<ConnId>,
+    /// The live cap (`MAX_LIVE_CONNS`, or less if fds are short) and the pending bound.
+    adm: Admission,
     spare: crate::os::limits::SpareFd,
     next_id: ConnId,
     /// Every capture write and counter.
@@ -354,7 +339,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let poll = Poll::new().context("failed to create the relay's poll")?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKER).context("failed to create a waker")?);
-        let listener = listen(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT))?;
+        let listener = sockets::listen(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT), 4096)?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
@@ -387,9 +372,7 @@ impl<W: Write + sink::Close> Engine<W> {
             nat: Nat::default(),
             conns: HashMap::new(),
             by_fake: HashMap::new(),
-            live: 0,
-            max_conns,
-            pending: std::collections::VecDeque::new(),
+            adm: Admission::new(max_conns, MAX_PENDING),
             spare: crate::os::limits::SpareFd::new(),
             next_id: 0,
             rec: recorder::Recorder::new(capture, n as u32, stats.clone()),
@@ -472,7 +455,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let mut connecting: Vec<ConnId> = self
             .conns
             .values()
-            .filter(|c| c.state == State::Connecting && c.replay.is_none())
+            .filter(|c| c.life.is(State::Connecting) && c.replay.is_none())
             .map(|c| c.id)
             .collect();
         connecting.sort_unstable();
@@ -506,7 +489,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 Some(i) => &self.procs[i].fd,
                 None => &self.proxy_tun,
             };
-            let n = match nix::unistd::read(fd, &mut self.pkt) {
+            let n = match sockets::tun_read(fd, &mut self.pkt) {
                 Ok(n) => n,
                 Err(nix::errno::Errno::EAGAIN) => return false,
                 Err(nix::errno::Errno::EINTR) => continue,
@@ -548,7 +531,7 @@ impl<W: Write + sink::Close> Engine<W> {
         };
         // A TUN write fails only when the device is gone or the packet is malformed; the
         // sender's TCP retransmits, as it would after any lost packet.
-        let r = nix::unistd::write(fd, frame);
+        let r = sockets::tun_write(fd, frame);
         if debug() {
             eprintln!("plg-debug: write {:?} {} -> {:?}", out, frame.len(), r);
         }
@@ -608,11 +591,12 @@ impl<W: Write + sink::Close> Engine<W> {
             let state = self
                 .conns
                 .get(&rule.conn)
-                .map(|c| (c.state, c.client_addr == src));
+                .map(|c| (c.life.state(), c.client_addr == src));
             if rst && state.is_some_and(|(_, client)| client) {
-                let waiting = self.conns.get(&rule.conn).is_some_and(|c| {
-                    c.state == State::Open && c.fake.is_some() && c.down.is_none()
-                });
+                let waiting = self
+                    .conns
+                    .get(&rule.conn)
+                    .is_some_and(|c| c.life.is(State::Open) && c.pending());
                 if waiting {
                     // The client refused the listener's SYN-ACK (it gave up, or never had a
                     // socket: a bare SYN). Nothing will be accepted: end it now.
@@ -769,7 +753,7 @@ impl<W: Write + sink::Close> Engine<W> {
             }
         };
         self.bound_pending();
-        if self.live >= self.max_conns {
+        if self.adm.full() {
             // Over the cap: refused as a host out of resources would, and on the record.
             self.refuse(i, frame);
             let id = self.next_id;
@@ -799,18 +783,11 @@ impl<W: Write + sink::Close> Engine<W> {
 
     /// Keeps the pending connections under `MAX_PENDING` by giving up the oldest.
     fn bound_pending(&mut self) {
-        // The queue holds every pending connection and some that no longer are: it is only
-        // pruned (and then exact) once it reaches the bound.
-        if self.pending.len() < MAX_PENDING {
-            return;
-        }
         let conns = &self.conns;
-        self.pending
-            .retain(|id| conns.get(id).is_some_and(Conn::pending));
-        while self.pending.len() >= MAX_PENDING {
-            let Some(id) = self.pending.pop_front() else {
-                return;
-            };
+        let oldest = self
+            .adm
+            .make_room(|id| conns.get(&id).is_some_and(Conn::pending));
+        for id in oldest {
             self.give_up(id);
         }
     }
@@ -822,7 +799,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some(conn) = self.conns.get(&id) else {
             return;
         };
-        match conn.state {
+        match conn.life.state() {
             State::Connecting => {
                 let mut conn = self.conns.remove(&id).expect("looked up above");
                 if !conn.syn.is_empty() {
@@ -844,7 +821,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        if conn.state == State::Open {
+        if conn.life.is(State::Open) {
             self.reset(&mut conn, Direction::ClientToServer);
         }
         self.conns.insert(id, conn);
@@ -852,8 +829,7 @@ impl<W: Write + sink::Close> Engine<W> {
 
     /// Takes a new connection into the table, counted as live until `end`.
     fn add_live(&mut self, conn: Conn) {
-        self.live += 1;
-        self.pending.push_back(conn.id);
+        self.adm.admit(conn.id);
         self.stats.open.fetch_add(1, Relaxed);
         self.stats.total.fetch_add(1, Relaxed);
         self.conns.insert(conn.id, conn);
@@ -930,28 +906,13 @@ impl<W: Write + sink::Close> Engine<W> {
         server: ProcIndex,
         to: SocketAddrV4,
     ) -> io::Result<(TcpStream, u16)> {
-        use socket2::{Domain, Socket, Type};
         let sock = if server == EXTERNAL {
             let s = self.external.as_ref().expect("checked by the caller");
             s.tcp_socket().map_err(io::Error::other)?
         } else {
-            Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)?
+            sockets::tcp_socket()?
         };
-        sock.set_nonblocking(true)?;
-        sock.set_tcp_nodelay(true)?;
-        // Urgent data is read in line, so it is recorded and passed on (see `relay`).
-        sock.set_out_of_band_inline(true)?;
-        match sock.connect(&to.into()) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-            Err(e) => return Err(e),
-        }
-        let local = sock
-            .local_addr()?
-            .as_socket_ipv4()
-            .map(|a| a.port())
-            .unwrap_or(0);
-        let std: std::net::TcpStream = sock.into();
+        let (std, local) = sockets::connect(sock, to)?;
         Ok((TcpStream::from_std(std), local))
     }
 
@@ -960,7 +921,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        if conn.state != State::Connecting {
+        if !conn.life.is(State::Connecting) {
             return;
         }
         let Some(up) = conn.up.as_ref() else { return };
@@ -992,7 +953,8 @@ impl<W: Write + sink::Close> Engine<W> {
         }
         self.replay_connected(id);
         let conn = self.conns.get_mut(&id).expect("looked up above");
-        conn.state = State::Open;
+        let has_client_leg = !conn.syn.is_empty();
+        conn.life.opened(Instant::now(), has_client_leg);
         let open = ConnOpen {
             id,
             time_ns: conn.syn_time,
@@ -1002,7 +964,6 @@ impl<W: Write + sink::Close> Engine<W> {
             server_addr: conn.server_addr,
             outcome: Outcome::Established,
         };
-        let has_client_leg = !conn.syn.is_empty();
         self.rec.conn_open(open);
         if has_client_leg {
             self.connect_client_leg(id);
@@ -1039,9 +1000,10 @@ impl<W: Write + sink::Close> Engine<W> {
         }
         conn.keys.push((l, fake));
         conn.fake = Some(fake);
-        conn.state = State::Open;
         // Waiting for the listener to accept the client's leg starts now.
-        conn.started = Instant::now();
+        let now = Instant::now();
+        conn.life.opened(now, true);
+        conn.life.awaiting_client(now);
         self.by_fake.insert(fake, id);
         let mut syn = std::mem::take(&mut conn.syn);
         self.apply(&mut syn, &to_listener);
@@ -1084,11 +1046,10 @@ impl<W: Write + sink::Close> Engine<W> {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
-            if conn.down.is_some() || conn.state != State::Open {
+            if conn.down.is_some() || !conn.life.is(State::Open) {
                 continue;
             }
-            let _ = stream.set_nodelay(true);
-            let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
+            sockets::accepted(&stream);
             if self
                 .poll
                 .registry()
@@ -1102,6 +1063,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 continue;
             }
             conn.down = Some(stream);
+            conn.life.accepted();
             self.pump(id);
         }
     }
@@ -1114,7 +1076,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let Ok((stream, peer)) = got else {
             return false;
         };
-        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+        sockets::abort_on_close(&stream);
         drop(stream);
         if let std::net::SocketAddr::V4(peer) = peer {
             if let Some(&id) = self.by_fake.get(&peer) {
@@ -1135,13 +1097,13 @@ impl<W: Write + sink::Close> Engine<W> {
             return;
         };
         if conn.replay.is_some() {
-            if conn.state == State::Open {
+            if conn.life.is(State::Open) {
                 self.replay_pump(&mut conn);
             }
-        } else if conn.state == State::Open && conn.down.is_some() {
-            let read = (READ_BUDGET / (2 * self.live.max(1))).clamp(MIN_READ, MAX_READ);
+        } else if conn.life.is(State::Open) && conn.down.is_some() {
+            let read = (READ_BUDGET / (2 * self.adm.live().max(1))).clamp(MIN_READ, MAX_READ);
             for dir in [Direction::ClientToServer, Direction::ServerToClient] {
-                if conn.state != State::Open {
+                if !conn.life.is(State::Open) {
                     break;
                 }
                 let ev = self.pump_dir(&mut conn, dir, read);
@@ -1157,7 +1119,7 @@ impl<W: Write + sink::Close> Engine<W> {
                     let _ = self.pump_dir(&mut conn, dir, read);
                 }
             }
-            if conn.state == State::Open && conn.c2s.done() && conn.s2c.done() {
+            if conn.life.is(State::Open) && conn.c2s.done() && conn.s2c.done() {
                 self.drop_socket(conn.down.take(), false);
                 self.drop_socket(conn.up.take(), false);
                 self.end(&mut conn);
@@ -1208,19 +1170,17 @@ impl<W: Write + sink::Close> Engine<W> {
         if let Some(mut s) = s {
             let _ = self.poll.registry().deregister(&mut s);
             if abort {
-                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+                sockets::abort_on_close(&s);
             }
         }
     }
 
     /// The connection is over: keep its rules a while for the last packets.
     fn end(&mut self, conn: &mut Conn) {
-        if conn.state != State::Done {
-            self.live = self.live.saturating_sub(1);
+        if conn.life.ended(Instant::now()) {
+            self.adm.ended();
             self.stats.open.fetch_sub(1, Relaxed);
         }
-        conn.state = State::Done;
-        conn.until = Some(Instant::now() + LINGER);
         // Only the rules linger: the buffers go now.
         conn.c2s.release();
         conn.s2c.release();
@@ -1231,7 +1191,7 @@ impl<W: Write + sink::Close> Engine<W> {
     /// Removes a connection and its rules now.
     fn retire(&mut self, id: ConnId) {
         if let Some(mut conn) = self.conns.remove(&id) {
-            if conn.state != State::Done {
+            if !conn.life.is(State::Done) {
                 self.drop_socket(conn.down.take(), true);
                 self.drop_socket(conn.up.take(), true);
                 self.end(&mut conn);
@@ -1257,11 +1217,10 @@ impl<W: Write + sink::Close> Engine<W> {
         let mut expired = Vec::new();
         let mut stuck = Vec::new();
         for (id, c) in &self.conns {
-            match c.state {
-                State::Done if c.until.is_some_and(|u| u <= now) => expired.push(*id),
-                State::Connecting if now - c.started > CONNECT_TIMEOUT => stuck.push(*id),
-                State::Open if c.pending() && now - c.started > ACCEPT_TIMEOUT => stuck.push(*id),
-                _ => {}
+            match c.life.expiry(now, &TIMEOUTS) {
+                Some(Expiry::Retire) => expired.push(*id),
+                Some(Expiry::Connect | Expiry::Accept) => stuck.push(*id),
+                None => {}
             }
         }
         for id in stuck {
@@ -1271,19 +1230,6 @@ impl<W: Write + sink::Close> Engine<W> {
             self.retire(id);
         }
     }
-}
-
-/// Binds the proxy listener with a deep backlog: every relayed connection passes through it.
-fn listen(addr: SocketAddrV4) -> anyhow::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)
-        .context("failed to create the proxy listener")?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())
-        .with_context(|| format!("failed to bind the proxy listener to {addr}"))?;
-    s.listen(4096)
-        .context("failed to listen on the proxy listener")?;
-    Ok(s.into())
 }
 
 /// Raises the fd limit for the relay and returns the connection cap it allows.

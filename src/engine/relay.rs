@@ -159,10 +159,10 @@ impl ShutdownWrite for mio::net::TcpStream {
         self.shutdown(Shutdown::Write)
     }
     fn at_urgent_mark(&self) -> bool {
-        crate::os::limits::at_urgent_mark(self)
+        crate::os::sockets::at_urgent_mark(self)
     }
     fn send_urgent(&mut self, byte: u8) -> io::Result<bool> {
-        crate::os::limits::send_urgent(self, byte)
+        crate::os::sockets::send_urgent(self, byte)
     }
 }
 

@@ -477,7 +477,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let ids: Vec<u32> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.replay.is_some() && c.state != State::Done)
+            .filter(|(_, c)| c.replay.is_some() && !c.life.is(State::Done))
             .map(|(id, _)| *id)
             .collect();
         let done = ids.is_empty()
@@ -622,7 +622,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let Some(st) = conn.replay.as_mut() else {
             return;
         };
-        if conn.state != State::Connecting || conn.up.is_some() || st.player.live_sender(0) {
+        if !conn.life.is(State::Connecting) || conn.up.is_some() || st.player.live_sender(0) {
             return;
         }
         let k = st.script;
@@ -836,7 +836,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
         self.replay = Some(rp);
         conn.replay = Some(st);
-        if done && conn.state == State::Open {
+        if done && conn.life.is(State::Open) {
             self.drop_socket(conn.down.take(), false);
             self.drop_socket(conn.up.take(), false);
             self.end(conn);

@@ -120,42 +120,6 @@ pub fn is_out_of_fds(e: &io::Error) -> bool {
     )
 }
 
-/// `SIOCATMARK` on Linux (asm-generic/sockios.h; libc does not export it for Linux).
-const SIOCATMARK: libc::c_ulong = 0x8905;
-
-/// `sockatmark(3)`: the next byte to read from `fd` is the urgent (out-of-band) byte.
-pub fn at_urgent_mark(fd: &impl AsRawFd) -> bool {
-    let mut at: libc::c_int = 0;
-    // SAFETY: SIOCATMARK writes one int into `at`, which we own, for an fd kept open for the call.
-    let r = unsafe { libc::ioctl(fd.as_raw_fd(), SIOCATMARK as _, &mut at) };
-    r == 0 && at == 1
-}
-
-/// Sends one byte as TCP urgent data (`send(MSG_OOB)`). Returns false if it would block.
-pub fn send_urgent(fd: &impl AsRawFd, byte: u8) -> io::Result<bool> {
-    let buf = [byte];
-    loop {
-        // SAFETY: send reads one byte from a buffer we own, on an fd kept open for the call.
-        let n = unsafe {
-            libc::send(
-                fd.as_raw_fd(),
-                buf.as_ptr().cast(),
-                1,
-                libc::MSG_OOB | libc::MSG_NOSIGNAL,
-            )
-        };
-        if n == 1 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            io::ErrorKind::WouldBlock => return Ok(false),
-            _ => return Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +133,7 @@ mod tests {
 
     #[test]
     fn urgent_byte_is_marked_and_read_inline() {
+        use crate::os::sockets::{at_urgent_mark, send_urgent};
         use std::io::{Read, Write};
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut a = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();

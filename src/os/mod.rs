@@ -29,6 +29,7 @@ pub mod process;
 pub mod reaper;
 pub mod rootless;
 pub mod signals;
+pub mod sockets;
 pub mod tun;
 
 pub use hostsock::HostSockets;
