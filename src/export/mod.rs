@@ -146,7 +146,13 @@ impl Selector {
                 }
                 yes
             }
-            Record::Session(_) | Record::ProcessExit(_) | Record::Summary(_) => true,
+            Record::Session(_) => {
+                // A new section: its ids and process indexes are its own.
+                self.open.clear();
+                self.procs.clear();
+                true
+            }
+            Record::ProcessExit(_) | Record::Summary(_) => true,
             Record::Unknown(_) => false,
         }
     }
