@@ -545,7 +545,9 @@ fn a_truncated_recording_compared_with_itself_is_never_the_same() {
             assert_eq!(j["truncated"], true, "{j:#}");
             assert_eq!(j["same_file"], true, "{j:#}");
             assert_eq!(j["a"]["complete"], false, "{j:#}");
+            // `{"offset", "message"}`, as in inspect (docs/JSON.md).
             assert!(j["a"]["error"]["message"].is_string(), "{j:#}");
+            assert!(j["a"]["error"]["offset"].is_u64(), "{j:#}");
         }
     }
 }

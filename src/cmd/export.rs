@@ -49,9 +49,10 @@ pub struct Args {
     #[arg(long, value_name = "OUT", group = "output")]
     pub pcapng: Option<PathBuf>,
 
-    /// Write each connection's bytes into DIR, one file per direction, named
+    /// Write each connection's bytes into DIR (new or empty), one file per direction, named
     /// NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits;
     /// SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80.
+    /// A capture of several sections (sessions) prefixes the files of section N>1 with sN-.
     #[arg(long, value_name = "DIR", group = "output")]
     pub streams: Option<PathBuf>,
 
@@ -162,6 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
 
+    let streams = matches!(kind, Kind::Streams);
+    let mut sections = 0u32;
     let mut exporter = Exporter::new(filter.clone(), output);
     let bar = crate::ui::progress_bar(size, "export", args.quiet);
     let mut shown = 0u64;
@@ -169,6 +172,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     while let Some(rec) = reader.next() {
         let rec = rec?;
         n += 1;
+        if matches!(rec, crate::format::Record::Session(_)) {
+            sections += 1;
+            if sections > 1 && !streams {
+                // Another session: its connection ids and processes are its own, and one
+                // packet file cannot tell them apart. Nothing is written (the output is
+                // dropped uncommitted).
+                anyhow::bail!(
+                    "{}: at byte {}: a second section (another session, e.g. two captures \
+                     concatenated) starts here; --pcap and --pcapng export one session: \
+                     use --streams (which prefixes later sections' files sN-), or export each \
+                     capture on its own",
+                    args.file.display(),
+                    reader.position()
+                );
+            }
+        }
         exporter
             .record(&rec)
             .with_context(|| format!("failed to write {}", dest.display()))?;

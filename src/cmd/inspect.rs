@@ -100,20 +100,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// Reads the whole capture through the analyzer; `each` sees every finished connection.
-/// A read error is kept in the returned summary (and not returned): each view decides.
-fn analyze(
-    reader: CaptureReader<io::BufReader<std::fs::File>>,
-    mut each: impl FnMut(ConnStats, Option<ConnId>) -> io::Result<()>,
-) -> io::Result<(CaptureInfo, Vec<ConnStats>)> {
+/// Reads the whole capture, one analysis per section: several sections (captures concatenated)
+/// are several sessions (docs/FORMAT.md), each with its own processes and connection ids. Each
+/// comes with the byte offset where it starts; a read error ends the last one.
+fn analyze_sections(
+    mut reader: CaptureReader<io::BufReader<std::fs::File>>,
+) -> Vec<(u64, CaptureInfo)> {
+    let mut done = Vec::new();
     let mut a = Analyzer::new();
-    let mut reader = reader;
+    let mut start = 0;
     while let Some(rec) = reader.next() {
         match rec {
             Ok(rec) => {
-                if let Some(done) = a.record(&rec, reader.position()) {
-                    each(done, a.min_open_id())?;
+                if matches!(rec, Record::Session(_)) && a.info().session.is_some() {
+                    let next = reader.position();
+                    done.push((start, std::mem::take(&mut a).finish().0));
+                    // Shown at its Session block (its SHB comes just before).
+                    start = next;
                 }
+                a.record(&rec, reader.position());
             }
             Err(e) => {
                 a.read_error(&e);
@@ -121,7 +126,8 @@ fn analyze(
             }
         }
     }
-    Ok(a.finish())
+    done.push((start, a.finish().0));
+    done
 }
 
 /// The error that stopped reading, as `main` prints it.
@@ -138,14 +144,44 @@ fn summary(
     st: Style,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let (info, _) = analyze(reader, |_, _| Ok(()))?;
+    let sections = analyze_sections(reader);
+    let n = sections.len();
     if args.json {
-        let v = summary_json(&info, file);
+        let v = if n == 1 {
+            summary_json(&sections[0].1, file)
+        } else {
+            json!({
+                "version": JSON_VERSION,
+                "view": "sections",
+                "file": file,
+                "sections": sections.iter().map(|(at, info)| {
+                    let mut v = summary_json(info, file);
+                    v["offset"] = json!(at);
+                    v
+                }).collect::<Vec<_>>(),
+            })
+        };
         serde_json::to_writer_pretty(&mut *out, &v)?;
         writeln!(out)?;
     } else {
-        print_summary(&info, file, st, out)?;
+        for (i, (at, info)) in sections.iter().enumerate() {
+            if n > 1 {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                writeln!(
+                    out,
+                    "{}",
+                    st.bold(format!(
+                        "section {} of {n} (a session of its own), at byte {at}",
+                        i + 1
+                    ))
+                )?;
+            }
+            print_summary(info, file, st, out)?;
+        }
     }
+    let info = &sections[n - 1].1;
     match &info.read_error {
         Some(p) => {
             out.flush()?;
@@ -860,18 +896,30 @@ fn check(
     st: Style,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let (info, _) = analyze(reader, |_, _| Ok(()))?;
+    let sections = analyze_sections(reader);
+    let n = sections.len();
     let mut problems: Vec<Problem> = Vec::new();
-    if let Some(p) = &info.read_error {
-        problems.push(p.clone());
-    } else if info.summary.is_none() {
-        problems.push(Problem {
-            offset: info_end(file),
-            message: "truncated: the capture has no closing summary".into(),
-        });
+    let mut total = 0;
+    for (i, (_, info)) in sections.iter().enumerate() {
+        let before = problems.len();
+        if let Some(p) = &info.read_error {
+            problems.push(p.clone());
+        } else if info.summary.is_none() {
+            // A section followed by another ends where the next starts.
+            let end = sections.get(i + 1).map_or_else(|| info_end(file), |s| s.0);
+            let message = if i + 1 < n {
+                format!("truncated: section {} has no closing summary", i + 1)
+            } else {
+                "truncated: the capture has no closing summary".into()
+            };
+            problems.push(Problem {
+                offset: end,
+                message,
+            });
+        }
+        total += info.problem_count + (problems.len() - before) as u64;
+        problems.extend(info.problems.iter().cloned());
     }
-    problems.extend(info.problems.iter().cloned());
-    let total = info.problem_count + (problems.len() - info.problems.len()) as u64;
     let ok = problems.is_empty();
     if args.json {
         let v = json!({
@@ -879,7 +927,8 @@ fn check(
             "view": "check",
             "file": file,
             "ok": ok,
-            "complete": info.is_complete(),
+            "complete": sections.iter().all(|(_, i)| i.is_complete()),
+            "sections": n,
             "problem_count": total,
             "problems": problems.iter().map(problem_json).collect::<Vec<_>>(),
         });
@@ -888,10 +937,15 @@ fn check(
     } else if ok {
         writeln!(
             out,
-            "{file}: {} ({} records, {} connections, complete)",
+            "{file}: {} ({} records, {} connections, complete{})",
             st.green("ok"),
-            info.records,
-            info.connections
+            sections.iter().map(|(_, i)| i.records).sum::<u64>(),
+            sections.iter().map(|(_, i)| i.connections).sum::<u64>(),
+            if n > 1 {
+                format!("; {n} sections")
+            } else {
+                String::new()
+            }
         )?;
     } else {
         for p in &problems {

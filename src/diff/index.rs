@@ -301,6 +301,18 @@ impl Index {
             };
             ix.end_offset = offset;
             match rec {
+                Record::Session(_) if ix.session.is_some() => {
+                    // Several sections are several sessions (docs/FORMAT.md): their ids and
+                    // processes are their own, and merging them would compare nonsense.
+                    return Err(FormatError {
+                        path: path.to_string(),
+                        offset,
+                        message: "a second section (another session, e.g. two captures \
+                                  concatenated) starts here: plg diff compares one session \
+                                  per file"
+                            .into(),
+                    });
+                }
                 Record::Session(s) => ix.session = Some(s),
                 Record::Process(p) => {
                     addrs.insert(p.addr, p.index);

@@ -11,14 +11,14 @@
 //! **Never torn.** Every buffer handed over holds whole capture blocks (the capture writer's
 //! contract). The writer thread stages them and writes whole aligned pages with `O_DIRECT`,
 //! always up to a block boundary: the pages end with a Filler block (skipped by every reader;
-//! docs/FORMAT.md) that brings the end of the data to a page boundary. Staged data not yet
-//! written directly goes through the page cache after `IDLE` without a direct write, or on
-//! flush, again ending on a block boundary. So the file ends on a block boundary after every
-//! write plg makes, and an I/O error (a full disk) cuts it back to the last boundary written.
+//! docs/FORMAT.md) that brings the end of the data to a page boundary. Staged data goes out
+//! when the stage is full, after `IDLE` without a write, or on flush. So the file ends on a
+//! block boundary after every write plg makes, and an I/O error (a full disk) cuts it back
+//! to the last boundary written.
 //!
 //! **What `kill -9` loses** is what is still in plg's memory: at most `IDLE` (10 ms) of
 //! traffic in the capture writer's buffer, plus what waits here (the channel, the staged bytes
-//! not yet in the page cache: at most `IDLE` more). Measured figures in docs/PERFORMANCE.md.
+//! not yet in the file: at most `IDLE` more). Measured figures in docs/PERFORMANCE.md.
 
 use crate::format::block::{self, Endian};
 use std::fs::File;
@@ -185,10 +185,13 @@ impl Drop for ThreadedFile {
 
 /// Writes a file through `O_DIRECT` in whole aligned pages, which runs at disk speed instead
 /// of page-cache speed (measured here: 1.6 GB/s against 0.3-0.6 GB/s into fresh page-cache
-/// memory), each write ending with a Filler block on the page boundary. Staged bytes go through
-/// the page cache on flush, and are rewritten directly with the next pages (direct I/O
-/// replaces the cached pages). Where `O_DIRECT` is refused (tmpfs, some filesystems), every
-/// write goes through the page cache.
+/// memory). Every write ends with a Filler block on a page boundary, so the file ends on a
+/// block boundary after each one; the partial last page stays staged and is written again,
+/// with more data and a shorter Filler, by the next write. Only direct writes are used:
+/// a buffered write of several pages can be cut short between pages by a `kill -9` (the
+/// kernel stops copying once a fatal signal is pending), which would tear the file; a direct
+/// write changes the file size once, when it completes. Where `O_DIRECT` is refused (tmpfs,
+/// some filesystems), every write goes through the page cache, whole blocks at a time.
 struct Direct {
     plain: File,
     direct: Option<File>,
@@ -197,9 +200,7 @@ struct Direct {
     start: usize,
     len: usize,
     at: u64,
-    /// How much of the stage is already in the file through the page cache.
-    cached: usize,
-    /// Since when some staged bytes are in neither the file nor the page cache.
+    /// Since when some staged bytes are not in the file.
     unwritten_since: Option<Instant>,
     /// The file ends on a block boundary here; an I/O error cuts it back to this.
     good_end: u64,
@@ -217,7 +218,7 @@ impl Direct {
             .custom_flags(libc::O_DIRECT)
             .open(format!("/proc/self/fd/{}", plain.as_raw_fd()))
             .ok();
-        let stage = vec![0u8; STAGE + 2 * PAGE];
+        let stage = vec![0u8; STAGE + 3 * PAGE];
         let start = stage.as_ptr().align_offset(PAGE).min(PAGE);
         Direct {
             plain,
@@ -226,13 +227,12 @@ impl Direct {
             start,
             len: 0,
             at: 0,
-            cached: 0,
             unwritten_since: None,
             good_end: 0,
         }
     }
 
-    /// Stages whole blocks; writes the stage directly first if they would not fit.
+    /// Stages whole blocks; writes the stage first if they would not fit.
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
         let res = self.write_inner(data);
         self.on_error(res)
@@ -240,21 +240,17 @@ impl Direct {
 
     fn write_inner(&mut self, data: &[u8]) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        if self.direct.is_none() || data.len() > STAGE {
-            // Page cache only (or a buffer larger than the stage: rare, never in practice).
-            self.flush_inner()?;
-            self.write_pages()?;
-            let at = self.at + self.len as u64;
-            self.plain.write_all_at(data, at)?;
-            self.at = at + data.len() as u64;
-            self.len = 0;
-            self.cached = 0;
+        if self.direct.is_some() && self.len + data.len() > STAGE {
+            self.write_direct()?;
+        }
+        if self.direct.is_none() || self.len + data.len() > STAGE {
+            // Page cache (or, never in practice, a buffer larger than the stage): whatever is
+            // staged goes first, then the data, whole blocks each time.
+            self.write_plain()?;
+            self.plain.write_all_at(data, self.at)?;
+            self.at += data.len() as u64;
             self.good_end = self.at;
             return Ok(());
-        }
-        // Room is kept for the Filler that ends a direct write (at most a page and 8 bytes).
-        if self.len + data.len() + PAGE + 16 > STAGE + PAGE {
-            self.write_pages()?;
         }
         let s = self.start + self.len;
         self.stage[s..s + data.len()].copy_from_slice(data);
@@ -263,14 +259,15 @@ impl Direct {
         Ok(())
     }
 
-    /// Writes everything staged directly, ending with a Filler block on a page boundary.
-    fn write_pages(&mut self) -> io::Result<()> {
+    /// Writes everything staged directly, ending with a Filler block on a page boundary;
+    /// keeps the partial last page staged, to be written again with what follows.
+    fn write_direct(&mut self) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        if self.len == 0 {
+        if self.len == 0 || self.unwritten_since.is_none() {
             return Ok(());
         }
         let Some(direct) = &self.direct else {
-            return self.flush_inner();
+            return self.write_plain();
         };
         let end = self.at + self.len as u64;
         let fill = block::filler_len(end, PAGE);
@@ -278,45 +275,48 @@ impl Direct {
         block::emit_filler(Endian::Little, fill, &mut filler);
         let s = self.start + self.len;
         self.stage[s..s + fill].copy_from_slice(&filler);
-        let whole = self.len + fill;
-        let pages = &self.stage[self.start..self.start + whole];
+        let pages = &self.stage[self.start..s + fill];
         if let Err(e) = direct.write_all_at(pages, self.at) {
             if e.raw_os_error() != Some(libc::EINVAL) {
                 return Err(e);
             }
             // Not supported here after all: the page cache it is, from now on (no filler).
             self.direct = None;
-            return self.flush_inner();
+            return self.write_plain();
         }
-        self.at += whole as u64;
-        self.good_end = self.at;
-        self.len = 0;
-        self.cached = 0;
+        self.good_end = end + fill as u64;
         self.unwritten_since = None;
+        // Whole pages of data are final; the partial one is rewritten next time.
+        let whole = self.len / PAGE * PAGE;
+        self.stage
+            .copy_within(self.start + whole..self.start + self.len, self.start);
+        self.len -= whole;
+        self.at += whole as u64;
         Ok(())
     }
 
-    /// Puts the staged bytes not yet there in the file through the page cache.
-    fn flush(&mut self) -> io::Result<()> {
-        let res = self.flush_inner();
-        self.on_error(res)
-    }
-
-    fn flush_inner(&mut self) -> io::Result<()> {
+    /// Page-cache fallback: writes what is staged as it is (whole blocks) and empties the stage.
+    fn write_plain(&mut self) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
-        if self.len > self.cached {
-            let new = &self.stage[self.start + self.cached..self.start + self.len];
-            self.plain.write_all_at(new, self.at + self.cached as u64)?;
-            self.cached = self.len;
-            self.good_end = self.at + self.len as u64;
-        }
-        self.unwritten_since = None;
-        if self.direct.is_none() && self.len > 0 {
+        if self.len > 0 {
+            let staged = &self.stage[self.start..self.start + self.len];
+            self.plain.write_all_at(staged, self.at)?;
             self.at += self.len as u64;
             self.len = 0;
-            self.cached = 0;
         }
+        self.good_end = self.at;
+        self.unwritten_since = None;
         Ok(())
+    }
+
+    /// Puts every staged byte in the file.
+    fn flush(&mut self) -> io::Result<()> {
+        let res = if self.direct.is_some() {
+            self.write_direct()
+        } else {
+            self.write_plain()
+        };
+        self.on_error(res)
     }
 
     /// After a failed write the file may end inside a block: cut it back to the last block
@@ -365,37 +365,63 @@ mod tests {
         Some(out)
     }
 
-    /// Every buffer written reaches the file in order, fillers aside; and the file ends on a
-    /// block boundary whenever it is looked at, direct writes included (the torn-capture bug:
-    /// whole pages ended inside a block).
+    fn blocks(i: u32) -> Vec<u8> {
+        let mut buf = Vec::new();
+        for j in 0..(1 + i % 7) {
+            buf.extend_from_slice(&block(16 + 4 * ((i * 37 + j * 101) as usize % 3000), i));
+        }
+        buf
+    }
+
+    /// After every write and flush the file ends on a block boundary, direct writes included
+    /// (the torn-capture bug: whole pages ended inside a block), and holds what was written
+    /// in order, fillers aside.
     #[test]
-    fn file_always_ends_on_a_block_boundary() {
-        let path = std::env::temp_dir().join(format!("plg-sink-test-{}", std::process::id()));
-        let mut w = ThreadedFile::new(File::create(&path).unwrap()).unwrap();
+    fn file_ends_on_a_block_boundary_after_every_write() {
+        let path = std::env::temp_dir().join(format!("plg-sink-direct-{}", std::process::id()));
+        let mut d = Direct::new(File::create(&path).unwrap());
         let mut want = Vec::new();
-        let mut samples = 0;
+        let mut in_file = 0;
         for i in 0..3000u32 {
-            let mut buf = Vec::new();
-            for j in 0..(1 + i % 7) {
-                buf.extend_from_slice(&block(16 + 4 * ((i * 37 + j * 101) as usize % 3000), i));
-            }
-            w.write_all(&buf).unwrap();
+            let buf = blocks(i);
+            d.write(&buf).unwrap();
             want.extend_from_slice(&buf);
-            if i % 500 == 0 {
-                w.flush().unwrap();
+            if i % 97 == 0 {
+                d.flush().unwrap();
             }
             if i % 100 == 0 {
                 let now = std::fs::read(&path).unwrap();
                 let got = walk(&now).expect("the file ends inside a block");
                 assert_eq!(got[..], want[..got.len()]);
-                samples += 1;
+                assert!(got.len() >= in_file, "the file lost blocks");
+                in_file = got.len();
+            }
+        }
+        d.flush().unwrap();
+        let all = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(want.len() > 2 * STAGE, "direct writes were exercised");
+        assert!(d.direct.is_some(), "the test directory takes O_DIRECT");
+        assert_eq!(walk(&all).expect("ends on a boundary"), want);
+    }
+
+    /// The threaded writer puts every buffer in the file, in order.
+    #[test]
+    fn threaded_file_writes_everything_in_order() {
+        let path = std::env::temp_dir().join(format!("plg-sink-test-{}", std::process::id()));
+        let mut w = ThreadedFile::new(File::create(&path).unwrap()).unwrap();
+        let mut want = Vec::new();
+        for i in 0..3000u32 {
+            let buf = blocks(i);
+            w.write_all(&buf).unwrap();
+            want.extend_from_slice(&buf);
+            if i % 500 == 0 {
+                w.flush().unwrap();
             }
         }
         w.close().unwrap();
         let all = std::fs::read(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert!(samples > 20);
-        assert!(want.len() > 2 * STAGE, "direct writes were exercised");
         assert_eq!(walk(&all).expect("ends on a boundary"), want);
     }
 

@@ -146,7 +146,13 @@ impl Selector {
                 }
                 yes
             }
-            Record::Session(_) | Record::ProcessExit(_) | Record::Summary(_) => true,
+            Record::Session(_) => {
+                // A new section: its ids and process indexes are its own.
+                self.open.clear();
+                self.procs.clear();
+                true
+            }
+            Record::ProcessExit(_) | Record::Summary(_) => true,
             // Written once, before every packet, by the pcapng output (see `cmd/export`).
             Record::Secrets(_) | Record::Unknown(_) => false,
         }

@@ -34,6 +34,8 @@ pub struct StreamsWriter {
     /// Open files, oldest first (may hold keys already closed).
     order: VecDeque<(ConnId, usize)>,
     pub files_written: u64,
+    /// Sections seen (several captures concatenated: several sessions, ids from 0 again).
+    sections: u32,
 }
 
 fn side(dir: Direction) -> usize {
@@ -72,6 +74,7 @@ impl StreamsWriter {
             files: HashMap::new(),
             order: VecDeque::new(),
             files_written: 0,
+            sections: 0,
         }
     }
 
@@ -84,18 +87,34 @@ impl StreamsWriter {
         format!("{name}_{}.{}", addr.ip(), addr.port())
     }
 
-    /// The file name of each direction of a connection.
+    /// The file name of each direction of a connection. Connections of the second and later
+    /// sections (another session, whose ids start from 0 again) are prefixed `sN-`.
     pub fn file_names(&self, open: &ConnOpen) -> [String; 2] {
         let c = self.end_name(open.client, open.client_addr);
         let s = self.end_name(open.server, open.server_addr);
+        let section = if self.sections > 1 {
+            format!("s{}-", self.sections)
+        } else {
+            String::new()
+        };
         [
-            format!("{:04}-{c}-to-{s}", open.id),
-            format!("{:04}-{s}-to-{c}", open.id),
+            format!("{section}{:04}-{c}-to-{s}", open.id),
+            format!("{section}{:04}-{s}-to-{c}", open.id),
         ]
     }
 
     pub fn record(&mut self, rec: &Record) -> io::Result<()> {
         match rec {
+            Record::Session(_) => {
+                // A new section: the last one's streams end here (cut short if still open).
+                self.sections += 1;
+                for (_, f) in self.files.drain() {
+                    f.into_inner().map_err(|e| e.into_error())?;
+                }
+                self.order.clear();
+                self.conns.clear();
+                self.procs.clear();
+            }
             Record::Process(Process { index, name, .. }) => {
                 self.procs.insert(*index, name.clone());
             }
