@@ -27,9 +27,12 @@ use std::time::Duration;
 /// needed.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  \
-    plg replay -f run.traffic - 'redis-cli -h p0 ping'     # client live, server played\n  \
-    plg replay -f run.traffic 'redis-server --protected-mode no' -   # server live\n  \
-    plg replay -f web.traffic -o again.traffic && plg diff web.traffic again.traffic\n\n\
+    # The client live, the server played from the capture\n  \
+    plg replay -f run.traffic - 'redis-cli -h p0 ping'\n  \
+    # The server live, the client played\n  \
+    plg replay -f run.traffic 'redis-server --protected-mode no' -\n  \
+    plg replay -f web.traffic -o again.traffic && \\\n      \
+    plg diff web.traffic again.traffic\n\n\
     Exit status: the main command's; with --strict, 1 when anything diverged or stayed unused;\n\
     2 on errors.")]
 pub struct Args {
