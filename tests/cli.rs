@@ -307,6 +307,16 @@ fn install_puts_binary_links_man_pages_and_completions_in_place() {
             .join(format!("share/man/man1/plg-{sub}.1"))
             .is_file());
     }
+    for sub in SUBCOMMANDS {
+        let link = prefix
+            .path()
+            .join(format!("share/bash-completion/completions/plg-{sub}"));
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("plg"),
+            "{link:?}"
+        );
+    }
     for file in [
         "share/man/man1/plg.1",
         "share/bash-completion/completions/plg",
