@@ -27,6 +27,11 @@
 -- is recognised from the kind field (every kind is below 256, so a big-endian kind starts with
 -- a zero byte).
 
+-- Installed as a plugin and also given with -X lua_script: load once (Wireshark would refuse
+-- to register the protocol a second time).
+if rawget(_G, "plg_dissector_loaded") then return end
+rawset(_G, "plg_dissector_loaded", true)
+
 local PEN = 32473
 
 local plg = Proto("plg", "plg (Net Playground) record")
