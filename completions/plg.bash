@@ -22,6 +22,9 @@ _plg() {
             plg,export)
                 cmd="plg__subcmd__export"
                 ;;
+            plg,help)
+                cmd="plg__subcmd__help"
+                ;;
             plg,inspect)
                 cmd="plg__subcmd__inspect"
                 ;;
@@ -34,6 +37,27 @@ _plg() {
             plg,wireshark)
                 cmd="plg__subcmd__wireshark"
                 ;;
+            plg__subcmd__help,diff)
+                cmd="plg__subcmd__help__subcmd__diff"
+                ;;
+            plg__subcmd__help,export)
+                cmd="plg__subcmd__help__subcmd__export"
+                ;;
+            plg__subcmd__help,help)
+                cmd="plg__subcmd__help__subcmd__help"
+                ;;
+            plg__subcmd__help,inspect)
+                cmd="plg__subcmd__help__subcmd__inspect"
+                ;;
+            plg__subcmd__help,record)
+                cmd="plg__subcmd__help__subcmd__record"
+                ;;
+            plg__subcmd__help,replay)
+                cmd="plg__subcmd__help__subcmd__replay"
+                ;;
+            plg__subcmd__help,wireshark)
+                cmd="plg__subcmd__help__subcmd__wireshark"
+                ;;
             *)
                 ;;
         esac
@@ -41,12 +65,16 @@ _plg() {
 
     case "${cmd}" in
         plg)
-            opts="-h -V --help --version record replay inspect export diff wireshark"
+            opts="-h -V --color --help --version record replay inspect export diff wireshark help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -55,8 +83,8 @@ _plg() {
             return 0
             ;;
         plg__subcmd__diff)
-            opts="-o -h -V --ignore --ignore-conn --ignore-port --rules --timing --max-diffs --json --junit --learn --output --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-o -h -V --ignore --ignore-conn --ignore-port --rules --timing --max-diffs --json --junit --learn --output --color --help --version"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -97,16 +125,21 @@ _plg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=( $(compgen -f -- "${cur}") )
             return 0
             ;;
         plg__subcmd__export)
-            opts="-q -h -V --pcap --pcapng --streams --conn --process --port --force --quiet --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-q -h -V --pcap --pcapng --streams --conn --process --port --force --quiet --color --help --version"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -135,6 +168,123 @@ _plg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=( $(compgen -f -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help)
+            opts="record replay inspect export diff wireshark help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help__subcmd__diff)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help__subcmd__export)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help__subcmd__inspect)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help__subcmd__record)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help__subcmd__replay)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        plg__subcmd__help__subcmd__wireshark)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;
@@ -143,8 +293,8 @@ _plg() {
             return 0
             ;;
         plg__subcmd__inspect)
-            opts="-h -V --connections --conn --hex --text --raw --direction --check --json --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-h -V --connections --conn --hex --text --raw --direction --check --json --color --help --version"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -157,16 +307,21 @@ _plg() {
                     COMPREPLY=($(compgen -W "client server" -- "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=( $(compgen -f -- "${cur}") )
             return 0
             ;;
         plg__subcmd__record)
-            opts="-f -s -q -h -V --file --subnet --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --allow-external --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-f -s -q -h -V --file --subnet --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --allow-external --color --help --version"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -211,16 +366,21 @@ _plg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=( $(compgen -f -- "${cur}") )
             return 0
             ;;
         plg__subcmd__replay)
-            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --ignore --rules --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --ignore --rules --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --color --help --version"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -285,16 +445,21 @@ _plg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=( $(compgen -f -- "${cur}") )
             return 0
             ;;
         plg__subcmd__wireshark)
-            opts="-h -V --install --print-path --print --dir --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+            opts="-h -V --install --print-path --print --dir --color --help --version"
+            if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -303,11 +468,16 @@ _plg() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
             esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            compopt -o filenames 2>/dev/null
+            COMPREPLY=( $(compgen -f -- "${cur}") )
             return 0
             ;;
     esac
@@ -318,3 +488,14 @@ if [[ "${BASH_VERSINFO[0]}" -eq 4 && "${BASH_VERSINFO[1]}" -ge 4 || "${BASH_VERS
 else
     complete -F _plg -o bashdefault -o default plg
 fi
+
+# plg-<subcommand> links (tools/install makes them) complete as plg <subcommand>.
+_plg_link() {
+    local sub=${COMP_WORDS[0]##*/}
+    COMP_WORDS=(plg "${sub#plg-}" "${COMP_WORDS[@]:1}")
+    COMP_CWORD=$((COMP_CWORD + 1))
+    local prev=plg
+    (( COMP_CWORD > 1 )) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+    _plg plg "${COMP_WORDS[COMP_CWORD]}" "$prev"
+}
+complete -F _plg_link -o bashdefault -o default plg-record plg-replay plg-inspect plg-export plg-diff plg-wireshark

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_plg_global_optspecs
-    string join \n h/help V/version
+    string join \n color= h/help V/version
 end
 
 function __fish_plg_needs_command
@@ -24,6 +24,9 @@ function __fish_plg_using_subcommand
     contains -- $cmd[1] $argv
 end
 
+complete -c plg -n "__fish_plg_needs_command" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
+always\t''
+never\t''"
 complete -c plg -n "__fish_plg_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_needs_command" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_needs_command" -f -a "record" -d 'Run commands in private network namespaces and record every TCP conversation between them'
@@ -32,6 +35,7 @@ complete -c plg -n "__fish_plg_needs_command" -f -a "inspect" -d 'Show what a ca
 complete -c plg -n "__fish_plg_needs_command" -f -a "export" -d 'Convert a capture to pcap, plain pcapng or stream files'
 complete -c plg -n "__fish_plg_needs_command" -f -a "diff" -d 'Compare two captures and report behavioural drift'
 complete -c plg -n "__fish_plg_needs_command" -f -a "wireshark" -d 'Print or install the Wireshark dissector for plg captures'
+complete -c plg -n "__fish_plg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng): a new or regular file. An existing one is replaced once every process started, so a failed start leaves it as it was; a symlink is followed' -r -F
 complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
@@ -40,6 +44,9 @@ complete -c plg -n "__fish_plg_using_subcommand record" -l ready-timeout -d 'Giv
 complete -c plg -n "__fish_plg_using_subcommand record" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
+always\t''
+never\t''"
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
@@ -61,6 +68,9 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Giv
 complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
+always\t''
+never\t''"
 complete -c plg -n "__fish_plg_using_subcommand replay" -l timing -d 'Also honour the recorded gaps between events'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l strict -d 'Exit with plg\'s verdict instead of the main command\'s status: 0 behaved as recorded (modulo --ignore/--rules), 1 diverged, unused, unmatched or not judged, 2 plg error'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-prefix -d 'Do not prefix each output line with the process name'
@@ -72,6 +82,9 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Prin
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers' -r
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l direction -d 'With --raw: which side\'s bytes' -r -f -a "client\t'The bytes the client sent'
 server\t'The bytes the server sent'"
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
+always\t''
+never\t''"
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l connections -d 'One line per connection: ends, start, duration, bytes each way, how it ended'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l hex -d 'With --conn: show every chunk as a hex dump'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l text -d 'With --conn: show every chunk as text (non-printable bytes as \'.\')'
@@ -82,13 +95,16 @@ complete -c plg -n "__fish_plg_using_subcommand inspect" -s h -l help -d 'Print 
 complete -c plg -n "__fish_plg_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand export" -l pcap -d 'Write a classic pcap (nanosecond timestamps, raw IPv4 link type)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand export" -l pcapng -d 'Write a standard pcapng, one interface per process, without plg\'s custom blocks' -r -F
-complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write each connection\'s bytes into DIR, one file per direction, named NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits; SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80' -r -F
+complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write each connection\'s bytes into DIR (new or empty), one file per direction, named NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits; SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80. A capture of several sections (sessions) prefixes the files of section N>1 with sN-' -r -F
 complete -c plg -n "__fish_plg_using_subcommand export" -l conn -d 'Only this connection (repeat or separate with commas for several)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l process -d 'Only connections and packets of this process, by name (repeatable)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l port -d 'Only connections and UDP packets with this port at either end (repeatable)' -r
+complete -c plg -n "__fish_plg_using_subcommand export" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
+always\t''
+never\t''"
 complete -c plg -n "__fish_plg_using_subcommand export" -l force -d 'Replace the output if it is an existing regular file (never a device, FIFO, symlink or directory: those are written into, followed, or refused)'
 complete -c plg -n "__fish_plg_using_subcommand export" -s q -l quiet -d 'No progress bar and no closing line'
-complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand export" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore -d 'Byte ranges matching REGEX in both captures compare as equal (repeatable). Matched on bytes: `.` and `[^\\r]` match any byte' -r
 complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore-conn -d 'Leave out connections matching CLIENT->SERVER[:PORT][#N] (names, indexes or *; repeatable)' -r
@@ -98,13 +114,26 @@ complete -c plg -n "__fish_plg_using_subcommand diff" -l timing -d 'Also report 
 complete -c plg -n "__fish_plg_using_subcommand diff" -l max-diffs -d 'Show at most N differences per direction and flow (0: all)' -r
 complete -c plg -n "__fish_plg_using_subcommand diff" -l junit -d 'Also write the report as JUnit XML to FILE, one test case per connection' -r -F
 complete -c plg -n "__fish_plg_using_subcommand diff" -s o -l output -d 'With --learn: write the rules to FILE' -r -F
+complete -c plg -n "__fish_plg_using_subcommand diff" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
+always\t''
+never\t''"
 complete -c plg -n "__fish_plg_using_subcommand diff" -l json -d 'Print the report as JSON (docs/JSON.md) instead of text'
 complete -c plg -n "__fish_plg_using_subcommand diff" -l learn -d 'Learn ignore rules from captures of one scenario taken with no code change, and write them (to --output, or standard output)'
-complete -c plg -n "__fish_plg_using_subcommand diff" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand wireshark" -l dir -d 'The plugin folder to use instead of Wireshark\'s personal Lua plugin folder ($HOME/.local/lib/wireshark/plugins)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
+always\t''
+never\t''"
 complete -c plg -n "__fish_plg_using_subcommand wireshark" -l install -d 'Copy the dissector into Wireshark\'s personal Lua plugin folder (replacing an older copy), and print where it went'
 complete -c plg -n "__fish_plg_using_subcommand wireshark" -l print-path -d 'Print where --install puts the dissector'
 complete -c plg -n "__fish_plg_using_subcommand wireshark" -l print -d 'Print the dissector (Lua) to standard output'
-complete -c plg -n "__fish_plg_using_subcommand wireshark" -s h -l help -d 'Print help'
+complete -c plg -n "__fish_plg_using_subcommand wireshark" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand wireshark" -s V -l version -d 'Print version'
+complete -c plg -n "__fish_plg_using_subcommand help; and not __fish_seen_subcommand_from record replay inspect export diff wireshark help" -f -a "record" -d 'Run commands in private network namespaces and record every TCP conversation between them'
+complete -c plg -n "__fish_plg_using_subcommand help; and not __fish_seen_subcommand_from record replay inspect export diff wireshark help" -f -a "replay" -d 'Feed a recording back to live programs, and play the peers that are not there'
+complete -c plg -n "__fish_plg_using_subcommand help; and not __fish_seen_subcommand_from record replay inspect export diff wireshark help" -f -a "inspect" -d 'Show what a capture holds'
+complete -c plg -n "__fish_plg_using_subcommand help; and not __fish_seen_subcommand_from record replay inspect export diff wireshark help" -f -a "export" -d 'Convert a capture to pcap, plain pcapng or stream files'
+complete -c plg -n "__fish_plg_using_subcommand help; and not __fish_seen_subcommand_from record replay inspect export diff wireshark help" -f -a "diff" -d 'Compare two captures and report behavioural drift'
+complete -c plg -n "__fish_plg_using_subcommand help; and not __fish_seen_subcommand_from record replay inspect export diff wireshark help" -f -a "wireshark" -d 'Print or install the Wireshark dissector for plg captures'
+complete -c plg -n "__fish_plg_using_subcommand help; and not __fish_seen_subcommand_from record replay inspect export diff wireshark help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

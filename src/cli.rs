@@ -38,7 +38,7 @@ Each subcommand is also reached through a link to this binary named plg-<subcomm
 
 Exit status:
   0  success
-  1  the answer is no: the captures differ (diff), the capture is not sound (inspect)
+  1  no: the captures differ (diff), the capture is not sound (inspect --check)
   2  an error: bad arguments, an unreadable capture, a system failure
   plg record and plg replay exit with the status of the main command they ran.";
 
@@ -87,21 +87,22 @@ const EXAMPLES: &[(&str, &[&str])] = &[
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE
+    /// forces it), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = crate::ui::ColorChoice::Auto)]
+    pub color: crate::ui::ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    // record and replay take their help (one line, then the long description) from their
-    // `Args` docs: a doc comment here would replace the long one.
+    // Each takes its help (one line, then the long description) from its `Args`: a doc
+    // comment here would replace the long one.
     Record(crate::cmd::record::Args),
     Replay(crate::cmd::replay::Args),
-    /// Show what a capture holds.
     Inspect(crate::cmd::inspect::Args),
-    /// Convert a capture to pcap, plain pcapng or stream files.
     Export(crate::cmd::export::Args),
-    /// Compare two captures and report behavioural drift.
     Diff(crate::cmd::diff::Args),
-    /// Print or install the Wireshark dissector for plg captures.
     Wireshark(crate::cmd::wireshark::Args),
 }
 
@@ -118,7 +119,7 @@ pub fn command() -> clap::Command {
         let full = std::iter::once("plg").chain(argv.iter().copied());
         if base.clone().try_get_matches_from(full).is_ok() {
             any = true;
-            examples.push_str(&format!("  # {what}\n  plg {}\n", shell_join(argv)));
+            examples.push_str(&format!("  # {what}\n{}\n", example_lines(argv)));
         }
     }
     let after = if any {
@@ -127,6 +128,30 @@ pub fn command() -> clap::Command {
         AFTER_HELP.to_string()
     };
     base.after_help(after)
+}
+
+/// Widest help line: examples must read whole in an 80-column terminal, where clap would wrap
+/// a longer line anywhere, even inside a quoted argument.
+pub const HELP_WIDTH: usize = 79;
+
+/// `plg ARGS...` indented by two, continued with ` \` between arguments where a line would
+/// pass [`HELP_WIDTH`], so a copy-paste still runs.
+fn example_lines(argv: &[&str]) -> String {
+    let mut out = String::from("  plg");
+    let mut line_len = out.len();
+    for arg in argv {
+        let word = shell_join(&[arg]);
+        if line_len + 1 + word.len() + 2 > HELP_WIDTH {
+            out.push_str(" \\\n      ");
+            line_len = 6;
+        } else {
+            out.push(' ');
+            line_len += 1;
+        }
+        out.push_str(&word);
+        line_len += word.len();
+    }
+    out
 }
 
 /// Quotes each argument for a POSIX shell when it needs it (examples only: no escapes inside).
@@ -166,6 +191,18 @@ pub fn normalize_args(args: Vec<OsString>) -> Vec<OsString> {
         args.insert(1, OsString::from(sub));
         return args;
     }
+    // `plg help --help` (and `plg help record -h`): clap's help subcommand takes no flags;
+    // asking it for help means the help it gives anyway.
+    if args.get(1).is_some_and(|a| a == "help") {
+        let (head, tail) = args.split_at(2);
+        let mut kept = head.to_vec();
+        kept.extend(
+            tail.iter()
+                .filter(|a| *a != "-h" && *a != "--help")
+                .cloned(),
+        );
+        return kept;
+    }
     if let Some(a1) = args.get(1).and_then(|a| a.to_str()) {
         if let Some(sub) = a1.strip_prefix("--") {
             if let Some(sub) = SUBCOMMANDS.iter().find(|s| **s == sub) {
@@ -185,6 +222,9 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, clap::Error> {
 /// Turns a clap usage error into one line, `invalid arguments: <why>; see 'plg <sub> --help'`,
 /// without clap's usage block. `args` is the normalized argv, used to name the right `--help`.
 pub fn usage_error_line(err: &clap::Error, args: &[OsString]) -> String {
+    if let Some(line) = negative_value_line(err, args) {
+        return line;
+    }
     // StyledStr's Display is plain text: no colour codes to strip.
     let rendered = err.render().to_string();
     let mut parts: Vec<String> = Vec::new();
@@ -224,7 +264,35 @@ pub fn usage_error_line(err: &clap::Error, args: &[OsString]) -> String {
     format!("invalid arguments: {}; see '{help}'", parts.join("; "))
 }
 
+/// `--conn -1`: clap takes `-1` for a flag and suggests `-- -1`, which would not work either
+/// (after `--` it is a file name or a command). Say what is wrong instead: no plg option takes
+/// a negative number.
+fn negative_value_line(err: &clap::Error, args: &[OsString]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if err.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(bad)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let digits = bad.strip_prefix('-')?;
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        return None;
+    }
+    let at = args.iter().position(|a| a.to_str() == Some(bad.as_str()))?;
+    let flag = args.get(at.checked_sub(1)?)?.to_str()?;
+    let sub = args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .filter(|a| SUBCOMMANDS.contains(a))
+        .map_or("plg".to_string(), |s| format!("plg {s}"));
+    Some(format!(
+        "invalid arguments: {flag} {bad}: the value cannot be negative; see '{sub} --help'"
+    ))
+}
+
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    crate::ui::set_color_choice(cli.color);
     match cli.command {
         Command::Record(a) => crate::cmd::record::run(a),
         Command::Replay(a) => crate::cmd::replay::run(a),
@@ -323,6 +391,51 @@ mod tests {
             assert!(line.starts_with("invalid arguments: "), "{line:?}");
             assert!(!line.contains("error:"), "{line:?}");
         }
+    }
+
+    /// Every help text (top level and each subcommand) fits 80 columns, so clap never wraps an
+    /// example inside a quoted argument.
+    #[test]
+    fn help_texts_fit_80_columns() {
+        let mut cmd = command();
+        cmd.build();
+        let mut pages = vec![cmd.clone()];
+        pages.extend(cmd.get_subcommands().cloned());
+        for page in pages {
+            let text = page
+                .get_after_help()
+                .map(|h| h.to_string())
+                .unwrap_or_default();
+            for line in text.lines() {
+                assert!(
+                    line.chars().count() <= HELP_WIDTH || !line.starts_with("  "),
+                    "{}: {line:?} is {} columns",
+                    page.get_name(),
+                    line.chars().count()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn example_lines_break_between_arguments() {
+        let long = example_lines(&[
+            "record",
+            "-f",
+            "web.traffic",
+            "--ready",
+            "p0:8000",
+            "python3 -m http.server 8000",
+            "curl -s http://p0:8000/",
+        ]);
+        assert_eq!(
+            long,
+            "  plg record -f web.traffic --ready p0:8000 'python3 -m http.server 8000' \\\n      'curl -s http://p0:8000/'"
+        );
+        assert_eq!(
+            example_lines(&["inspect", "a.traffic"]),
+            "  plg inspect a.traffic"
+        );
     }
 
     #[test]

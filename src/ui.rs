@@ -1,7 +1,7 @@
 //! Terminal output shared by subcommands: colour decisions, progress, number formatting.
 //!
-//! Rules every subcommand follows through these helpers: colour only when the stream is a
-//! terminal and `NO_COLOR` is not set; progress only on a terminal stderr and never with `-q`;
+//! Rules every subcommand follows through these helpers: colour as `--color` says, by default
+//! only when the stream is a terminal (or `CLICOLOR_FORCE` is set) and `NO_COLOR` is not set; progress only on a terminal stderr and never with `-q`;
 //! machine-readable output (`--json`, raw bytes) never goes through [`Style`].
 //!
 //! Printing: write to a locked stdout with `writeln!(out, ..)?` rather than `println!`, so a
@@ -27,13 +27,49 @@ impl Stream {
     }
 }
 
-/// Whether to colour output written to `stream`: it is a terminal, `NO_COLOR` is unset or
-/// empty (<https://no-color.org>), and `TERM` is not `dumb`.
+/// `--color`: when to colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+/// The `--color` choice for this run (0 auto, 1 always, 2 never), set once by the command line.
+static CHOICE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Records the `--color` choice for every later [`color_enabled`].
+pub fn set_color_choice(choice: ColorChoice) {
+    let v = match choice {
+        ColorChoice::Auto => 0,
+        ColorChoice::Always => 1,
+        ColorChoice::Never => 2,
+    };
+    CHOICE.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether to colour output written to `stream`: `--color always`/`never` decide; otherwise
+/// `NO_COLOR` set and non-empty (<https://no-color.org>) or `TERM=dumb` turn it off,
+/// `CLICOLOR_FORCE` set and not `0` turns it on, and else it is on for a terminal.
 pub fn color_enabled(stream: Stream) -> bool {
-    color_allowed_by_env(
+    match CHOICE.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    if !color_allowed_by_env(
         std::env::var_os("NO_COLOR").as_deref(),
         std::env::var_os("TERM").as_deref(),
-    ) && stream.is_terminal()
+    ) {
+        return false;
+    }
+    color_forced(std::env::var_os("CLICOLOR_FORCE").as_deref()) || stream.is_terminal()
+}
+
+fn color_forced(clicolor_force: Option<&std::ffi::OsStr>) -> bool {
+    clicolor_force.is_some_and(|v| !v.is_empty() && v != "0")
 }
 
 fn color_allowed_by_env(
@@ -212,6 +248,14 @@ mod tests {
         assert_eq!(s.bold("a"), "a");
         assert_eq!(s.green(3), "3");
         assert_eq!(Style::new(true).red("x"), "\x1b[31mx\x1b[0m");
+    }
+
+    #[test]
+    fn clicolor_force_turns_colour_on_unless_zero() {
+        assert!(color_forced(Some(OsStr::new("1"))));
+        assert!(!color_forced(Some(OsStr::new("0"))));
+        assert!(!color_forced(Some(OsStr::new(""))));
+        assert!(!color_forced(None));
     }
 
     #[test]

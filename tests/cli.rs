@@ -307,6 +307,16 @@ fn install_puts_binary_links_man_pages_and_completions_in_place() {
             .join(format!("share/man/man1/plg-{sub}.1"))
             .is_file());
     }
+    for sub in SUBCOMMANDS {
+        let link = prefix
+            .path()
+            .join(format!("share/bash-completion/completions/plg-{sub}"));
+        assert_eq!(
+            std::fs::read_link(&link).unwrap(),
+            Path::new("plg"),
+            "{link:?}"
+        );
+    }
     for file in [
         "share/man/man1/plg.1",
         "share/bash-completion/completions/plg",
@@ -315,4 +325,147 @@ fn install_puts_binary_links_man_pages_and_completions_in_place() {
     ] {
         assert!(prefix.path().join(file).is_file(), "{file} not installed");
     }
+}
+
+#[test]
+fn help_about_help_works() {
+    for argv in [
+        &["help", "--help"][..],
+        &["help", "-h"],
+        &["help", "record", "--help"],
+    ] {
+        let out = run(plg().args(argv));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{argv:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stdout).contains("Usage: plg"), "{argv:?}");
+    }
+    let out = run(plg().args(["help", "record", "--help"]));
+    assert!(text(&out.stdout).contains("Usage: plg record"));
+}
+
+/// `--conn -1` used to suggest `-- -1`, which makes -1 a file name: now one line saying what
+/// is wrong with the value.
+#[test]
+fn negative_values_get_no_dash_dash_tip() {
+    for argv in [
+        &["export", "--conn", "-1", "x.traffic", "--pcap", "y"][..],
+        &["inspect", "--conn", "-1", "x.traffic"],
+    ] {
+        let out = run(plg().args(argv));
+        let line = assert_one_line_error(&out, "negative conn");
+        assert!(!line.contains("'-- -1'"), "{line}");
+        assert!(
+            line.contains("--conn -1: the value cannot be negative"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn color_flag_and_clicolor_force() {
+    use plg::format::{CaptureWriter, Mode, Session, FORMAT_VERSION};
+    let dir = TempDir::new("color");
+    let cap = dir.path().join("cut.traffic");
+    // A capture with no closing summary: inspect shows "truncated" in red when colouring.
+    let session = Session {
+        format_version: FORMAT_VERSION,
+        mode: Mode::Record,
+        subnet: std::net::Ipv4Addr::new(10, 0, 0, 0),
+        prefix_len: 24,
+        start_ns: 1_700_000_000_000_000_000,
+        plg_version: "0.1.0".into(),
+    };
+    let mut w = CaptureWriter::new(std::fs::File::create(&cap).unwrap(), &session, &[]).unwrap();
+    w.flush().unwrap();
+    drop(w);
+    let coloured = |args: &[&str], env: &[(&str, &str)]| -> bool {
+        let mut cmd = plg();
+        cmd.arg("inspect").args(args).arg(&cap);
+        cmd.env_remove("NO_COLOR").env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        assert!(out.status.code().is_some(), "{args:?} {env:?}");
+        text(&out.stdout).contains("\x1b[")
+    };
+    // stdout is a pipe here: no colour unless asked.
+    assert!(!coloured(&[], &[]));
+    assert!(coloured(&["--color", "always"], &[]));
+    assert!(coloured(&["--color=always"], &[("NO_COLOR", "1")]));
+    assert!(!coloured(&["--color", "never"], &[("CLICOLOR_FORCE", "1")]));
+    assert!(coloured(&[], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!coloured(&[], &[("CLICOLOR_FORCE", "0")]));
+    assert!(!coloured(
+        &[],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    ));
+    let out = run(plg().args(["inspect", "--color", "sometimes"]).arg(&cap));
+    assert_one_line_error(&out, "bad --color");
+}
+
+/// Runs the generated bash completion for `words` (the last one being completed) in `dir`;
+/// returns the candidates.
+fn complete(dir: &Path, words: &[&str]) -> Vec<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("completions/plg.bash");
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let func = if words[0] == "plg" {
+        "_plg plg"
+    } else {
+        "_plg_link"
+    };
+    let args = if words[0] == "plg" {
+        "\"${COMP_WORDS[COMP_CWORD]}\" \"${COMP_WORDS[COMP_CWORD-1]}\"".to_string()
+    } else {
+        String::new()
+    };
+    let program = format!(
+        "source '{}'; COMP_WORDS=({}); COMP_CWORD={}; {func} {args}; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1
+    );
+    let out = run(Command::new("bash").arg("-c").arg(program).current_dir(dir));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    text(&out.stdout)
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn bash_completion_completes_captures_help_topics_and_links() {
+    let dir = TempDir::new("complete");
+    std::fs::write(dir.path().join("web.traffic"), b"").unwrap();
+    // A capture is expected: file names, not the option list (it used to insert `-`).
+    assert_eq!(
+        complete(dir.path(), &["plg", "inspect", ""]),
+        ["web.traffic"]
+    );
+    assert_eq!(
+        complete(dir.path(), &["plg", "export", "w"]),
+        ["web.traffic"]
+    );
+    assert_eq!(
+        complete(dir.path(), &["plg", "diff", "web.traffic", ""]),
+        ["web.traffic"]
+    );
+    // Options still complete after a dash.
+    assert!(
+        complete(dir.path(), &["plg", "inspect", "--con"]).contains(&"--connections".to_string())
+    );
+    // `plg help <TAB>` offers the subcommands.
+    let topics = complete(dir.path(), &["plg", "help", ""]);
+    for sub in SUBCOMMANDS {
+        assert!(topics.contains(&sub.to_string()), "{topics:?}");
+    }
+    // The plg-<subcommand> links complete like the subcommand.
+    assert_eq!(complete(dir.path(), &["plg-inspect", ""]), ["web.traffic"]);
+    assert!(complete(dir.path(), &["/usr/local/bin/plg-export", "--pc"])
+        .contains(&"--pcapng".to_string()));
 }

@@ -311,4 +311,43 @@ fn install_writes_the_dissector_where_wireshark_looks() {
     let plugins = String::from_utf8_lossy(&folders.stdout);
     assert!(plugins.contains(want.to_str().unwrap()), "{plugins}");
     assert!(Path::new(&want).is_file());
+
+    // Installed, it names the records of a capture by itself; given again with -X (a user
+    // trying a newer copy), it loads once, without an error.
+    let cap = dir.path().join("tiny.traffic");
+    let session = plg::format::Session {
+        format_version: plg::format::FORMAT_VERSION,
+        mode: plg::format::Mode::Record,
+        subnet: std::net::Ipv4Addr::new(10, 0, 0, 0),
+        prefix_len: 24,
+        start_ns: 1_700_000_000_000_000_000,
+        plg_version: "0.1.0".into(),
+    };
+    let w = plg::format::CaptureWriter::new(std::fs::File::create(&cap).unwrap(), &session, &[]);
+    w.unwrap().finish(&Default::default()).unwrap();
+    for extra in [
+        vec![],
+        vec!["-X".to_string(), format!("lua_script:{}", want.display())],
+    ] {
+        let out = Command::new("tshark")
+            .args(&extra)
+            .arg("-r")
+            .arg(&cap)
+            .env("HOME", &home)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{extra:?}: {stderr}");
+        assert!(
+            stdout.contains("session: plg record"),
+            "{extra:?}: {stdout}"
+        );
+        assert!(
+            !stderr.contains("Lua") && !stdout.contains("Lua Error"),
+            "{extra:?}: {stderr}"
+        );
+    }
 }

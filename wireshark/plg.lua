@@ -27,6 +27,11 @@
 -- is recognised from the kind field (every kind is below 256, so a big-endian kind starts with
 -- a zero byte).
 
+-- Installed as a plugin and also given with -X lua_script: load once (Wireshark would refuse
+-- to register the protocol a second time).
+if rawget(_G, "plg_dissector_loaded") then return end
+rawset(_G, "plg_dissector_loaded", true)
+
 local PEN = 32473
 
 local plg = Proto("plg", "plg (Net Playground) record")
@@ -102,14 +107,28 @@ plg.experts = { ef_malformed, ef_unknown }
 -- What earlier records said, for naming later ones. Filled on the first (in-order) pass and
 -- cleared when a file is (re)opened; a record refers only to earlier ones, so later random
 -- access (clicking a packet) finds them here.
-local session_start = nil
-local procs = {}   -- index -> { name =, addr = }
-local conns = {}   -- id -> { client =, server =, caddr =, saddr =, cport =, sport = }
+-- Each pcapng section (two captures concatenated) has its own session, processes and
+-- connection ids, so everything is kept per section number.
+local sections = {}
+local section_number = Field.new("frame.section_number")
 
 function plg.init()
-    session_start = nil
-    procs = {}
-    conns = {}
+    sections = {}
+end
+
+-- The tables of the current frame's section: start (session start), procs (index -> {name,
+-- addr}), conns (id -> {client, server, caddr, saddr, cport, sport}).
+local session_start, procs, conns
+local function enter_section()
+    local f = section_number()
+    local n = f and f.value or 1
+    local s = sections[n]
+    if s == nil then
+        s = { start = nil, procs = {}, conns = {} }
+        sections[n] = s
+    end
+    session_start, procs, conns = s.start, s.procs, s.conns
+    return s
 end
 
 local function proc_name(index)
@@ -178,6 +197,7 @@ local tcp_port_table = DissectorTable.get("tcp.port")
 
 -- Dissects one record: `tvb` starts at the custom block's kind field (what Wireshark passes).
 local function dissect_record(tvb, pinfo, tree)
+    local section = enter_section()
     pinfo.cols.protocol = "plg"
     local st = tree:add(plg, tvb())
     if tvb:len() < 8 then
@@ -210,6 +230,7 @@ local function dissect_record(tvb, pinfo, tree)
             add(f.prefix_len, 3, 1)
             st:add(f.subnet, tvb(12, 4))
             session_start = add_time(br, st, 16, f.start)
+            section.start = session_start
             local v = add_str16(br, tvb, st, f.plg_version, 24)
             local mode = MODES[u(2, 1)] or "?"
             pinfo.cols.info = string.format("session: %s, subnet %s/%d, written by plg %s",

@@ -5,33 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use plg::wire::{self, vnet, CsumMode};
-use std::net::{Ipv4Addr, SocketAddrV4};
 
-fuzz_target!(|data: &[u8]| {
-    let _ = vnet::VnetHdr::parse(data);
-    let Some(&selector) = data.first() else { return };
-    let pkt = &data[1..];
-    let summary = wire::summarize(pkt);
-    let _ = wire::tcp_rst_for(pkt);
-    let _ = wire::icmp_unreachable(pkt, Ipv4Addr::new(10, 0, 0, 1), selector & 15);
-    let src = SocketAddrV4::new(Ipv4Addr::new(172, 31, 1, 1), 1024 + u16::from(selector));
-    let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 80);
-    for mode in [CsumMode::Full, CsumMode::Partial] {
-        let mut copy = pkt.to_vec();
-        if wire::rewrite(&mut copy, mode, src, dst) {
-            assert_eq!(copy.len(), pkt.len());
-            let s = wire::summarize(&copy).expect("a rewritten packet still parses");
-            assert_eq!((s.src, s.dst), (*src.ip(), *dst.ip()));
-            if s.tcp.is_some() || s.proto == 17 {
-                if s.dport != 0 || s.sport != 0 {
-                    assert_eq!((s.sport, s.dport), (src.port(), dst.port()));
-                }
-            }
-        }
-        let _ = summary;
-    }
-    let mut copy = pkt.to_vec();
-    let start = usize::from(selector) % 64;
-    let _ = wire::complete_checksum(&mut copy, start, 6 + usize::from(selector % 11));
-});
+#[path = "checks/packets.rs"]
+mod checks;
+
+fuzz_target!(|data: &[u8]| checks::check(data));

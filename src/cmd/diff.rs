@@ -29,7 +29,8 @@ use std::process::ExitCode;
         with no code change.",
     after_help = "Examples:\n  \
         plg diff golden.traffic new.traffic\n  \
-        plg diff --ignore 'Date: [^\\r]*' --junit drift.xml golden.traffic new.traffic\n  \
+        plg diff --ignore 'Date: [^\\r]*' --junit drift.xml \\\n      \
+        golden.traffic new.traffic\n  \
         plg diff --learn -o golden.rules run1.traffic run2.traffic run3.traffic\n  \
         plg diff --rules golden.rules golden.traffic new.traffic\n\n\
         Exit status: 0 the same (after ignores), 1 different (or a capture is truncated), \

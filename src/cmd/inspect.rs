@@ -711,11 +711,17 @@ fn conversation(
                     tls: None,
                 };
                 if args.json {
+                    // Streamed before its data is read: whether it is TLS is not known yet, so
+                    // the key is left out rather than said false.
+                    let mut conn = conn_json(&c, &names, start_ns);
+                    if let Some(o) = conn.as_object_mut() {
+                        o.remove("tls");
+                    }
                     write!(
                         out,
                         "{{\"version\":{JSON_VERSION},\"view\":\"conversation\",\"file\":{},\"connection\":{},\"events\":[",
                         Value::from(file),
-                        conn_json(&c, &names, start_ns)
+                        conn
                     )?;
                 } else if !args.raw {
                     let outcome = match o.outcome {

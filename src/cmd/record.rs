@@ -26,8 +26,13 @@ use std::process::ExitCode;
 /// to one second to start listening before the next one starts.
 #[derive(Debug, clap::Args)]
 #[command(after_help = concat!("Examples:\n  \
-    plg record -f web.traffic --ready p0:8000 'python3 -m http.server 8000' 'curl -s http://p0:8000/'\n  \
-    plg record -f kv.traffic --names db,app --ready db:6379 'redis-server --protected-mode no' 'redis-cli -h db ping'\n\n",
+    plg record -f web.traffic --ready p0:8000 \\\n      \
+    'python3 -m http.server 8000' 'curl -s http://p0:8000/'\n  \
+    plg record -f kv.traffic --names db,app --ready db:6379 \\\n      \
+    'redis-server --protected-mode no' 'redis-cli -h db ping'\n\n\
+    Exit status: the main command's status (128+N when a signal N killed it; 128+N too when \
+    plg itself was stopped by signal N, e.g. 130 for Ctrl-C); 2 when plg fails (bad arguments, \
+    no permission for namespaces, a command that cannot start, the capture cannot be written).\n\n",
     super::common::isolation_help!()))]
 pub struct Args {
     /// Capture file to write (pcapng): a new or regular file. An existing one is replaced once

@@ -31,13 +31,18 @@ use std::time::Duration;
 /// how the main command ended), modulo --ignore and --rules.
 #[derive(Debug, clap::Args)]
 #[command(after_help = concat!("Examples:\n  \
-    plg replay -f run.traffic - 'redis-cli -h p0 ping'     # client live, server played\n  \
-    plg replay -f run.traffic 'redis-server --protected-mode no' -   # server live\n  \
-    plg replay -f web.traffic -o again.traffic && plg diff web.traffic again.traffic\n  \
-    plg replay -f web.traffic --strict --ignore 'Date: [^\\r]*'   # CI: verdict modulo noise\n\n\
+    # The client live, the server played from the capture\n  \
+    plg replay -f run.traffic - 'redis-cli -h p0 ping'\n  \
+    # The server live, the client played\n  \
+    plg replay -f run.traffic 'redis-server --protected-mode no' -\n  \
+    plg replay -f web.traffic -o again.traffic && \\\n      \
+    plg diff web.traffic again.traffic\n  \
+    # CI: both live, the verdict as the exit status, a Date header is noise\n  \
+    plg replay -f web.traffic --strict --ignore 'Date: [^\\r]*'\n\n\
     Exit status: without --strict, the main command's (2 on plg errors). With --strict, plg's\n\
     verdict: 0 the live processes behaved as recorded (modulo --ignore/--rules), 1 anything\n\
-    diverged, stayed unused, went unmatched or could not be judged, 2 a plg error.\n\n", super::common::isolation_help!()))]
+    diverged, stayed unused, went unmatched or could not be judged, 2 a plg error.\n\n",
+    super::common::isolation_help!()))]
 pub struct Args {
     /// The capture to replay.
     #[arg(short = 'f', long = "file", value_name = "FILE")]

@@ -493,7 +493,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
         let settled = ids.iter().all(|id| {
             self.conns.get(id).is_none_or(|c| {
-                c.state == State::Done
+                c.life.is(State::Done)
                     || c.replay.as_ref().is_none_or(|st| {
                         let script = self
                             .replay

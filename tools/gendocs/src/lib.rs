@@ -42,7 +42,7 @@ pub fn render_all() -> std::io::Result<Vec<Generated>> {
         let mut content = Vec::new();
         man.render_title(&mut content)?;
         man.render_name_section(&mut content)?;
-        man.render_synopsis_section(&mut content)?;
+        content.extend_from_slice(synopsis(&page).as_bytes());
         man.render_description_section(&mut content)?;
         man.render_options_section(&mut content)?;
         if page.has_subcommands() {
@@ -51,6 +51,8 @@ pub fn render_all() -> std::io::Result<Vec<Generated>> {
         if let Some(text) = after_help {
             content.extend_from_slice(after_help_sections(&text).as_bytes());
         }
+        content.extend_from_slice(ENVIRONMENT.as_bytes());
+        content.extend_from_slice(see_also(&cmd, page.get_name()).as_bytes());
         man.render_version_section(&mut content)?;
         out.push(Generated {
             path: Path::new("man").join(man.get_filename()),
@@ -58,19 +60,198 @@ pub fn render_all() -> std::io::Result<Vec<Generated>> {
         });
     }
 
+    // Completions keep `plg help SUBCOMMAND` (the man pages leave it out: it has no page).
+    let mut with_help = plg::cli::command();
+    with_help.build();
     for (shell, file) in [
         (Shell::Bash, "plg.bash"),
         (Shell::Zsh, "_plg"),
         (Shell::Fish, "plg.fish"),
     ] {
         let mut content = Vec::new();
-        clap_complete::generate(shell, &mut cmd.clone(), "plg", &mut content);
+        clap_complete::generate(shell, &mut with_help.clone(), "plg", &mut content);
+        if shell == Shell::Bash {
+            content = bash_fixups(&String::from_utf8_lossy(&content)).into_bytes();
+        }
         out.push(Generated {
             path: Path::new("completions").join(file),
             content,
         });
     }
     Ok(out)
+}
+
+/// The ENVIRONMENT section, the same on every page.
+const ENVIRONMENT: &str = r#".SH ENVIRONMENT
+.TP
+\fBPLG_DEBUG\fR
+Set to 1, plg record and plg replay log every packet the relay reads and every rewrite it
+applies, to standard error (very verbose).
+.TP
+\fBNO_COLOR\fR
+When set and not empty, plg writes no colour, as \fB\-\-color never\fR does, unless
+\fB\-\-color always\fR is given.
+.TP
+\fBCLICOLOR_FORCE\fR
+When set to anything but 0, plg writes colour even when the output is not a terminal (as
+\fB\-\-color always\fR does), unless \fB\-\-color never\fR or NO_COLOR says otherwise.
+.TP
+\fBSSLKEYLOGFILE\fR
+plg record and plg replay set it for every process they run, to a key log file of that
+process in a private directory of the session, replacing any value inherited: TLS libraries
+(OpenSSL, NSS, GnuTLS; curl, Python's ssl, Firefox, Node with \-\-tls\-keylog) log their
+session keys there, and plg stores them in the capture as Decryption Secrets Blocks, so
+Wireshark decrypts \fBplg export \-\-pcapng\fR output with no configuration.
+"#;
+
+/// The SEE ALSO section of `page`: the other pages, and the tools that read plg's files.
+fn see_also(top: &clap::Command, page: &str) -> String {
+    let mut refs: Vec<String> = Vec::new();
+    if page != "plg" {
+        refs.push("\\fBplg\\fR(1)".into());
+    }
+    for sub in top.get_subcommands().filter(|s| !s.is_hide_set()) {
+        if sub.get_name() != page {
+            refs.push(format!("\\fBplg\\-{}\\fR(1)", sub.get_name()));
+        }
+    }
+    for tool in ["wireshark", "tshark", "tcpdump", "capinfos"] {
+        refs.push(format!("\\fB{tool}\\fR(1)"));
+    }
+    format!(
+        ".SH \"SEE ALSO\"\n{}\n.PP\nThe capture format: docs/FORMAT.md in plg's source; JSON \
+         outputs: docs/JSON.md.\n",
+        refs.join(", ")
+    )
+}
+
+/// A SYNOPSIS that keeps option values and repetition (`--conn ID...`), which clap_mangen's
+/// drops: flags in brackets unless required, a required group of alternatives in braces,
+/// positional arguments last.
+fn synopsis(page: &clap::Command) -> String {
+    use clap::ArgAction;
+    let name = match page.get_name() {
+        "plg" => "plg".to_string(),
+        sub => format!("plg {sub}"),
+    };
+    let mut words = vec![format!("\\fB{name}\\fR")];
+    let required_groups: Vec<&clap::ArgGroup> =
+        page.get_groups().filter(|g| g.is_required_set()).collect();
+    let in_group = |id: &clap::Id| {
+        required_groups
+            .iter()
+            .any(|g| g.get_args().any(|a| a == id))
+    };
+    let flag = |arg: &clap::Arg| -> String {
+        let mut names = Vec::new();
+        if let Some(s) = arg.get_short() {
+            names.push(format!("\\fB\\-{s}\\fR"));
+        }
+        if let Some(l) = arg.get_long() {
+            names.push(format!("\\fB\\-\\-{}\\fR", l.replace('-', "\\-")));
+        }
+        let mut s = names.join("|");
+        if arg.get_action().takes_values() {
+            let values: Vec<String> = match arg.get_value_names() {
+                Some(v) => v.iter().map(|v| v.to_string()).collect(),
+                None => vec![arg.get_id().to_string().to_uppercase()],
+            };
+            for v in values {
+                s.push_str(&format!(" \\fI{}\\fR", v.replace('-', "\\-")));
+            }
+        }
+        s
+    };
+    for arg in page.get_arguments() {
+        let id = arg.get_id().as_str();
+        if arg.is_positional() || arg.is_hide_set() || id == "help" || id == "version" {
+            continue;
+        }
+        if in_group(arg.get_id()) {
+            continue;
+        }
+        let repeat = if matches!(arg.get_action(), ArgAction::Append | ArgAction::Count) {
+            "..."
+        } else {
+            ""
+        };
+        if arg.is_required_set() {
+            words.push(format!("{}{repeat}", flag(arg)));
+        } else {
+            words.push(format!("[{}]{repeat}", flag(arg)));
+        }
+    }
+    for g in &required_groups {
+        let alts: Vec<String> = g
+            .get_args()
+            .filter_map(|id| page.get_arguments().find(|a| a.get_id() == id))
+            .map(flag)
+            .collect();
+        words.push(format!("{{{}}}", alts.join(" | ")));
+    }
+    for arg in page.get_positionals() {
+        let v = arg.get_value_names().and_then(|v| v.first()).map_or_else(
+            || arg.get_id().to_string().to_uppercase(),
+            |v| v.to_string(),
+        );
+        let many = matches!(arg.get_action(), ArgAction::Append)
+            || arg.get_num_args().is_some_and(|n| n.max_values() > 1);
+        let dots = if many { "..." } else { "" };
+        if arg.is_required_set() {
+            words.push(format!("\\fI{v}\\fR{dots}"));
+        } else {
+            words.push(format!("[\\fI{v}\\fR]{dots}"));
+        }
+    }
+    if page.has_subcommands() {
+        words.push("\\fISUBCOMMAND\\fR ...".into());
+    }
+    format!(".SH SYNOPSIS\n{}\n", words.join(" "))
+}
+
+/// clap_complete's bash script, made to complete what plg takes: after a subcommand, a word
+/// not starting with `-` completes as a file name (captures, output files, rules files), not
+/// as the option list; and the `plg-<subcommand>` links complete like `plg <subcommand>`.
+fn bash_fixups(script: &str) -> String {
+    let mut out = String::new();
+    let mut in_sub = false;
+    for line in script.lines() {
+        let trimmed = line.trim();
+        if line.starts_with("        plg__subcmd__") && trimmed.ends_with(')') {
+            in_sub = !trimmed.starts_with("plg__subcmd__help");
+        } else if line.starts_with("        plg)") {
+            in_sub = false;
+        }
+        if in_sub && trimmed.starts_with("if [[ ${cur} == -* || ${COMP_CWORD} -eq") {
+            out.push_str("            if [[ ${cur} == -* ]] ; then\n");
+            continue;
+        }
+        if in_sub && line == "            COMPREPLY=( $(compgen -W \"${opts}\" -- \"${cur}\") )" {
+            out.push_str("            compopt -o filenames 2>/dev/null\n");
+            out.push_str("            COMPREPLY=( $(compgen -f -- \"${cur}\") )\n");
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    let subs = plg::cli::SUBCOMMANDS;
+    out.push_str(
+        "\n# plg-<subcommand> links (tools/install makes them) complete as plg <subcommand>.\n\
+         _plg_link() {\n\
+         \x20   local sub=${COMP_WORDS[0]##*/}\n\
+         \x20   COMP_WORDS=(plg \"${sub#plg-}\" \"${COMP_WORDS[@]:1}\")\n\
+         \x20   COMP_CWORD=$((COMP_CWORD + 1))\n\
+         \x20   local prev=plg\n\
+         \x20   (( COMP_CWORD > 1 )) && prev=${COMP_WORDS[COMP_CWORD - 1]}\n\
+         \x20   _plg plg \"${COMP_WORDS[COMP_CWORD]}\" \"$prev\"\n\
+         }\n",
+    );
+    let links: Vec<String> = subs.iter().map(|s| format!("plg-{s}")).collect();
+    out.push_str(&format!(
+        "complete -F _plg_link -o bashdefault -o default {}\n",
+        links.join(" ")
+    ));
+    out
 }
 
 /// Roff for a clap after-help text: a paragraph whose first line ends with `:` ("Examples:",
@@ -86,6 +267,26 @@ fn after_help_sections(text: &str) -> String {
     {
         let mut lines = para.lines();
         let first = lines.next().unwrap_or_default();
+        if let Some(rest) = first.strip_prefix("Exit status: ") {
+            // "Exit status: 0 fine, 1 ..." on one paragraph: a section of its own.
+            roff.push_str(".SH \"EXIT STATUS\"\n.PP\n");
+            let mut first_word = rest.chars();
+            let rest = match first_word.next() {
+                Some(c) => format!("{}{}", c.to_uppercase(), first_word.as_str()),
+                None => String::new(),
+            };
+            let text: Vec<&str> = std::iter::once(rest.as_str()).chain(lines).collect();
+            roff.push_str(&roff_escape(
+                &text
+                    .join(" ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ));
+            roff.push('\n');
+            in_notes = false;
+            continue;
+        }
         match first.strip_suffix(':') {
             Some(heading) if !first.starts_with(' ') => {
                 roff.push_str(&format!(".SH \"{}\"\n.nf\n", heading.to_uppercase()));
