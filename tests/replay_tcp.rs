@@ -445,7 +445,7 @@ fn a_client_that_sends_nothing_times_out_one_step_and_the_replay_finishes() {
     assert_eq!(run.lines_of("p1"), vec!["pong"], "{}", run.dump());
     let line = plg_line(&run, "connection 0 ");
     assert!(
-        line.contains("1 step(s) timed out waiting for the live side"),
+        line.contains("1 step timed out waiting for the live side"),
         "{line}"
     );
 
