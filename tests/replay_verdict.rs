@@ -425,3 +425,47 @@ fn connections_between_played_processes_are_in_the_replay_capture() {
     let (code, out, err) = plg(&["inspect", "--check", &again]);
     assert_eq!(code, Some(0), "{out}{err}");
 }
+
+/// A TLS client replayed against its played server cannot get through the handshake (fresh
+/// randoms and keys every run): the verdict says so in words, not only as an offset, and the
+/// client's failure is a divergence.
+#[test]
+fn a_divergence_in_a_tls_handshake_is_named() {
+    need("openssl");
+    need("curl");
+    let dir = TempDir::new("rv-tls");
+    let (key, cert) = (dir.join("k.pem"), dir.join("c.pem"));
+    let ok = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=p0", "-keyout", &key, "-out", &cert])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let server = format!("exec openssl s_server -quiet -accept 4433 -cert {cert} -key {key} -www");
+    let client = "curl -sk -o /dev/null -w '%{http_code}\\n' https://p0:4433/";
+    let cap = dir.join("tls.traffic");
+    let run = record_ok(&["-f", &cap, "--ready", "p0:4433", &server, client]);
+    assert_eq!(run.lines_of("p1"), vec!["200"], "{}", run.dump());
+    let json = dir.join("tls.json");
+    let run = replay(&["-f", &cap, "--strict", "--report", &json, "-", client]).run();
+    run.assert_code(1);
+    assert!(
+        run.stderr
+            .contains("TLS handshake: byte replay cannot reproduce it"),
+        "{}",
+        run.dump()
+    );
+    let r = report(&json);
+    assert!(
+        r["connections"][0]["cannot_replay"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("TLS")),
+        "{r}"
+    );
+}
