@@ -31,7 +31,7 @@ complete -c plg -n "__fish_plg_needs_command" -f -a "replay" -d 'Feed a recordin
 complete -c plg -n "__fish_plg_needs_command" -f -a "inspect" -d 'Show what a capture holds'
 complete -c plg -n "__fish_plg_needs_command" -f -a "export" -d 'Convert a capture to pcap, plain pcapng or stream files'
 complete -c plg -n "__fish_plg_needs_command" -f -a "diff" -d 'Compare two captures and report behavioural drift'
-complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng; replaced if it exists)' -r -F
+complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng): a new or regular file. An existing one is replaced once every process started, so a failed start leaves it as it was; a symlink is followed' -r -F
 complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
@@ -51,7 +51,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l step-timeout -d 'Seco
 complete -c plg -n "__fish_plg_using_subcommand replay" -l speed -d 'With --timing: play this many times faster than recorded' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l unmatched -d 'What to do with a live connection that has no recorded counterpart' -r -f -a "refuse\t'Refuse it (RST) and report it'
 pass\t'Let it through to a live destination, relayed as in recording'"
-complete -c plg -n "__fish_plg_using_subcommand replay" -l report -d 'Also write the replay\'s verdict as JSON to FILE (format in docs/JSON.md), for CI' -r -F
+complete -c plg -n "__fish_plg_using_subcommand replay" -l report -d 'Also write the replay\'s verdict as JSON to FILE (format in docs/JSON.md), for CI; `-` is standard output. Replaces FILE if it is a regular file' -r -F
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
@@ -77,11 +77,11 @@ complete -c plg -n "__fish_plg_using_subcommand inspect" -s h -l help -d 'Print 
 complete -c plg -n "__fish_plg_using_subcommand inspect" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand export" -l pcap -d 'Write a classic pcap (nanosecond timestamps, raw IPv4 link type)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand export" -l pcapng -d 'Write a standard pcapng, one interface per process, without plg\'s custom blocks' -r -F
-complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write each connection\'s bytes into DIR, one file per direction, named NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits; SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80' -r -F
+complete -c plg -n "__fish_plg_using_subcommand export" -l streams -d 'Write each connection\'s bytes into DIR (new or empty), one file per direction, named NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits; SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80. A capture of several sections (sessions) prefixes the files of section N>1 with sN-' -r -F
 complete -c plg -n "__fish_plg_using_subcommand export" -l conn -d 'Only this connection (repeat or separate with commas for several)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l process -d 'Only connections and packets of this process, by name (repeatable)' -r
 complete -c plg -n "__fish_plg_using_subcommand export" -l port -d 'Only connections and UDP packets with this port at either end (repeatable)' -r
-complete -c plg -n "__fish_plg_using_subcommand export" -l force -d 'Replace the output if it exists'
+complete -c plg -n "__fish_plg_using_subcommand export" -l force -d 'Replace the output if it is an existing regular file (never a device, FIFO, symlink or directory: those are written into, followed, or refused)'
 complete -c plg -n "__fish_plg_using_subcommand export" -s q -l quiet -d 'No progress bar and no closing line'
 complete -c plg -n "__fish_plg_using_subcommand export" -s h -l help -d 'Print help'
 complete -c plg -n "__fish_plg_using_subcommand export" -s V -l version -d 'Print version'
