@@ -12,21 +12,27 @@ use std::time::Duration;
 macro_rules! isolation_help {
     () => {
         "Isolation:
-  Every mode: each command runs in its own network, mount, UTS and PID namespaces. It reaches
-  only the session's other processes (and, with --allow-external, the host's loopback through
-  plg), and sees its own /etc/hosts, hostname and /proc. Nothing it starts (daemons, setsid,
-  double forks, unshare -n) outlives the session, and plg signals nothing outside it.
-  Root (plg run by root): the commands are real root. This is no security boundary: a command
-  can leave its namespaces (umount /proc, then nsenter --net=/proc/PLG_PID/ns/net reaches the
-  host's loopback), use any file and signal any process. Run trusted commands only.
-  Rootless (plg run by a normal user): the commands are root only inside plg's user namespace,
-  the invoking user on the host. They cannot enter the host's namespaces or act on anything the
-  user cannot, but they can reconfigure (and enter) the namespaces plg made, the other
-  processes' included, and so bypass the relay.
-  --userns (root or rootless): each command also gets a user namespace of its own, as nobody
-  (uid 65534) on the host when plg is root. It then cannot enter any namespace it did not
-  create, reconfigure its network or remount its files; low ports and ping still work.
-  None of this protects against a kernel exploit: user namespaces widen what the kernel exposes."
+  Every mode: each command runs in its own network, mount, UTS and PID
+  namespaces. It reaches only the session's other processes (and, with
+  --allow-external, the host's loopback through plg), and sees its own
+  /etc/hosts, hostname and /proc. Nothing it starts (daemons, setsid, double
+  forks, unshare -n) outlives the session, and plg signals nothing outside
+  it.
+  Root (plg run by root): the commands are real root. This is no security
+  boundary: a command can leave its namespaces (umount /proc, then nsenter
+  --net=/proc/PLG_PID/ns/net reaches the host's loopback), use any file and
+  signal any process. Run trusted commands only.
+  Rootless (plg run by a normal user): the commands are root only inside
+  plg's user namespace, the invoking user on the host. They cannot enter the
+  host's namespaces or act on anything the user cannot, but they can
+  reconfigure (and enter) the namespaces plg made, the other processes'
+  included, and so bypass the relay.
+  --userns (root or rootless): each command also gets a user namespace of
+  its own, as nobody (uid 65534) on the host when plg is root. It then
+  cannot enter any namespace it did not create, reconfigure its network or
+  remount its files; low ports and ping still work.
+  None of this protects against a kernel exploit: user namespaces widen what
+  the kernel exposes."
     };
 }
 pub(crate) use isolation_help;
