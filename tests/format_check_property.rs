@@ -191,7 +191,7 @@ fn every_capture_plg_can_write_passes_check() {
         assert_eq!(code, Some(1), "seed {seed} cut at {cut}: {text}");
         assert!(
             text.contains("truncated: the capture has no closing summary")
-                && text.contains("(1 problems)"),
+                && text.contains("(1 problem)"),
             "seed {seed} cut at {cut}: {text}"
         );
     }

@@ -101,7 +101,7 @@ fn kill_9_during_a_bulk_transfer_leaves_a_truncated_capture_plg_and_tshark_read(
         assert_eq!(code, Some(1), "round {round}: plg inspect --check: {text}");
         assert!(
             text.contains("truncated: the capture has no closing summary")
-                && text.contains("(1 problems)"),
+                && text.contains("(1 problem)"),
             "round {round}: {text}"
         );
         let (code, text) = run_tool("capinfos", &[&cap]);

@@ -960,7 +960,8 @@ fn check(
         if total > problems.len() as u64 {
             writeln!(out, "... and {} more", total - problems.len() as u64)?;
         }
-        writeln!(out, "{file}: {} ({total} problems)", st.red("NOT OK"))?;
+        let noun = if total == 1 { "problem" } else { "problems" };
+        writeln!(out, "{file}: {} ({total} {noun})", st.red("NOT OK"))?;
     }
     Ok(if ok {
         ExitCode::SUCCESS
