@@ -48,21 +48,23 @@ fn plg(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
-#[test]
-fn the_help_example_with_both_sides_live_is_not_red_and_date_is_noise() {
+/// Records python's http.server (p0, serving "hello" from a fresh directory) with these
+/// clients; returns the directory and the capture's path.
+fn record_web(tag: &str, clients: &[&str]) -> (TempDir, String) {
     need("curl");
-    let dir = TempDir::new("rv-http");
+    let dir = TempDir::new(tag);
     std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
     let cap = dir.join("web.traffic");
     let server = format!("{PY} -m http.server 8000 --directory {}", dir.join(""));
-    record_ok(&[
-        "-f",
-        &cap,
-        "--ready",
-        "p0:8000",
-        &server,
-        "curl -s http://p0:8000/",
-    ]);
+    let mut args = vec!["-f", &cap, "--ready", "p0:8000", &server];
+    args.extend_from_slice(clients);
+    record_ok(&args);
+    (dir, cap)
+}
+
+#[test]
+fn the_help_example_with_both_sides_live_is_not_red_and_date_is_noise() {
+    let (dir, cap) = record_web("rv-http", &["curl -s http://p0:8000/"]);
     // Several times: the false red was a race between the live client and the live server.
     for n in 0..3 {
         let again = dir.join(&format!("again{n}.traffic"));
@@ -389,20 +391,13 @@ fn ten_grpc_recordings_replay_with_the_server_played() {
 /// played, so that `plg diff` of the recording and the replay does not call it missing.
 #[test]
 fn connections_between_played_processes_are_in_the_replay_capture() {
-    need("curl");
-    let dir = TempDir::new("rv-partial");
-    std::fs::write(dir.path().join("index.html"), "hello\n").unwrap();
-    let cap = dir.join("three.traffic");
-    let server = format!("{PY} -m http.server 8000 --directory {}", dir.join(""));
-    record_ok(&[
-        "-f",
-        &cap,
-        "--ready",
-        "p0:8000",
-        &server,
-        "curl -s http://p0:8000/ && sleep 0.3",
-        "curl -s http://p0:8000/",
-    ]);
+    let (dir, cap) = record_web(
+        "rv-partial",
+        &[
+            "curl -s http://p0:8000/ && sleep 0.3",
+            "curl -s http://p0:8000/",
+        ],
+    );
     let again = dir.join("again.traffic");
     let run = replay(&[
         "-f",
