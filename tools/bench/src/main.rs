@@ -9,6 +9,10 @@
 //!   TIME_WAIT stays on the server side and the client never runs out of ports).
 //! - `concurrent`: `--conns` connections opened at once, then each sends `--bytes` at the same
 //!   time; each is answered with its byte count, and the totals are checked.
+//! - `hold`: `--conns` connections all open at once with little traffic (what a relay's
+//!   connection table costs): the client opens them all, then sends `--bytes` on each and
+//!   half-closes, then reads every answer; the server (given the same `--conns`) accepts them
+//!   all before answering any. One thread each side, so tens of thousands stay cheap.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
@@ -20,10 +24,12 @@ use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage:
   plg-bench server --port P --mode bulk|rtt|connrate|concurrent
+  plg-bench server --port P --mode hold --conns C
   plg-bench client --host H --port P --mode bulk [--seconds S | --bytes N] [--buf N]
   plg-bench client --host H --port P --mode rtt [--count N]
   plg-bench client --host H --port P --mode connrate [--seconds S]
   plg-bench client --host H --port P --mode concurrent [--conns C] [--bytes N]
+  plg-bench client --host H --port P --mode hold [--conns C] [--bytes N]
 Prints one JSON line of results (client).";
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -32,6 +38,7 @@ enum Mode {
     Rtt,
     ConnRate,
     Concurrent,
+    Hold,
 }
 
 impl Mode {
@@ -41,6 +48,7 @@ impl Mode {
             "rtt" => Ok(Mode::Rtt),
             "connrate" => Ok(Mode::ConnRate),
             "concurrent" => Ok(Mode::Concurrent),
+            "hold" => Ok(Mode::Hold),
             _ => Err(format!("unknown mode {s:?}")),
         }
     }
@@ -137,6 +145,9 @@ fn spawn<F: FnOnce() + Send + 'static>(f: F) -> io::Result<thread::JoinHandle<()
 
 fn server(o: &Opts) -> io::Result<()> {
     let listener = listen(o.port)?;
+    if o.mode == Mode::Hold {
+        return serve_hold(&listener, o.conns);
+    }
     let mode = o.mode;
     let buf = o.buf;
     loop {
@@ -159,7 +170,7 @@ fn server(o: &Opts) -> io::Result<()> {
         }
         let r = spawn(move || {
             let r = match mode {
-                Mode::Bulk | Mode::Concurrent => serve_sink(s, buf),
+                Mode::Bulk | Mode::Concurrent | Mode::Hold => serve_sink(s, buf),
                 Mode::Rtt | Mode::ConnRate => serve_echo(s),
             };
             if let Err(e) = r {
@@ -172,12 +183,26 @@ fn server(o: &Opts) -> io::Result<()> {
     }
 }
 
-/// A listener with a backlog deep enough for a thousand connects in a row (std's is 128).
+/// A listener with a backlog deep enough for a thousand connects in a row (std's is 128), on
+/// both families (`[::]` dual stack), or IPv4 only where the namespace has no IPv6.
 fn listen(port: u16) -> io::Result<TcpListener> {
     use socket2::{Domain, Socket, Type};
-    let sock = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    sock.set_reuse_address(true)?;
-    sock.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+    let dual = || -> io::Result<Socket> {
+        let sock = Socket::new(Domain::IPV6, Type::STREAM, None)?;
+        sock.set_only_v6(false)?;
+        sock.set_reuse_address(true)?;
+        sock.bind(&std::net::SocketAddr::from(([0u16; 8], port)).into())?;
+        Ok(sock)
+    };
+    let sock = match dual() {
+        Ok(s) => s,
+        Err(_) => {
+            let sock = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+            sock.set_reuse_address(true)?;
+            sock.bind(&std::net::SocketAddr::from(([0, 0, 0, 0], port)).into())?;
+            sock
+        }
+    };
     sock.listen(4096)?;
     Ok(sock.into())
 }
@@ -234,6 +259,7 @@ fn client(o: &Opts) -> io::Result<()> {
         Mode::Rtt => rtt(o)?,
         Mode::ConnRate => connrate(o)?,
         Mode::Concurrent => concurrent(o)?,
+        Mode::Hold => hold(o)?,
     };
     println!("{line}");
     Ok(())
@@ -428,6 +454,69 @@ fn concurrent(o: &Opts) -> io::Result<String> {
     let ok = ok.load(Ordering::Relaxed);
     Ok(format!(
         "{{\"mode\":\"concurrent\",\"conns\":{n},\"conns_ok\":{ok},\"sent\":{sent},\"received\":{received},\"ok\":{},\"connect_seconds\":{connect_secs:.4},\"seconds\":{secs:.4},\"gbit_per_s\":{:.4}}}",
+        ok == n as u64 && received == sent,
+        received as f64 * 8.0 / secs / 1e9
+    ))
+}
+
+/// Accepts `n` connections, then answers each with its byte count; again for every batch.
+fn serve_hold(listener: &TcpListener, n: usize) -> io::Result<()> {
+    loop {
+        let mut held = Vec::with_capacity(n);
+        while held.len() < n.max(1) {
+            match listener.accept() {
+                Ok((s, _)) => held.push(s),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("plg-bench server: accept: {e}");
+                    thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        for s in held {
+            if let Err(e) = serve_sink(s, 64 * 1024) {
+                eprintln!("plg-bench server: {e}");
+            }
+        }
+    }
+}
+
+fn hold(o: &Opts) -> io::Result<String> {
+    let per = o.bytes.unwrap_or(1024);
+    let n = o.conns;
+    let t0 = Instant::now();
+    let mut socks = Vec::with_capacity(n);
+    for _ in 0..n {
+        socks.push(connect(o)?);
+    }
+    let connect_secs = t0.elapsed().as_secs_f64();
+    let buf = pattern(per.min(64 * 1024) as usize);
+    let start = Instant::now();
+    // Small writes fit the socket buffers, so sending everything before reading anything
+    // never blocks on the (one-threaded) server.
+    for s in socks.iter_mut() {
+        let mut left = per;
+        while left > 0 {
+            let k = left.min(buf.len() as u64) as usize;
+            s.write_all(&buf[..k])?;
+            left -= k as u64;
+        }
+        s.shutdown(Shutdown::Write)?;
+    }
+    let (mut received, mut ok) = (0u64, 0u64);
+    for s in socks.iter_mut() {
+        match read_count(s) {
+            Ok(got) => {
+                received += got;
+                ok += u64::from(got == per);
+            }
+            Err(e) => eprintln!("plg-bench client: {e}"),
+        }
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let sent = per * n as u64;
+    Ok(format!(
+        "{{\"mode\":\"hold\",\"conns\":{n},\"conns_ok\":{ok},\"sent\":{sent},\"received\":{received},\"ok\":{},\"connect_seconds\":{connect_secs:.4},\"seconds\":{secs:.4},\"gbit_per_s\":{:.4}}}",
         ok == n as u64 && received == sent,
         received as f64 * 8.0 / secs / 1e9
     ))
