@@ -384,7 +384,11 @@ fn diff_reads_a_capture_from_stdin() {
     assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
     let o = plg_stdin(&["diff", "-", "-"], bytes);
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("only one of the two captures"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("only one of the two captures"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert_eq!(entries(&d), vec!["web.traffic"]);
     fs::remove_dir_all(&d).unwrap();
@@ -402,22 +406,41 @@ fn diff_outputs_follow_the_rules() {
     fs::write(&xml, "precious").unwrap();
     let o = plg(&["diff", "--junit", s(&xml), s(&f.path), s(&f.path)]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("already exists (use --force"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists (use --force"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
     assert_eq!(fs::read_to_string(&xml).unwrap(), "precious");
     let ino = fs::metadata(&xml).unwrap().ino();
-    let o = plg(&["diff", "--force", "--junit", s(&xml), s(&f.path), s(&f.path)]);
+    let o = plg(&[
+        "diff",
+        "--force",
+        "--junit",
+        s(&xml),
+        s(&f.path),
+        s(&f.path),
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let text = fs::read_to_string(&xml).unwrap();
     assert!(text.starts_with("<?xml"), "{text}");
-    assert_ne!(fs::metadata(&xml).unwrap().ino(), ino, "written in place, not moved in");
+    assert_ne!(
+        fs::metadata(&xml).unwrap().ino(),
+        ino,
+        "written in place, not moved in"
+    );
     // `-`: the XML on stdout instead of the text report.
     let o = plg(&["diff", "--junit", "-", s(&f.path), s(&f.path)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), text);
     // A FIFO is written into and stays a FIFO.
     let fifo = d.join("pipe");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let fifo2 = fifo.clone();
     let reader = std::thread::spawn(move || fs::read_to_string(fifo2).unwrap());
     let o = plg(&["diff", "--junit", s(&fifo), s(&f.path), s(&f.path)]);
@@ -427,7 +450,14 @@ fn diff_outputs_follow_the_rules() {
     fs::remove_file(&fifo).unwrap();
     // The output may not be a capture it reads.
     let before = fs::read(&f.path).unwrap();
-    let o = plg(&["diff", "--force", "--junit", s(&f.path), s(&f.path), s(&f.path)]);
+    let o = plg(&[
+        "diff",
+        "--force",
+        "--junit",
+        s(&f.path),
+        s(&f.path),
+        s(&f.path),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("is the input"), "{}", stderr(&o));
     assert_eq!(fs::read(&f.path).unwrap(), before);
@@ -443,7 +473,11 @@ fn diff_outputs_follow_the_rules() {
     };
     let o = learn(&["-o", s(&rules)]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("already exists (use --force"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists (use --force"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(fs::read_to_string(&rules).unwrap(), "precious");
     let o = learn(&["--force", "-o", s(&rules)]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));

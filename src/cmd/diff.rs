@@ -8,9 +8,9 @@ use crate::diff::compare::Options;
 use crate::diff::rules::ConnSpec;
 use crate::diff::stream::Limits;
 use crate::diff::{human, json, junit};
-use crate::ui::{Stream, Style};
-use anyhow::Context;
 use crate::os::output::{Output, Replace};
+use crate::ui::{count, Stream, Style};
+use anyhow::Context;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,8 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let junit_to_stdout = args.junit.as_deref() == Some(Path::new("-"));
     if junit_to_stdout && args.json {
         return Err(UsageError(
-            "diff: --junit - and --json both write to standard output; give --junit a file"
-                .into(),
+            "diff: --junit - and --json both write to standard output; give --junit a file".into(),
         )
         .into());
     }
@@ -208,14 +207,11 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
     let st = Style::for_stream(report_stream);
     writeln!(
         report,
-        "learned {} rule{} from {} captures ({} comparison{}, {} difference{} before the rules)",
-        learned.rules.len(),
-        if learned.rules.len() == 1 { "" } else { "s" },
-        args.captures.len(),
-        learned.pairs,
-        if learned.pairs == 1 { "" } else { "s" },
-        learned.differences,
-        if learned.differences == 1 { "" } else { "s" },
+        "learned {} from {} ({}, {} before the rules)",
+        count(learned.rules.len(), "rule"),
+        count(args.captures.len(), "capture"),
+        count(learned.pairs, "comparison"),
+        count(learned.differences, "difference"),
     )?;
     for r in &learned.rules {
         writeln!(
@@ -224,10 +220,9 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
             r.directive,
             st.bold(&r.value),
             st.dim(format!(
-                "{}, {} difference{}, e.g. {}",
+                "{}, {}, e.g. {}",
                 r.kind,
-                r.hits,
-                if r.hits == 1 { "" } else { "s" },
+                count(r.hits, "difference"),
                 r.example
             ))
         )?;
@@ -247,10 +242,9 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
             report,
             "{}",
             st.red(format!(
-                "warning: {} connection{} differ{} in ways no byte pattern explains and {} left \
+                "warning: {} differ{} in ways no byte pattern explains and {} left \
                  out whole (ignore-conn {}): no change in {} will be caught",
-                whole.len(),
-                if whole.len() == 1 { "" } else { "s" },
+                count(whole.len(), "connection"),
                 if whole.len() == 1 { "s" } else { "" },
                 if whole.len() == 1 { "is" } else { "are" },
                 whole.join(", "),

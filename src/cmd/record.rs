@@ -117,7 +117,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )?;
 
     if !opts.quiet {
-        eprintln!("{}", summary_paragraph(&args, &procs, &outcome));
+        eprintln!("{}", summary_paragraph(&args, &procs, &outcome, start_ns));
     }
     Ok(ExitCode::from(outcome.exit_code))
 }
@@ -173,27 +173,34 @@ pub(crate) fn describe_exit(s: Option<ExitStatus>) -> String {
     }
 }
 
-fn summary_paragraph(args: &Args, procs: &[Process], o: &session::Outcome) -> String {
-    use crate::ui::{human_bytes, human_duration};
+/// The closing paragraph. The duration is the capture's own, as `plg inspect` shows it: from
+/// the session start written in the capture to its closing summary.
+fn summary_paragraph(
+    args: &Args,
+    procs: &[Process],
+    o: &session::Outcome,
+    start_ns: u64,
+) -> String {
+    use crate::ui::{count, human_bytes, human_duration};
     let s = &o.summary;
     let mut out = format!(
-        "plg: recorded {} process{} for {} into {}: {} connection{} ({} refused, {} reset), \
-         {} client->server, {} server->client, {} other packet{}",
-        procs.len(),
-        if procs.len() == 1 { "" } else { "es" },
-        human_duration(o.elapsed.as_nanos() as u64),
+        "plg: recorded {} for {} into {}: {} ({} refused, {} reset), \
+         {} client->server, {} server->client, {}",
+        count(procs.len(), "process"),
+        human_duration(s.end_ns.saturating_sub(start_ns)),
         args.file.display(),
-        s.connections,
-        if s.connections == 1 { "" } else { "s" },
+        count(s.connections, "connection"),
         s.refused,
         s.resets,
         human_bytes(s.bytes_c2s),
         human_bytes(s.bytes_s2c),
-        s.packets,
-        if s.packets == 1 { "" } else { "s" },
+        count(s.packets, "other packet"),
     );
     if s.ipv6_dropped > 0 {
-        out.push_str(&format!(", {} IPv6 packets dropped", s.ipv6_dropped));
+        out.push_str(&format!(
+            ", {} dropped",
+            count(s.ipv6_dropped, "IPv6 packet")
+        ));
     }
     out.push('.');
     if let Some(sig) = o.interrupted {

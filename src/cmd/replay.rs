@@ -464,7 +464,8 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
             let who = if d == 0 { "client" } else { "server" };
             issues.push(format!(
                 "the {who} sent other bytes than recorded from offset {off} ({} sent, {} recorded)",
-                rep.live_bytes[d], c.total[d]
+                crate::ui::count(rep.live_bytes[d], "byte"),
+                crate::ui::count(c.total[d], "byte")
             ));
         }
         if let Some(m) = &rep.outcome_mismatch {
@@ -475,9 +476,8 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         }
         if rep.step_timeouts > 0 {
             issues.push(format!(
-                "{} step{} timed out waiting for the live side",
-                rep.step_timeouts,
-                if rep.step_timeouts == 1 { "" } else { "s" }
+                "{} timed out waiting for the live side",
+                crate::ui::count(rep.step_timeouts, "step")
             ));
         }
         if !issues.is_empty() {
@@ -489,8 +489,8 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         }
     }
     let mut out = format!(
-        "plg: replay: {matched} connection{} matched, {diverged} diverged, {} unmatched, {unused} unused",
-        if matched == 1 { "" } else { "s" },
+        "plg: replay: {} matched, {diverged} diverged, {} unmatched, {unused} unused",
+        crate::ui::count(matched, "connection"),
         r.unmatched.len()
     );
     if ignored > 0 {
@@ -500,16 +500,22 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         out.push_str(&format!(", {noise} differing only in ignored bytes"));
     }
     if r.packets_played > 0 {
-        out.push_str(&format!(", {} packets played", r.packets_played));
+        out.push_str(&format!(
+            ", {} played",
+            crate::ui::count(r.packets_played, "packet")
+        ));
     }
     if r.packets_lost > 0 {
         out.push_str(&format!(
-            ", {} played packets never taken by their live receiver",
-            r.packets_lost
+            ", {} never taken by their live receiver",
+            crate::ui::count(r.packets_lost, "played packet")
         ));
     }
     if !r.flows.is_empty() {
-        out.push_str(&format!(", {} packet flows diverged", r.flows.len()));
+        out.push_str(&format!(
+            ", {} diverged",
+            crate::ui::count(r.flows.len(), "packet flow")
+        ));
     }
     out.push_str(if r.clean() {
         ": the live processes behaved as recorded.\n"

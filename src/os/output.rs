@@ -474,8 +474,15 @@ pub fn open_seekable_input(path: &Path) -> io::Result<File> {
         }
     };
     // O_TMPFILE was opened write-only: reopen it for reading through /proc.
-    io::copy(&mut io::BufReader::with_capacity(1 << 20, stdin), &mut spool).map_err(|e| {
-        io::Error::new(e.kind(), format!("cannot copy standard input to {}: {e}", dir.display()))
+    io::copy(
+        &mut io::BufReader::with_capacity(1 << 20, stdin),
+        &mut spool,
+    )
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot copy standard input to {}: {e}", dir.display()),
+        )
     })?;
     File::open(format!("/proc/self/fd/{}", spool.as_raw_fd()))
 }
