@@ -114,12 +114,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .commit()
                 .with_context(|| format!("cannot write the capture {}", args.file.display()))
         },
-    )?;
+    )
+    .map_err(|e| name_capture_error(e, &args.file))?;
 
     if !opts.quiet {
         eprintln!("{}", summary_paragraph(&args, &procs, &outcome, start_ns));
     }
     Ok(ExitCode::from(outcome.exit_code))
+}
+
+/// The engine's "failed to write the capture" (a full disk, an I/O error) as one line naming
+/// the file, and saying what is left of it: the writer cut it back to its last whole block, so
+/// it reads as truncated.
+pub(crate) fn name_capture_error(e: anyhow::Error, path: &std::path::Path) -> anyhow::Error {
+    if e.to_string() != "failed to write the capture" {
+        return e;
+    }
+    anyhow::anyhow!(
+        "cannot write the capture {}: {} (what was written before reads as a truncated capture)",
+        path.display(),
+        e.root_cause()
+    )
 }
 
 /// Opens the capture file of `record -f` / `replay -o`: a new or regular file (replaced, as

@@ -279,7 +279,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write the capture {}", path.display())),
             _ => Ok(()),
         },
-    )?;
+    )
+    .map_err(|e| match &args.output {
+        Some(path) => super::record::name_capture_error(e, path),
+        None => e,
+    })?;
     let mut report = outcome.replay.clone().unwrap_or_default();
     let live: Vec<bool> = commands.iter().map(|c| c.is_some()).collect();
     if let Some(out) = out_path.as_ref().filter(|_| judge) {
