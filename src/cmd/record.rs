@@ -158,8 +158,9 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
     let n = args.commands.len();
     if n > subnet.capacity() {
         return Err(usage(format!(
-            "{n} commands but subnet {subnet} has room for {} processes",
-            subnet.capacity()
+            "{} but subnet {subnet} has room for {}",
+            crate::ui::count(n, "command"),
+            crate::ui::count(subnet.capacity(), "process")
         )));
     }
     plan::validate_names(&args.names, n).map_err(usage)?;

@@ -140,11 +140,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.commands.len() > n {
         return Err(usage(format!(
-            "{} commands given but {} recorded {} process{}",
-            args.commands.len(),
+            "{} given but {} recorded {}",
+            crate::ui::count(args.commands.len(), "command"),
             args.file.display(),
-            n,
-            if n == 1 { "" } else { "es" }
+            crate::ui::count(n, "process")
         )));
     }
     let subnet = Subnet::parse(&format!(
