@@ -90,9 +90,13 @@ fn report_dash_is_standard_output() {
     let at = if run.stdout.starts_with('{') {
         0
     } else {
-        run.stdout.find("\n{\n").expect(&run.dump()) + 1
+        run.stdout
+            .find("\n{\n")
+            .unwrap_or_else(|| panic!("{}", run.dump()))
+            + 1
     };
-    let doc: serde_json::Value = serde_json::from_str(&run.stdout[at..]).expect(&run.dump());
+    let doc: serde_json::Value =
+        serde_json::from_str(&run.stdout[at..]).unwrap_or_else(|e| panic!("{e}: {}", run.dump()));
     assert_eq!(doc["view"], "replay");
     assert_eq!(doc["clean"], true, "{doc:#}");
     assert_eq!(doc["connections"][0]["status"], "same", "{doc:#}");

@@ -159,7 +159,7 @@ fn record_and_inspect_agree_on_the_duration() {
         .stderr
         .lines()
         .find(|l| l.starts_with("plg: recorded"))
-        .expect(&run.dump());
+        .unwrap_or_else(|| panic!("{}", run.dump()));
     let recorded = line
         .split(" for ")
         .nth(1)
@@ -170,7 +170,7 @@ fn record_and_inspect_agree_on_the_duration() {
     let lasted = text
         .lines()
         .find_map(|l| l.split(", lasted ").nth(1))
-        .expect(&text);
+        .unwrap_or_else(|| panic!("{text}"));
     assert_eq!(recorded, lasted, "record: {line}\ninspect: {text}");
     assert!(line.contains("recorded 1 process for"), "{line}");
     assert!(line.contains("0 connections"), "{line}");

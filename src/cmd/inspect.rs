@@ -671,7 +671,7 @@ fn connections(
             }
         }
     }
-    if !args.section.is_some_and(|k| sec.number > k) {
+    if args.section.is_none_or(|k| sec.number <= k) {
         let (_, unfinished) = std::mem::take(&mut sec.analyzer).finish();
         for c in sec.order.drain(unfinished) {
             emit(&c, &sec, out)?;
