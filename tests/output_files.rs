@@ -56,7 +56,64 @@ fn dash_is_stdout_and_stdin() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, pcap);
     assert_eq!(entries(&d), vec!["web.traffic"]);
+    // inspect reads `-` too, naming it stdin.
+    let o = plg_stdin(&["inspect", "-"], fs::read(&f.path).unwrap());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("capture stdin: complete"),
+        "{}",
+        stdout(&o)
+    );
     fs::remove_dir_all(&d).unwrap();
+}
+
+/// An export that fails part-way (its filesystem fills) leaves nothing behind: no half file,
+/// no hidden temporary one; an existing file it was to replace (--force) stays whole.
+#[test]
+fn a_failed_export_leaves_no_half_file() {
+    if !nix_is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let d = scratch("out-full");
+    let f = write_fixture(&d, true);
+    let one = fs::read(&f.path).unwrap();
+    let big = d.join("big.traffic");
+    fs::write(&big, one.repeat(2)).unwrap();
+    let small = d.join("small");
+    fs::create_dir(&small).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap()
+        .success());
+    let out = small.join("out.pcapng");
+    let o = plg(&["export", s(&f.path), "--pcapng", s(&out)]);
+    let new = entries(&small);
+    fs::write(&out, b"precious").unwrap();
+    let o2 = plg(&["export", s(&f.path), "--force", "--pcapng", s(&out)]);
+    let kept = fs::read(&out).unwrap();
+    let after = entries(&small);
+    Command::new("umount").arg(&small).status().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(new.is_empty(), "left behind: {new:?}");
+    assert_eq!(o2.status.code(), Some(2), "{}", stderr(&o2));
+    assert_eq!(kept, b"precious");
+    assert_eq!(after, vec!["out.pcapng"]);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 #[test]
@@ -314,11 +371,26 @@ fn a_closed_pipe_is_a_quiet_exit_everywhere() {
     let big = d.join("big.traffic");
     fs::write(&big, one.repeat(400)).unwrap();
     let b = s(&big);
+    // And one section whose 300 KB connection 3 makes large --conn and export outputs.
+    let w = s(&f.path);
     let modes: Vec<Vec<&str>> = vec![
         vec!["inspect", b],
         vec!["inspect", "--json", b],
         vec!["inspect", "--connections", b],
         vec!["inspect", "--connections", "--json", b],
+        vec!["inspect", "--conn", "3", w],
+        vec!["inspect", "--conn", "3", "--json", w],
+        vec![
+            "inspect",
+            "--conn",
+            "3",
+            "--raw",
+            "--direction",
+            "client",
+            w,
+        ],
+        vec!["export", w, "--pcap", "-"],
+        vec!["export", w, "--pcapng", "-"],
     ];
     for args in modes {
         let mut child = Command::new(env!("CARGO_BIN_EXE_plg"))

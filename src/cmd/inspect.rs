@@ -162,7 +162,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Style::for_stream(crate::ui::Stream::Stdout)
     };
-    let file = args.file.display().to_string();
+    // Standard input is named as the reader's errors name it.
+    let file = if args.file.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        args.file.display().to_string()
+    };
     let code = if let Some(c) = args.conn {
         let section = c.section.or(args.section).unwrap_or(1);
         conversation(reader, &args, section, c.id, &file, style, &mut out)?
