@@ -83,7 +83,7 @@ _plg() {
             return 0
             ;;
         plg__subcmd__diff)
-            opts="-o -h -V --ignore --ignore-conn --ignore-port --rules --timing --max-diffs --json --junit --learn --output --color --help --version"
+            opts="-o -h -V --ignore --ignore-conn --ignore-port --rules --timing --max-diffs --json --junit --learn --output --force --color --help --version"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -293,13 +293,17 @@ _plg() {
             return 0
             ;;
         plg__subcmd__inspect)
-            opts="-h -V --connections --conn --hex --text --raw --direction --check --json --color --help --version"
+            opts="-h -V --connections --conn --section --hex --text --full --raw --direction --check --json --color --help --version"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --conn)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --section)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -79,7 +79,8 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l no-offload -d 'Disabl
 complete -c plg -n "__fish_plg_using_subcommand replay" -l userns -d 'Run each command in a user namespace of its own, as root inside and, on the host, as nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The commands then cannot enter the host\'s or each other\'s namespaces, reconfigure their network or act as root on the host\'s files. Low ports and ping still work'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Print version'
-complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers' -r
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers; `sN:ID` is connection ID of section N (captures concatenated)' -r
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l section -d 'Only section N (1 is the first) of a file of several sections: its summary, its connections, or its connection --conn ID' -r
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l direction -d 'With --raw: which side\'s bytes' -r -f -a "client\t'The bytes the client sent'
 server\t'The bytes the server sent'"
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
@@ -87,7 +88,8 @@ always\t''
 never\t''"
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l connections -d 'One line per connection: ends, start, duration, bytes each way, how it ended'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l hex -d 'With --conn: show every chunk as a hex dump'
-complete -c plg -n "__fish_plg_using_subcommand inspect" -l text -d 'With --conn: show every chunk as text (non-printable bytes as \'.\')'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l text -d 'With --conn: show every chunk as text: UTF-8 characters as they are, control characters and bytes that are not UTF-8 as \'.\' (by default a chunk that is not UTF-8 text is shown as a hex dump, whose right column shows bytes outside 0x20-0x7e as \'.\')'
+complete -c plg -n "__fish_plg_using_subcommand inspect" -l full -d 'Show long command lines and every byte of a conversation on a terminal too (by default they are cut short there, saying how much is left out)'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l raw -d 'With --conn: write the exact bytes one side sent to stdout (needs --direction)'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l check -d 'Verify integrity and consistency: exit 0 when sound, 1 when not, saying what is wrong'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l json -d 'Machine-readable output (docs/JSON.md)'
@@ -112,13 +114,14 @@ complete -c plg -n "__fish_plg_using_subcommand diff" -l ignore-port -d 'Leave o
 complete -c plg -n "__fish_plg_using_subcommand diff" -l rules -d 'Read ignore rules from FILE (repeatable; format in docs/DIFF-RULES.md)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand diff" -l timing -d 'Also report connections whose duration or first-response delay drifted by more than PCT percent (durations under 1 ms are not compared)' -r
 complete -c plg -n "__fish_plg_using_subcommand diff" -l max-diffs -d 'Show at most N differences per direction and flow (0: all)' -r
-complete -c plg -n "__fish_plg_using_subcommand diff" -l junit -d 'Also write the report as JUnit XML to FILE, one test case per connection' -r -F
-complete -c plg -n "__fish_plg_using_subcommand diff" -s o -l output -d 'With --learn: write the rules to FILE' -r -F
+complete -c plg -n "__fish_plg_using_subcommand diff" -l junit -d 'Also write the report as JUnit XML to FILE, one test case per connection; `-` writes it to standard output instead of the text report' -r -F
+complete -c plg -n "__fish_plg_using_subcommand diff" -s o -l output -d 'With --learn: write the rules to FILE (`-`: standard output, as without -o)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand diff" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
 always\t''
 never\t''"
 complete -c plg -n "__fish_plg_using_subcommand diff" -l json -d 'Print the report as JSON (docs/JSON.md) instead of text'
 complete -c plg -n "__fish_plg_using_subcommand diff" -l learn -d 'Learn ignore rules from captures of one scenario taken with no code change, and write them (to --output, or standard output)'
+complete -c plg -n "__fish_plg_using_subcommand diff" -l force -d 'Replace --junit or --output FILE if it is an existing regular file (a device, FIFO or symlink is written into or followed, never replaced)'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand diff" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand wireshark" -l dir -d 'The plugin folder to use instead of Wireshark\'s personal Lua plugin folder ($HOME/.local/lib/wireshark/plugins)' -r -F

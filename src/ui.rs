@@ -155,8 +155,12 @@ pub fn human_bytes(n: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// A duration in nanoseconds for people: `850 ns`, `12.5 µs`, `3.2 ms`, `4.56 s`, `2m05s`,
-/// `1h02m`.
+/// A duration in nanoseconds for people: `850 ns`, `12.5 µs`, `3.2 ms`, `4.56 s`, `2 min 05 s`,
+/// `1 h 02 min`.
+///
+/// Units in human text, everywhere (inspect, record, replay, diff): a number, a space, then
+/// the unit (`4.56 s`, `1.5 KiB`, `+0.295710 s`); durations through this function, offsets
+/// from the session start through [`offset`]. JSON keeps its documented integer units.
 pub fn human_duration(ns: u64) -> String {
     const US: u64 = 1_000;
     const MS: u64 = 1_000_000;
@@ -168,12 +172,52 @@ pub fn human_duration(ns: u64) -> String {
         _ if ns < 60 * S => format!("{:.2} s", ns as f64 / S as f64),
         _ if ns < 3600 * S => {
             let s = ns / S;
-            format!("{}m{:02}s", s / 60, s % 60)
+            format!("{} min {:02} s", s / 60, s % 60)
         }
         _ => {
             let m = ns / S / 60;
-            format!("{}h{:02}m", m / 60, m % 60)
+            format!("{} h {:02} min", m / 60, m % 60)
         }
+    }
+}
+
+/// A time as seconds since the session start, to the microsecond: `+0.295710 s`.
+pub fn offset(ns_since_start: u64) -> String {
+    format!(
+        "+{}.{:06} s",
+        ns_since_start / 1_000_000_000,
+        ns_since_start % 1_000_000_000 / 1_000
+    )
+}
+
+/// The plural of an English noun as plg's text uses them: `process` → `processes`,
+/// `connection` → `connections`.
+pub fn plural(noun: &str) -> String {
+    if noun.ends_with('s') || noun.ends_with('x') || noun.ends_with("ch") || noun.ends_with("sh") {
+        format!("{noun}es")
+    } else {
+        format!("{noun}s")
+    }
+}
+
+/// A count and its noun, singular for exactly one: `1 connection`, `0 connections`,
+/// `3 processes`. Every count in human text goes through it (or [`noun`]).
+///
+/// ```
+/// assert_eq!(plg::ui::count(1, "byte"), "1 byte");
+/// assert_eq!(plg::ui::count(2, "process"), "2 processes");
+/// ```
+pub fn count(n: impl TryInto<u64>, noun: &str) -> String {
+    let n = n.try_into().unwrap_or(u64::MAX);
+    format!("{n} {}", self::noun(n, noun))
+}
+
+/// The noun alone, singular for exactly one (for counts written apart from their noun).
+pub fn noun(n: impl TryInto<u64>, noun: &str) -> String {
+    if n.try_into().is_ok_and(|n| n == 1) {
+        noun.to_string()
+    } else {
+        plural(noun)
     }
 }
 
@@ -237,9 +281,29 @@ mod tests {
         assert_eq!(human_duration(12_500), "12.5 µs");
         assert_eq!(human_duration(3_200_000), "3.2 ms");
         assert_eq!(human_duration(4_560_000_000), "4.56 s");
-        assert_eq!(human_duration(125_000_000_000), "2m05s");
-        assert_eq!(human_duration(3_720_000_000_000), "1h02m");
+        assert_eq!(human_duration(125_000_000_000), "2 min 05 s");
+        assert_eq!(human_duration(3_720_000_000_000), "1 h 02 min");
         assert!(!human_duration(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn offsets_have_their_unit() {
+        assert_eq!(offset(0), "+0.000000 s");
+        assert_eq!(offset(295_710_123), "+0.295710 s");
+        assert_eq!(offset(61_000_001_000), "+61.000001 s");
+    }
+
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(count(1u64, "connection"), "1 connection");
+        assert_eq!(count(0u64, "connection"), "0 connections");
+        assert_eq!(count(1u32, "process"), "1 process");
+        assert_eq!(count(2u32, "process"), "2 processes");
+        assert_eq!(count(1u8, "byte"), "1 byte");
+        assert_eq!(count(5u16, "packet"), "5 packets");
+        assert_eq!(count(1u64, "difference"), "1 difference");
+        assert_eq!(noun(7u64, "match"), "matches");
+        assert_eq!(noun(1u64, "match"), "match");
     }
 
     #[test]

@@ -182,6 +182,16 @@ fn every_capture_plg_can_write_passes_check() {
         std::fs::write(&path, &bytes).unwrap();
         let (code, text) = check(&path);
         assert_eq!(code, Some(0), "seed {seed}: {text}");
+        // Every block at most 256 KiB, so Wireshark's writers (editcap, mergecap) copy them.
+        let starts = block_starts(&bytes);
+        for (i, at) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).copied().unwrap_or(bytes.len());
+            assert!(
+                end - at <= 256 << 10,
+                "seed {seed}: a block of {} bytes",
+                end - at
+            );
+        }
         // Cut short: truncated, and nothing else.
         let mut r = Rng(seed + 7);
         let starts = block_starts(&bytes);

@@ -56,7 +56,64 @@ fn dash_is_stdout_and_stdin() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(o.stdout, pcap);
     assert_eq!(entries(&d), vec!["web.traffic"]);
+    // inspect reads `-` too, naming it stdin.
+    let o = plg_stdin(&["inspect", "-"], fs::read(&f.path).unwrap());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("capture stdin: complete"),
+        "{}",
+        stdout(&o)
+    );
     fs::remove_dir_all(&d).unwrap();
+}
+
+/// An export that fails part-way (its filesystem fills) leaves nothing behind: no half file,
+/// no hidden temporary one; an existing file it was to replace (--force) stays whole.
+#[test]
+fn a_failed_export_leaves_no_half_file() {
+    if !nix_is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let d = scratch("out-full");
+    let f = write_fixture(&d, true);
+    let one = fs::read(&f.path).unwrap();
+    let big = d.join("big.traffic");
+    fs::write(&big, one.repeat(2)).unwrap();
+    let small = d.join("small");
+    fs::create_dir(&small).unwrap();
+    assert!(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap()
+        .success());
+    let out = small.join("out.pcapng");
+    let o = plg(&["export", s(&f.path), "--pcapng", s(&out)]);
+    let new = entries(&small);
+    fs::write(&out, b"precious").unwrap();
+    let o2 = plg(&["export", s(&f.path), "--force", "--pcapng", s(&out)]);
+    let kept = fs::read(&out).unwrap();
+    let after = entries(&small);
+    Command::new("umount").arg(&small).status().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("No space left on device"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(new.is_empty(), "left behind: {new:?}");
+    assert_eq!(o2.status.code(), Some(2), "{}", stderr(&o2));
+    assert_eq!(kept, b"precious");
+    assert_eq!(after, vec!["out.pcapng"]);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+fn nix_is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 #[test]
@@ -314,11 +371,26 @@ fn a_closed_pipe_is_a_quiet_exit_everywhere() {
     let big = d.join("big.traffic");
     fs::write(&big, one.repeat(400)).unwrap();
     let b = s(&big);
+    // And one section whose 300 KB connection 3 makes large --conn and export outputs.
+    let w = s(&f.path);
     let modes: Vec<Vec<&str>> = vec![
         vec!["inspect", b],
         vec!["inspect", "--json", b],
         vec!["inspect", "--connections", b],
         vec!["inspect", "--connections", "--json", b],
+        vec!["inspect", "--conn", "3", w],
+        vec!["inspect", "--conn", "3", "--json", w],
+        vec![
+            "inspect",
+            "--conn",
+            "3",
+            "--raw",
+            "--direction",
+            "client",
+            w,
+        ],
+        vec!["export", w, "--pcap", "-"],
+        vec!["export", w, "--pcapng", "-"],
     ];
     for args in modes {
         let mut child = Command::new(env!("CARGO_BIN_EXE_plg"))
@@ -342,5 +414,154 @@ fn a_closed_pipe_is_a_quiet_exit_everywhere() {
             o.status
         );
     }
+    fs::remove_dir_all(&d).unwrap();
+}
+
+/// Runs plg with `input` on its standard input.
+fn plg_stdin(args: &[&str], input: Vec<u8>) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_plg"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // A writer that the child stops reading from early gets EPIPE: not this test's concern.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    o
+}
+
+/// `plg diff` takes `-` (standard input, a pipe) for either capture, as inspect and export
+/// do; both `-` is refused in one line.
+#[test]
+fn diff_reads_a_capture_from_stdin() {
+    let d = scratch("out-diff-stdin");
+    let f = write_fixture(&d, true);
+    let bytes = fs::read(&f.path).unwrap();
+    let o = plg_stdin(&["diff", s(&f.path), "-"], bytes.clone());
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("result: same"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("with stdin ("), "{}", stdout(&o));
+    let o = plg_stdin(&["diff", "--json", "-", s(&f.path)], bytes.clone());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // A different capture on stdin: exit 1, as with files.
+    let other = write_fixture(&scratch("out-diff-stdin-b"), false);
+    let o = plg_stdin(&["diff", s(&f.path), "-"], fs::read(&other.path).unwrap());
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let o = plg_stdin(&["diff", "-", "-"], bytes);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("only one of the two captures"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_eq!(entries(&d), vec!["web.traffic"]);
+    fs::remove_dir_all(&d).unwrap();
+}
+
+/// `diff --junit FILE` and `diff --learn -o FILE` follow the output rules: an existing file is
+/// refused without --force and left as it was, replaced whole with it (the old inode stays
+/// with whoever holds it: the new file is moved in); a FIFO is written into; `-` is stdout;
+/// an output that is one of the captures is refused.
+#[test]
+fn diff_outputs_follow_the_rules() {
+    let d = scratch("out-diff-junit");
+    let f = write_fixture(&d, true);
+    let xml = d.join("drift.xml");
+    fs::write(&xml, "precious").unwrap();
+    let o = plg(&["diff", "--junit", s(&xml), s(&f.path), s(&f.path)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists (use --force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_eq!(fs::read_to_string(&xml).unwrap(), "precious");
+    let ino = fs::metadata(&xml).unwrap().ino();
+    let o = plg(&[
+        "diff",
+        "--force",
+        "--junit",
+        s(&xml),
+        s(&f.path),
+        s(&f.path),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = fs::read_to_string(&xml).unwrap();
+    assert!(text.starts_with("<?xml"), "{text}");
+    assert_ne!(
+        fs::metadata(&xml).unwrap().ino(),
+        ino,
+        "written in place, not moved in"
+    );
+    // `-`: the XML on stdout instead of the text report.
+    let o = plg(&["diff", "--junit", "-", s(&f.path), s(&f.path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), text);
+    // A FIFO is written into and stays a FIFO.
+    let fifo = d.join("pipe");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let fifo2 = fifo.clone();
+    let reader = std::thread::spawn(move || fs::read_to_string(fifo2).unwrap());
+    let o = plg(&["diff", "--junit", s(&fifo), s(&f.path), s(&f.path)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(reader.join().unwrap(), text);
+    assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    fs::remove_file(&fifo).unwrap();
+    // The output may not be a capture it reads.
+    let before = fs::read(&f.path).unwrap();
+    let o = plg(&[
+        "diff",
+        "--force",
+        "--junit",
+        s(&f.path),
+        s(&f.path),
+        s(&f.path),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is the input"), "{}", stderr(&o));
+    assert_eq!(fs::read(&f.path).unwrap(), before);
+
+    // --learn -o: the same rules.
+    let rules = d.join("golden.rules");
+    fs::write(&rules, "precious").unwrap();
+    let learn = |extra: &[&str]| {
+        let mut a = vec!["diff", "--learn"];
+        a.extend_from_slice(extra);
+        a.extend([s(&f.path), s(&f.path)]);
+        plg(&a)
+    };
+    let o = learn(&["-o", s(&rules)]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("already exists (use --force"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(fs::read_to_string(&rules).unwrap(), "precious");
+    let o = learn(&["--force", "-o", s(&rules)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let learned = fs::read_to_string(&rules).unwrap();
+    assert!(learned.starts_with('#'), "{learned}");
+    assert!(stdout(&o).contains("rules written to"), "{}", stdout(&o));
+    let o = learn(&["-o", "-"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with('#'), "{}", stdout(&o));
+    assert!(stderr(&o).contains("learned 0 rules"), "{}", stderr(&o));
+    let mut e = entries(&d);
+    e.retain(|n| n.starts_with('.'));
+    assert!(e.is_empty(), "left behind: {e:?}");
     fs::remove_dir_all(&d).unwrap();
 }

@@ -133,3 +133,81 @@ fn kill_9_during_a_bulk_transfer_leaves_a_truncated_capture_plg_and_tshark_read(
         assert!(*l <= 16 << 20, "lost {l} bytes: {losses:?}");
     }
 }
+
+/// A small tmpfs, unmounted (and its directory removed) when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &TempDir, size: &str) -> Tmpfs {
+        let at = dir.path().join("small");
+        std::fs::create_dir_all(&at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&at)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "mount tmpfs");
+        Tmpfs(at)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A recording that fills its filesystem (a 4 MiB tmpfs) stops with exit 2 and one line
+/// naming the capture; the capture ends on a block boundary (the writer cuts a short write
+/// back), so plg reads it as truncated, not damaged, and capinfos and tshark read it whole.
+#[test]
+fn a_full_filesystem_leaves_a_truncated_capture_and_one_line_naming_it() {
+    let dir = TempDir::new("fullfs");
+    let fs = Tmpfs::mount(&dir, "4m");
+    let cap = fs.0.join("full.traffic");
+    let cap = cap.to_str().unwrap();
+    let run = Plg::record(&[
+        "-q",
+        "-f",
+        cap,
+        "--ready",
+        "p0:9000",
+        "socat -u TCP-LISTEN:9000 OPEN:/dev/null",
+        "head -c 40000000 /dev/zero | socat -u - TCP:p0:9000",
+    ])
+    .timeout(60)
+    .run();
+    let line = run.assert_one_line_error();
+    assert!(
+        line.starts_with(&format!(
+            "plg: cannot write the capture {cap}: No space left"
+        )),
+        "{line}"
+    );
+    assert!(line.contains("reads as a truncated capture"), "{line}");
+    let (bytes, read) = captured(Path::new(cap));
+    assert_eq!(read, Ok(()), "plg's reader");
+    assert!(bytes > 1 << 20, "{bytes} bytes captured");
+    let (code, text) = run_tool(env!("CARGO_BIN_EXE_plg"), &["inspect", cap]);
+    assert_eq!(code, Some(0), "plg inspect: {text}");
+    assert!(text.contains(": truncated (no closing summary)"), "{text}");
+    let (code, text) = run_tool(env!("CARGO_BIN_EXE_plg"), &["inspect", "--check", cap]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("truncated: the capture has no closing summary"),
+        "{text}"
+    );
+    assert!(text.contains("(1 problem)"), "{text}");
+    let (code, text) = run_tool("capinfos", &[cap]);
+    assert_eq!(code, Some(0), "capinfos: {text}");
+    let (code, text) = run_tool("tshark", &["-r", cap, "-q"]);
+    assert_eq!(code, Some(0), "tshark: {text}");
+    // Nothing but the capture on the filesystem (no hidden temporary file).
+    let names: Vec<_> = std::fs::read_dir(&fs.0)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["full.traffic"]);
+}

@@ -75,6 +75,36 @@ fn the_report_says_per_connection_whether_the_live_side_sent_the_recorded_bytes(
     assert_eq!(c["diverged_at"]["client_to_server"], 4, "{doc:#}");
 }
 
+/// `--report -`: the verdict goes to standard output, after whatever the processes printed
+/// there, as one JSON document a CI job can cut off and parse; no file named `-` appears.
+#[test]
+fn report_dash_is_standard_output() {
+    common::require_root();
+    let dir = TempDir::new("rp-report-dash");
+    let cap = dir.join("echo.traffic");
+    let server = "socat TCP-LISTEN:7000,reuseaddr EXEC:cat";
+    let client = "printf 'ping\\n' | socat -t 2 - TCP:p0:7000 >/dev/null";
+    record_ok(&["-f", &cap, "--ready", "p0:7000", server, client]);
+    let run = replay(&["-f", &cap, "-q", "--report", "-", "-", client]).run();
+    run.assert_code(0);
+    let at = if run.stdout.starts_with('{') {
+        0
+    } else {
+        run.stdout
+            .find("\n{\n")
+            .unwrap_or_else(|| panic!("{}", run.dump()))
+            + 1
+    };
+    let doc: serde_json::Value =
+        serde_json::from_str(&run.stdout[at..]).unwrap_or_else(|e| panic!("{e}: {}", run.dump()));
+    assert_eq!(doc["view"], "replay");
+    assert_eq!(doc["clean"], true, "{doc:#}");
+    assert_eq!(doc["connections"][0]["status"], "same", "{doc:#}");
+    assert!(!std::path::Path::new("-").exists());
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
 /// A client recorded talking to the host through `--allow-external` (the gateway address) is
 /// replayed with that outside server played from the capture: the server is gone by then.
 #[test]

@@ -335,7 +335,7 @@ fn udp_from_a_played_sender_reaches_the_live_receiver() {
         run.dump()
     );
     assert!(
-        plg_line(&run, "replay:").contains("1 packets played"),
+        plg_line(&run, "replay:").contains("1 packet played"),
         "{}",
         run.dump()
     );

@@ -480,35 +480,39 @@ impl Analyzer {
     fn check_summary(&mut self, offset: u64, s: &Summary) {
         let i = &self.info;
         let mut wrong = Vec::new();
-        let mut cmp = |name: &str, said: u64, counted: u64| {
+        use crate::ui::count;
+        // `noun` singular; `what` follows the count.
+        let mut cmp = |noun: &str, what: &str, said: u64, counted: u64| {
             if said != counted {
                 wrong.push(format!(
-                    "summary says {said} {name}, the capture holds {counted}"
+                    "summary says {}{what}, the capture holds {counted}",
+                    count(said, noun)
                 ));
             }
         };
-        cmp("processes", s.processes.into(), i.processes.len() as u64);
-        cmp("connections", s.connections.into(), i.connections);
+        cmp("process", "", s.processes.into(), i.processes.len() as u64);
+        cmp("connection", "", s.connections.into(), i.connections);
         // "Refused" in the Summary counts refused attempts only; plg 0.1 counted unreachable
         // ones too, and its captures stay valid (docs/FORMAT.md).
         let refused = u64::from(s.refused);
         let old_rule = i.unreachable > 0 && refused == i.refused + i.unreachable;
         cmp(
-            "refused connections",
+            "refused connection",
+            "",
             refused,
             if old_rule { refused } else { i.refused },
         );
-        cmp("data blocks", s.data_blocks, i.data_blocks);
-        cmp("bytes client to server", s.bytes_c2s, i.bytes[0]);
-        cmp("bytes server to client", s.bytes_s2c, i.bytes[1]);
-        cmp("packets", s.packets, i.packets);
+        cmp("data block", "", s.data_blocks, i.data_blocks);
+        cmp("byte", " client to server", s.bytes_c2s, i.bytes[0]);
+        cmp("byte", " server to client", s.bytes_s2c, i.bytes[1]);
+        cmp("packet", "", s.packets, i.packets);
         // Resets: either connections reset or RST closes, depending on the writer's count.
         let resets_now =
             i.reset + self.open.values().filter(|c| c.end() == End::Rst).count() as u64;
         if u64::from(s.resets) != resets_now && u64::from(s.resets) != self.resets_closes {
             wrong.push(format!(
-                "summary says {} resets, the capture holds {resets_now}",
-                s.resets
+                "summary says {}, the capture holds {resets_now}",
+                count(s.resets, "reset")
             ));
         }
         for w in wrong {

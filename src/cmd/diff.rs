@@ -8,10 +8,11 @@ use crate::diff::compare::Options;
 use crate::diff::rules::ConnSpec;
 use crate::diff::stream::Limits;
 use crate::diff::{human, json, junit};
-use crate::ui::{Stream, Style};
+use crate::os::output::{Output, Replace};
+use crate::ui::{count, Stream, Style};
 use anyhow::Context;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -38,7 +39,7 @@ use std::process::ExitCode;
 )]
 pub struct Args {
     /// The golden capture and the new one; with --learn, two or more captures of one
-    /// scenario.
+    /// scenario. One of them may be `-`, standard input.
     #[arg(value_name = "CAPTURE", required = true, num_args = 2..)]
     pub captures: Vec<PathBuf>,
 
@@ -74,7 +75,8 @@ pub struct Args {
     #[arg(long, conflicts_with = "learn")]
     pub json: bool,
 
-    /// Also write the report as JUnit XML to FILE, one test case per connection.
+    /// Also write the report as JUnit XML to FILE, one test case per connection; `-` writes
+    /// it to standard output instead of the text report.
     #[arg(long, value_name = "FILE", conflicts_with = "learn")]
     pub junit: Option<PathBuf>,
 
@@ -83,9 +85,14 @@ pub struct Args {
     #[arg(long)]
     pub learn: bool,
 
-    /// With --learn: write the rules to FILE.
+    /// With --learn: write the rules to FILE (`-`: standard output, as without -o).
     #[arg(short, long, value_name = "FILE", requires = "learn")]
     pub output: Option<PathBuf>,
+
+    /// Replace --junit or --output FILE if it is an existing regular file (a device, FIFO or
+    /// symlink is written into or followed, never replaced).
+    #[arg(long)]
+    pub force: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -101,14 +108,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ))
         .into());
     }
+    if args.captures.iter().all(|c| c.as_os_str() == "-") {
+        return Err(UsageError(
+            "diff: only one of the two captures can be standard input ('-')".into(),
+        )
+        .into());
+    }
+    let junit_to_stdout = args.junit.as_deref() == Some(Path::new("-"));
+    if junit_to_stdout && args.json {
+        return Err(UsageError(
+            "diff: --junit - and --json both write to standard output; give --junit a file".into(),
+        )
+        .into());
+    }
+    // Opened before the comparison: an output that cannot be written is known at once.
+    let mut junit_out = match &args.junit {
+        Some(path) => Some(open_output(path, &args.captures, args.force)?),
+        None => None,
+    };
     let report = crate::diff::diff_files(&args.captures[0], &args.captures[1], &opts)?;
-    if let Some(path) = &args.junit {
-        std::fs::write(path, junit::to_xml(&report))
-            .with_context(|| format!("failed to write {}", path.display()))?;
+    if let (Some(path), Some((out, file))) = (&args.junit, junit_out.as_mut()) {
+        write_output(out, file, junit::to_xml(&report).as_bytes(), path)?;
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    if args.json {
+    if junit_to_stdout {
+        // The XML went to stdout; the verdict is the exit status.
+    } else if args.json {
         serde_json::to_writer_pretty(&mut out, &json::to_value(&report))?;
         writeln!(out)?;
     } else {
@@ -143,6 +169,12 @@ fn options(args: &Args) -> anyhow::Result<Options> {
 }
 
 fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
+    let output = match &args.output {
+        Some(path) if path != Path::new("-") => {
+            Some(open_output(path, &args.captures, args.force)?)
+        }
+        _ => None,
+    };
     let learned = crate::diff::learn_files(&args.captures, opts)?;
     let paths: Vec<String> = args
         .captures
@@ -150,35 +182,36 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
         .map(|p| p.display().to_string())
         .collect();
     let text = learned.rules_file(&paths, opts);
-    // The report goes where the rules do not.
-    let mut report: Box<dyn Write> = match &args.output {
-        Some(path) => {
-            std::fs::write(path, &text)
-                .with_context(|| format!("failed to write {}", path.display()))?;
-            Box::new(std::io::stdout().lock())
+    // The report goes where the rules do not: stdout when they went to a regular file,
+    // stderr when they went to stdout (or to a device or FIFO, which may be the terminal).
+    let report_stream = match (&args.output, output) {
+        (Some(path), Some((mut out, mut file))) => {
+            write_output(&mut out, &mut file, text.as_bytes(), path)?;
+            if out.is_direct() {
+                Stream::Stderr
+            } else {
+                Stream::Stdout
+            }
         }
-        None => {
+        _ => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             out.flush()?;
-            Box::new(std::io::stderr().lock())
+            Stream::Stderr
         }
     };
-    let st = Style::for_stream(if args.output.is_some() {
-        Stream::Stdout
-    } else {
-        Stream::Stderr
-    });
+    let mut report: Box<dyn Write> = match report_stream {
+        Stream::Stdout => Box::new(std::io::stdout().lock()),
+        Stream::Stderr => Box::new(std::io::stderr().lock()),
+    };
+    let st = Style::for_stream(report_stream);
     writeln!(
         report,
-        "learned {} rule{} from {} captures ({} comparison{}, {} difference{} before the rules)",
-        learned.rules.len(),
-        if learned.rules.len() == 1 { "" } else { "s" },
-        args.captures.len(),
-        learned.pairs,
-        if learned.pairs == 1 { "" } else { "s" },
-        learned.differences,
-        if learned.differences == 1 { "" } else { "s" },
+        "learned {} from {} ({}, {} before the rules)",
+        count(learned.rules.len(), "rule"),
+        count(args.captures.len(), "capture"),
+        count(learned.pairs, "comparison"),
+        count(learned.differences, "difference"),
     )?;
     for r in &learned.rules {
         writeln!(
@@ -187,15 +220,14 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
             r.directive,
             st.bold(&r.value),
             st.dim(format!(
-                "{}, {} difference{}, e.g. {}",
+                "{}, {}, e.g. {}",
                 r.kind,
-                r.hits,
-                if r.hits == 1 { "" } else { "s" },
+                count(r.hits, "difference"),
                 r.example
             ))
         )?;
     }
-    if let Some(path) = &args.output {
+    if let Some(path) = args.output.as_deref().filter(|p| *p != Path::new("-")) {
         writeln!(report, "rules written to {}", path.display())?;
     }
     // A whole connection left out hides every change in it: never said quietly.
@@ -210,10 +242,9 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
             report,
             "{}",
             st.red(format!(
-                "warning: {} connection{} differ{} in ways no byte pattern explains and {} left \
+                "warning: {} differ{} in ways no byte pattern explains and {} left \
                  out whole (ignore-conn {}): no change in {} will be caught",
-                whole.len(),
-                if whole.len() == 1 { "" } else { "s" },
+                count(whole.len(), "connection"),
                 if whole.len() == 1 { "s" } else { "" },
                 if whole.len() == 1 { "is" } else { "are" },
                 whole.join(", "),
@@ -241,4 +272,33 @@ fn learn(args: &Args, opts: &Options) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::from(1))
     }
+}
+
+/// Opens an output file of `diff` by the rules of [`crate::os::output`]: `-` is stdout, a
+/// device or FIFO is written into, a regular file is replaced (atomically) only with --force,
+/// and never one of the captures.
+fn open_output(
+    path: &Path,
+    captures: &[PathBuf],
+    force: bool,
+) -> anyhow::Result<(Output, std::fs::File)> {
+    let inputs: Vec<&Path> = captures.iter().map(PathBuf::as_path).collect();
+    let replace = if force { Replace::Yes } else { Replace::No };
+    Output::open(path, replace, &inputs, true).map_err(|e| match e {
+        crate::os::output::OutputError::Io(..) => anyhow::Error::new(e),
+        _ => anyhow::Error::new(UsageError(e.to_string())),
+    })
+}
+
+/// Writes the whole output and puts it in place.
+fn write_output(
+    out: &mut Output,
+    file: &mut std::fs::File,
+    bytes: &[u8],
+    path: &Path,
+) -> anyhow::Result<()> {
+    file.write_all(bytes)
+        .and_then(|()| file.flush())
+        .and_then(|()| out.commit())
+        .with_context(|| format!("failed to write {}", path.display()))
 }

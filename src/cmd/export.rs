@@ -222,8 +222,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("failed to move the output into place at {}", dest.display()))?;
     if !args.quiet && crate::ui::Stream::Stderr.is_terminal() {
         eprintln!(
-            "wrote {}: {connections} connections, {packets} other packets{}",
+            "wrote {}: {}, {}{}",
             dest.display(),
+            crate::ui::count(connections, "connection"),
+            crate::ui::count(packets, "other packet"),
             if reader.complete() {
                 ""
             } else {

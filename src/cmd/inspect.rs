@@ -9,7 +9,7 @@ use crate::analysis::{protocol_name, side, Analyzer, CaptureInfo, ConnStats, InO
 use crate::format::{
     CaptureReader, CloseKind, ConnId, Direction, ExitStatus, Mode, Outcome, Record,
 };
-use crate::ui::{human_bytes, human_duration, Style};
+use crate::ui::{count, human_bytes, human_duration, noun, offset, Style};
 use serde_json::{json, Value};
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -33,7 +33,16 @@ pub enum Side {
         bytes, packets, and whether the capture is complete); --connections lists every \
         connection; --conn shows one conversation as Follow TCP Stream does; --check verifies \
         the capture's integrity.",
-    after_help = "Exit status: 0 fine, 1 --check found a problem or --conn names no \
+    after_help = "Several sections (captures concatenated) are several sessions, each with its \
+        own connection ids: the summary shows each; --connections lists every section's, ids \
+        of the second on prefixed s2: (as export --streams prefixes their files s2-); \
+        --conn s2:3 (or --section 2 --conn 3) is connection 3 of the second, --conn 3 of the \
+        first.\n\n\
+        On a terminal, long command lines and long runs of data are cut short with a line \
+        saying how much is not shown: each turn of a conversation shows at most 8 KiB as text \
+        or 1 KiB as a hex dump. --full shows everything; into a pipe or a file everything is \
+        always shown.\n\n\
+        Exit status: 0 fine, 1 --check found a problem or --conn names no \
         connection, 2 an error (unreadable or damaged capture, bad arguments)."
 )]
 pub struct Args {
@@ -44,17 +53,31 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["conn", "check"])]
     pub connections: bool,
 
-    /// Show the conversation of connection ID in time order, with direction markers.
-    #[arg(long, value_name = "ID", conflicts_with = "check")]
-    pub conn: Option<ConnId>,
+    /// Show the conversation of connection ID in time order, with direction markers; `sN:ID`
+    /// is connection ID of section N (captures concatenated).
+    #[arg(long, value_name = "ID", conflicts_with = "check", value_parser = parse_conn_ref)]
+    pub conn: Option<ConnRef>,
+
+    /// Only section N (1 is the first) of a file of several sections: its summary, its
+    /// connections, or its connection --conn ID.
+    #[arg(long, value_name = "N", conflicts_with = "check",
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub section: Option<u32>,
 
     /// With --conn: show every chunk as a hex dump.
     #[arg(long, requires = "conn", conflicts_with = "text")]
     pub hex: bool,
 
-    /// With --conn: show every chunk as text (non-printable bytes as '.').
+    /// With --conn: show every chunk as text: UTF-8 characters as they are, control
+    /// characters and bytes that are not UTF-8 as '.' (by default a chunk that is not UTF-8
+    /// text is shown as a hex dump, whose right column shows bytes outside 0x20-0x7e as '.').
     #[arg(long, requires = "conn")]
     pub text: bool,
+
+    /// Show long command lines and every byte of a conversation on a terminal too (by default
+    /// they are cut short there, saying how much is left out).
+    #[arg(long)]
+    pub full: bool,
 
     /// With --conn: write the exact bytes one side sent to stdout (needs --direction).
     #[arg(
@@ -77,7 +100,60 @@ pub struct Args {
     pub json: bool,
 }
 
+/// A connection as `--conn` names it: `ID`, or `sN:ID` for section N.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnRef {
+    pub section: Option<u32>,
+    pub id: ConnId,
+}
+
+fn parse_conn_ref(s: &str) -> Result<ConnRef, String> {
+    let bad = || format!("'{s}' is not a connection id (ID, or sN:ID for section N)");
+    let (section, id) = match s.split_once(':') {
+        Some((sec, id)) => {
+            let n: u32 = sec
+                .strip_prefix('s')
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(bad)?;
+            (Some(n), id)
+        }
+        None => (None, s),
+    };
+    Ok(ConnRef {
+        section,
+        id: id.parse().map_err(|_| bad())?,
+    })
+}
+
+/// A connection's id as the text views show it: `3` in the first section, `s2:3` in the
+/// second (export --streams names its files `s2-...`).
+fn conn_label(section: u32, id: ConnId) -> String {
+    if section > 1 {
+        format!("s{section}:{id}")
+    } else {
+        id.to_string()
+    }
+}
+
+/// On a terminal (unless --full), at most this many bytes of one turn (a run of chunks in
+/// one direction) shown as text ...
+const TURN_TEXT: u64 = 8 << 10;
+/// ... or as a hex dump.
+const TURN_HEX: u64 = 1 << 10;
+/// On a terminal (unless --full), command lines are cut after this many characters.
+const COMMAND_CHARS: usize = 200;
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let (Some(c), Some(n)) = (args.conn.and_then(|c| c.section), args.section) {
+        if c != n {
+            return Err(crate::cli::UsageError(format!(
+                "--conn s{c}:{} and --section {n} name different sections",
+                args.conn.map_or(0, |c| c.id)
+            ))
+            .into());
+        }
+    }
     let reader = CaptureReader::open(&args.file)?;
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
@@ -86,9 +162,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         Style::for_stream(crate::ui::Stream::Stdout)
     };
-    let file = args.file.display().to_string();
-    let code = if let Some(id) = args.conn {
-        conversation(reader, &args, id, &file, style, &mut out)?
+    // Standard input is named as the reader's errors name it.
+    let file = if args.file.as_os_str() == "-" {
+        "stdin".to_string()
+    } else {
+        args.file.display().to_string()
+    };
+    let code = if let Some(c) = args.conn {
+        let section = c.section.or(args.section).unwrap_or(1);
+        conversation(reader, &args, section, c.id, &file, style, &mut out)?
     } else if args.connections {
         connections(reader, &args, &file, style, &mut out)?
     } else if args.check {
@@ -144,8 +226,19 @@ fn summary(
     st: Style,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let sections = analyze_sections(reader);
+    let mut sections = analyze_sections(reader);
+    if let Some(k) = args.section {
+        let n = sections.len();
+        if k as usize > n {
+            anyhow::bail!(
+                "{file} holds {}: there is no section {k}",
+                count(n, "section")
+            );
+        }
+        sections = vec![sections.swap_remove(k as usize - 1)];
+    }
     let n = sections.len();
+    let cmd_limit = elide(args).then_some(COMMAND_CHARS);
     if args.json {
         let v = if n == 1 {
             summary_json(&sections[0].1, file)
@@ -178,7 +271,7 @@ fn summary(
                     ))
                 )?;
             }
-            print_summary(info, file, st, out)?;
+            print_summary(info, file, st, cmd_limit, out)?;
         }
     }
     let info = &sections[n - 1].1;
@@ -209,10 +302,37 @@ fn exit_text(s: Option<ExitStatus>) -> String {
     }
 }
 
+/// Whether to cut long output short: on a terminal, unless --full (never for machine output).
+fn elide(args: &Args) -> bool {
+    !args.full && !args.json && !args.raw && crate::ui::Stream::Stdout.is_terminal()
+}
+
+/// A command line on one line: control characters escaped (`\n`), and with `limit`, cut after
+/// that many characters saying how much is left out.
+fn command_text(cmd: &str, limit: Option<usize>) -> String {
+    let mut t = String::new();
+    let mut chars = cmd.char_indices();
+    for (shown, (at, c)) in chars.by_ref().enumerate() {
+        if limit.is_some_and(|l| shown >= l) {
+            return format!(
+                "{t} ... [{} more, --full shows all]",
+                human_bytes((cmd.len() - at) as u64)
+            );
+        }
+        if c.is_control() {
+            t.extend(c.escape_default());
+        } else {
+            t.push(c);
+        }
+    }
+    t
+}
+
 fn print_summary(
     info: &CaptureInfo,
     file: &str,
     st: Style,
+    cmd_limit: Option<usize>,
     out: &mut impl Write,
 ) -> io::Result<()> {
     let state = state_text(info);
@@ -260,7 +380,7 @@ fn print_summary(
             pr.name,
             pr.addr,
             exit_text(p.exit.map(|e| e.status)),
-            pr.command
+            command_text(&pr.command, cmd_limit)
         )?;
     }
     writeln!(
@@ -275,10 +395,10 @@ fn print_summary(
     )?;
     writeln!(
         out,
-        "bytes       client to server {}, server to client {} ({} data blocks)",
+        "bytes       client to server {}, server to client {} ({})",
         human_bytes(info.bytes[0]),
         human_bytes(info.bytes[1]),
-        info.data_blocks
+        count(info.data_blocks, "data block")
     )?;
     let by: Vec<String> = info
         .protocols
@@ -292,14 +412,20 @@ fn print_summary(
     };
     writeln!(out, "packets     {} non-TCP{by}", info.packets)?;
     if let Some(s) = &info.summary {
-        writeln!(out, "ipv6        {} packets dropped", s.ipv6_dropped)?;
+        writeln!(
+            out,
+            "ipv6        {} dropped",
+            count(s.ipv6_dropped, "packet")
+        )?;
     }
     let tls = &info.tls;
     if tls.connections > 0 || tls.key_lines > 0 {
         let missing = tls.connections - tls.with_keys;
         let line = format!(
-            "tls         {} connections, keys for {} ({} key log lines in the capture)",
-            tls.connections, tls.with_keys, tls.key_lines
+            "tls         {}, keys for {} ({} in the capture)",
+            count(tls.connections, "connection"),
+            tls.with_keys,
+            count(tls.key_lines, "key log line")
         );
         if missing == 0 {
             writeln!(out, "{line}")?;
@@ -314,7 +440,8 @@ fn print_summary(
                 out,
                 "{}",
                 st.yellow(format!(
-                    "{line}; no keys for connection(s) {}{more}",
+                    "{line}; no keys for {} {}{more}",
+                    noun(missing, "connection"),
                     ids.join(", ")
                 ))
             )?;
@@ -328,7 +455,10 @@ fn print_summary(
         writeln!(
             out,
             "{}",
-            st.yellow(format!("skipped     {n} unknown {what}"))
+            st.yellow(format!(
+                "skipped     {} ({what})",
+                count(*n, "unknown block")
+            ))
         )?;
     }
     if info.problem_count > 0 {
@@ -428,13 +558,14 @@ fn close_text(c: Option<(CloseKind, u64)>) -> &'static str {
     }
 }
 
-fn conn_json(c: &ConnStats, info: &Names, start_ns: u64) -> Value {
+fn conn_json(c: &ConnStats, info: &Names, start_ns: u64, section: u32) -> Value {
     let o = &c.open;
     let end = |s: usize| {
         c.closes[s].map(|(k, t)| json!({"kind": close_text(Some((k, t))), "time_ns": t}))
     };
     json!({
         "id": o.id,
+        "section": section,
         "client": {"process": o.client, "name": info.name(o.client), "addr": o.client_addr.ip().to_string(), "port": o.client_addr.port()},
         "server": {"process": o.server, "name": info.name(o.server), "addr": o.server_addr.ip().to_string(), "port": o.server_addr.port()},
         "outcome": match o.outcome { Outcome::Established => "established", Outcome::Refused => "refused", Outcome::Unreachable => "unreachable" },
@@ -467,19 +598,12 @@ impl Names {
 }
 
 fn connections(
-    reader: CaptureReader<io::BufReader<std::fs::File>>,
+    mut reader: CaptureReader<io::BufReader<std::fs::File>>,
     args: &Args,
     file: &str,
     st: Style,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let start_ns = reader.session().map_or(0, |s| s.start_ns);
-    // Finished connections are printed as soon as every lower id has finished too.
-    let mut order = InOrder::default();
-    let mut first = true;
-    let mut a = Analyzer::new();
-    let mut names = Names::default();
-    let mut reader = reader;
     if args.json {
         write!(
             out,
@@ -491,23 +615,32 @@ fn connections(
             out,
             "{}",
             st.bold(format!(
-                "{:>5}  {:<28}  {:<28}  {:>10}  {:>9}  {:>10}  {:>10}  {}",
+                "{:>7}  {:<28}  {:<28}  {:>12}  {:>10}  {:>10}  {:>10}  {}",
                 "ID", "CLIENT", "SERVER", "START", "DURATION", "C>S", "S>C", "END"
             ))
         )?;
     }
-    let mut emit = |c: &ConnStats, names: &Names, out: &mut dyn Write| -> io::Result<()> {
+    let mut first = true;
+    let mut emit = |c: &ConnStats, sec: &Sec, out: &mut dyn Write| -> io::Result<()> {
+        if args.section.is_some_and(|k| k != sec.number) {
+            return Ok(());
+        }
         if args.json {
             if !first {
                 write!(out, ",")?;
             }
             first = false;
-            serde_json::to_writer(&mut *out, &conn_json(c, names, start_ns))?;
+            serde_json::to_writer(
+                &mut *out,
+                &conn_json(c, &sec.names, sec.start_ns, sec.number),
+            )?;
             Ok(())
         } else {
-            print_conn_line(c, names, start_ns, st, out)
+            print_conn_line(c, sec, st, out)
         }
     };
+    // One section at a time: ids start again in each (docs/FORMAT.md).
+    let mut sec = Sec::default();
     let mut error = None;
     while let Some(rec) = reader.next() {
         let rec = match rec {
@@ -517,39 +650,68 @@ fn connections(
                 break;
             }
         };
-        if let Record::Process(p) = &rec {
-            names.0.push((p.index, p.name.clone()));
+        match &rec {
+            Record::Session(s) => {
+                if sec.number > 0 {
+                    let (_, unfinished) = std::mem::take(&mut sec.analyzer).finish();
+                    for c in sec.order.drain(unfinished) {
+                        emit(&c, &sec, out)?;
+                    }
+                }
+                sec = Sec {
+                    number: sec.number + 1,
+                    start_ns: s.start_ns,
+                    ..Sec::default()
+                };
+                if args.section.is_some_and(|k| sec.number > k) {
+                    break;
+                }
+            }
+            Record::Process(p) => sec.names.0.push((p.index, p.name.clone())),
+            _ => {}
         }
-        if let Some(done) = a.record(&rec, reader.position()) {
-            for c in order.push(done, a.min_open_id()) {
-                emit(&c, &names, out)?;
+        if let Some(done) = sec.analyzer.record(&rec, reader.position()) {
+            for c in sec.order.push(done, sec.analyzer.min_open_id()) {
+                emit(&c, &sec, out)?;
             }
         }
     }
-    let (_, unfinished) = a.finish();
-    for c in order.drain(unfinished) {
-        emit(&c, &names, out)?;
+    if args.section.is_none_or(|k| sec.number <= k) {
+        let (_, unfinished) = std::mem::take(&mut sec.analyzer).finish();
+        for c in sec.order.drain(unfinished) {
+            emit(&c, &sec, out)?;
+        }
     }
     if args.json {
         writeln!(out, "]}}")?;
     }
-    match error {
-        Some(e) => {
-            out.flush()?;
-            Err(e.into())
-        }
-        None => Ok(ExitCode::SUCCESS),
+    if let Some(e) = error {
+        out.flush()?;
+        return Err(e.into());
     }
+    if let Some(k) = args.section.filter(|k| *k > sec.number) {
+        out.flush()?;
+        anyhow::bail!(
+            "{file} holds {}: there is no section {k}",
+            count(sec.number, "section")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
-fn print_conn_line(
-    c: &ConnStats,
-    names: &Names,
+/// One section being read: its number (1 is the first), start, process names, analysis.
+#[derive(Default)]
+struct Sec {
+    number: u32,
     start_ns: u64,
-    st: Style,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+    names: Names,
+    analyzer: Analyzer,
+    order: InOrder,
+}
+
+fn print_conn_line(c: &ConnStats, sec: &Sec, st: Style, out: &mut dyn Write) -> io::Result<()> {
     let o = &c.open;
+    let names = &sec.names;
     let end = c.end().as_str();
     let end = match c.end() {
         crate::analysis::End::Fin => end.to_string(),
@@ -559,11 +721,11 @@ fn print_conn_line(
     let tls = if c.tls.is_some() { "  tls" } else { "" };
     writeln!(
         out,
-        "{:>5}  {:<28}  {:<28}  {:>10}  {:>9}  {:>10}  {:>10}  {end}{tls}",
-        o.id,
+        "{:>7}  {:<28}  {:<28}  {:>12}  {:>10}  {:>10}  {:>10}  {end}{tls}",
+        conn_label(sec.number, o.id),
         format!("{} {}", names.name(o.client), o.client_addr),
         format!("{} {}", names.name(o.server), o.server_addr),
-        format!("+{:.6}", o.time_ns.saturating_sub(start_ns) as f64 / 1e9),
+        offset(o.time_ns.saturating_sub(sec.start_ns)),
         human_duration(c.duration_ns()),
         human_bytes(c.bytes[0]),
         human_bytes(c.bytes[1]),
@@ -617,18 +779,21 @@ pub fn hex_dump(b: &[u8], base: u64, out: &mut dyn Write) -> io::Result<()> {
     Ok(())
 }
 
-/// Text with control characters shown as '.', CR dropped before LF.
+/// Text as `--text` promises: UTF-8 characters as they are; control characters and each
+/// byte that is not part of a UTF-8 character as '.'; CR dropped before LF.
 fn printable(b: &[u8]) -> String {
-    let s = String::from_utf8_lossy(b);
-    let mut t = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\t' => t.push(c),
-            c if c.is_control() => t.push('.'),
-            c => t.push(c),
+    let mut t = String::with_capacity(b.len());
+    for chunk in b.utf8_chunks() {
+        let mut chars = chunk.valid().chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' if chars.peek() == Some(&'\n') => {}
+                '\n' | '\t' => t.push(c),
+                c if c.is_control() => t.push('.'),
+                c => t.push(c),
+            }
         }
+        t.extend(std::iter::repeat_n('.', chunk.invalid().len()));
     }
     t
 }
@@ -660,14 +825,14 @@ fn dir_text(d: Direction) -> &'static str {
 }
 
 fn conversation(
-    reader: CaptureReader<io::BufReader<std::fs::File>>,
+    mut reader: CaptureReader<io::BufReader<std::fs::File>>,
     args: &Args,
+    section: u32,
     id: ConnId,
     file: &str,
     st: Style,
     out: &mut impl Write,
 ) -> anyhow::Result<ExitCode> {
-    let start_ns = reader.session().map_or(0, |s| s.start_ns);
     let show = if args.hex {
         Show::Hex
     } else if args.text {
@@ -679,16 +844,22 @@ fn conversation(
         Side::Client => Direction::ClientToServer,
         Side::Server => Direction::ServerToClient,
     });
+    let label = conn_label(section, id);
+    let mut view = View {
+        label: label.clone(),
+        elide: elide(args),
+        ..View::default()
+    };
     let mut names = Names::default();
+    let mut start_ns = 0;
     let mut a = Analyzer::new();
     let mut found: Option<ConnStats> = None;
     let mut finished = false;
-    let mut last_dir: Option<Direction> = None;
     let mut offsets = [0u64; 2];
     let mut first_event = true;
-    let mut at_line_start = true;
-    let mut reader = reader;
     let mut error = None;
+    // Sections seen so far: only the records of section `section` count.
+    let mut at_section = 0;
 
     while let Some(rec) = reader.next() {
         let rec = match rec {
@@ -698,6 +869,16 @@ fn conversation(
                 break;
             }
         };
+        if let Record::Session(s) = &rec {
+            at_section += 1;
+            if at_section > section {
+                break;
+            }
+            start_ns = s.start_ns;
+        }
+        if at_section != section {
+            continue;
+        }
         let at = reader.position();
         match &rec {
             Record::Process(p) => names.0.push((p.index, p.name.clone())),
@@ -713,7 +894,7 @@ fn conversation(
                 if args.json {
                     // Streamed before its data is read: whether it is TLS is not known yet, so
                     // the key is left out rather than said false.
-                    let mut conn = conn_json(&c, &names, start_ns);
+                    let mut conn = conn_json(&c, &names, start_ns, section);
                     if let Some(o) = conn.as_object_mut() {
                         o.remove("tls");
                     }
@@ -731,13 +912,13 @@ fn conversation(
                     };
                     writeln!(
                         out,
-                        "{} {id}: {} {} -> {} {}, {outcome} at +{:.6} s",
+                        "{} {label}: {} {} -> {} {}, {outcome} at {}",
                         st.bold("connection"),
                         names.name(o.client),
                         o.client_addr,
                         names.name(o.server),
                         o.server_addr,
-                        o.time_ns.saturating_sub(start_ns) as f64 / 1e9
+                        offset(o.time_ns.saturating_sub(start_ns))
                     )?;
                 }
                 found = Some(c);
@@ -760,20 +941,18 @@ fn conversation(
                     )?;
                 } else {
                     let c = found.as_ref().expect("found");
-                    if last_dir != Some(d.dir) {
-                        if !at_line_start {
-                            writeln!(out)?;
-                        }
+                    if view.dir != Some(d.dir) {
+                        view.end_turn(st, out)?;
                         let (from, to) = match d.dir {
                             Direction::ClientToServer => (c.open.client, c.open.server),
                             Direction::ServerToClient => (c.open.server, c.open.client),
                         };
                         let head = format!(
-                            "{} {} to {}, at +{:.6} s",
+                            "{} {} to {}, at {}",
                             if s == 0 { "==>" } else { "<==" },
                             names.name(from),
                             names.name(to),
-                            d.time_ns.saturating_sub(start_ns) as f64 / 1e9
+                            offset(d.time_ns.saturating_sub(start_ns))
                         );
                         let head = if s == 0 {
                             st.cyan(head)
@@ -781,27 +960,9 @@ fn conversation(
                             st.yellow(head)
                         };
                         writeln!(out, "{head}")?;
-                        last_dir = Some(d.dir);
-                        at_line_start = true;
+                        view.dir = Some(d.dir);
                     }
-                    let as_text = match show {
-                        Show::Text => true,
-                        Show::Hex => false,
-                        Show::Auto => is_text(&d.bytes),
-                    };
-                    if as_text {
-                        let t = printable(&d.bytes);
-                        out.write_all(t.as_bytes())?;
-                        if !t.is_empty() {
-                            at_line_start = t.ends_with('\n');
-                        }
-                    } else {
-                        if !at_line_start {
-                            writeln!(out)?;
-                        }
-                        hex_dump(&d.bytes, offsets[s], out)?;
-                        at_line_start = true;
-                    }
+                    view.chunk(&d.bytes, offsets[s], show, out)?;
                 }
                 offsets[s] += d.bytes.len() as u64;
             }
@@ -825,16 +986,12 @@ fn conversation(
                         &json!({"type": "close", "direction": dir_text(cl.dir), "time_ns": cl.time_ns, "kind": kind}),
                     )?;
                 } else {
-                    if !at_line_start {
-                        writeln!(out)?;
-                    }
-                    at_line_start = true;
-                    last_dir = None;
+                    view.end_turn(st, out)?;
                     let line = format!(
-                        "--- {} closed ({}) at +{:.6} s",
+                        "--- {} closed ({}) at {}",
                         names.name(who),
                         kind.to_uppercase(),
-                        cl.time_ns.saturating_sub(start_ns) as f64 / 1e9
+                        offset(cl.time_ns.saturating_sub(start_ns))
                     );
                     writeln!(out, "{}", st.dim(line))?;
                 }
@@ -857,7 +1014,12 @@ fn conversation(
         if let Some(e) = error {
             return Err(e.into());
         }
-        eprintln!("plg: inspect: {file} holds no connection {id}");
+        let sections = if at_section < section {
+            format!(" (it holds {})", count(at_section, "section"))
+        } else {
+            String::new()
+        };
+        eprintln!("plg: inspect: {file} holds no connection {label}{sections}");
         return Ok(ExitCode::from(1));
     };
     if !finished {
@@ -867,11 +1029,13 @@ fn conversation(
         }
     }
     if args.json {
-        writeln!(out, "],\"stats\":{}}}", conn_json(&c, &names, start_ns))?;
+        writeln!(
+            out,
+            "],\"stats\":{}}}",
+            conn_json(&c, &names, start_ns, section)
+        )?;
     } else if !args.raw {
-        if !at_line_start {
-            writeln!(out)?;
-        }
+        view.end_turn(st, out)?;
         writeln!(
             out,
             "{}",
@@ -890,6 +1054,120 @@ fn conversation(
             Err(e.into())
         }
         None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// The text view of one conversation: the current turn (a run of chunks in one direction),
+/// what of it is shown, and a UTF-8 character cut between two chunks, held for the next.
+#[derive(Default)]
+struct View {
+    /// The connection as --conn names it, for the "not shown" line.
+    label: String,
+    /// Cut each turn short (on a terminal, without --full).
+    elide: bool,
+    dir: Option<Direction>,
+    at_line_start: bool,
+    /// Bytes of this turn shown, and left out.
+    shown: u64,
+    left_out: u64,
+    /// The start of a UTF-8 character whose end is in the next chunk.
+    pending: Vec<u8>,
+}
+
+impl View {
+    fn chunk(
+        &mut self,
+        bytes: &[u8],
+        base: u64,
+        show: Show,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        if self.shown == 0 && self.left_out == 0 && self.pending.is_empty() {
+            self.at_line_start = true;
+        }
+        let mut b = std::mem::take(&mut self.pending);
+        let held = b.len() as u64;
+        b.extend_from_slice(bytes);
+        let as_text = match show {
+            Show::Text => true,
+            Show::Hex => false,
+            Show::Auto => is_text(&b),
+        };
+        let limit = match (self.elide, as_text) {
+            (false, _) => u64::MAX,
+            (true, true) => TURN_TEXT,
+            (true, false) => TURN_HEX,
+        };
+        let room = limit.saturating_sub(self.shown);
+        if room == 0 {
+            self.left_out += b.len() as u64;
+            return Ok(());
+        }
+        let cut = (b.len() as u64).min(room) as usize;
+        let whole = cut == b.len();
+        self.left_out += (b.len() - cut) as u64;
+        let b = &b[..cut];
+        if as_text {
+            // A character cut at the end of the chunk waits for its end in the next one.
+            let keep = if whole { incomplete_tail(b) } else { 0 };
+            let (now, later) = b.split_at(b.len() - keep);
+            self.pending = later.to_vec();
+            let t = printable(now);
+            out.write_all(t.as_bytes())?;
+            if !t.is_empty() {
+                self.at_line_start = t.ends_with('\n');
+            }
+            self.shown += now.len() as u64;
+        } else {
+            if !self.at_line_start {
+                writeln!(out)?;
+            }
+            hex_dump(b, base.saturating_sub(held), out)?;
+            self.at_line_start = true;
+            self.shown += b.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Ends the current turn: what is held back is shown as '.', and what was left out said.
+    fn end_turn(&mut self, st: Style, out: &mut dyn Write) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            let dots = ".".repeat(std::mem::take(&mut self.pending).len());
+            out.write_all(dots.as_bytes())?;
+            self.at_line_start = false;
+        }
+        if self.dir.is_some() && !self.at_line_start {
+            writeln!(out)?;
+        }
+        if self.left_out > 0 {
+            let who = match self.dir {
+                Some(Direction::ServerToClient) => "server",
+                _ => "client",
+            };
+            writeln!(
+                out,
+                "{}",
+                st.dim(format!(
+                    "[... {} more not shown: --full shows all, --conn {} --raw --direction {who} \
+                     writes the bytes]",
+                    human_bytes(self.left_out),
+                    self.label
+                ))
+            )?;
+        }
+        self.dir = None;
+        self.at_line_start = true;
+        self.shown = 0;
+        self.left_out = 0;
+        Ok(())
+    }
+}
+
+/// How many bytes at the end of `b` are the start of a UTF-8 character cut short (0 to 3).
+fn incomplete_tail(b: &[u8]) -> usize {
+    match std::str::from_utf8(b) {
+        Err(e) if e.error_len().is_none() => b.len() - e.valid_up_to(),
+        _ => 0,
     }
 }
 
@@ -943,10 +1221,16 @@ fn check(
     } else if ok {
         writeln!(
             out,
-            "{file}: {} ({} records, {} connections, complete{})",
+            "{file}: {} ({}, {}, complete{})",
             st.green("ok"),
-            sections.iter().map(|(_, i)| i.records).sum::<u64>(),
-            sections.iter().map(|(_, i)| i.connections).sum::<u64>(),
+            count(
+                sections.iter().map(|(_, i)| i.records).sum::<u64>(),
+                "record"
+            ),
+            count(
+                sections.iter().map(|(_, i)| i.connections).sum::<u64>(),
+                "connection"
+            ),
             if n > 1 {
                 format!("; {n} sections")
             } else {
@@ -960,8 +1244,12 @@ fn check(
         if total > problems.len() as u64 {
             writeln!(out, "... and {} more", total - problems.len() as u64)?;
         }
-        let noun = if total == 1 { "problem" } else { "problems" };
-        writeln!(out, "{file}: {} ({total} {noun})", st.red("NOT OK"))?;
+        writeln!(
+            out,
+            "{file}: {} ({})",
+            st.red("NOT OK"),
+            count(total, "problem")
+        )?;
     }
     Ok(if ok {
         ExitCode::SUCCESS

@@ -114,12 +114,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .commit()
                 .with_context(|| format!("cannot write the capture {}", args.file.display()))
         },
-    )?;
+    )
+    .map_err(|e| name_capture_error(e, &args.file))?;
 
     if !opts.quiet {
-        eprintln!("{}", summary_paragraph(&args, &procs, &outcome));
+        eprintln!("{}", summary_paragraph(&args, &procs, &outcome, start_ns));
     }
     Ok(ExitCode::from(outcome.exit_code))
+}
+
+/// The engine's "failed to write the capture" (a full disk, an I/O error) as one line naming
+/// the file, and saying what is left of it: the writer cut it back to its last whole block, so
+/// it reads as truncated.
+pub(crate) fn name_capture_error(e: anyhow::Error, path: &std::path::Path) -> anyhow::Error {
+    if e.to_string() != "failed to write the capture" {
+        return e;
+    }
+    anyhow::anyhow!(
+        "cannot write the capture {}: {} (what was written before reads as a truncated capture)",
+        path.display(),
+        e.root_cause()
+    )
 }
 
 /// Opens the capture file of `record -f` / `replay -o`: a new or regular file (replaced, as
@@ -143,8 +158,9 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
     let n = args.commands.len();
     if n > subnet.capacity() {
         return Err(usage(format!(
-            "{n} commands but subnet {subnet} has room for {} processes",
-            subnet.capacity()
+            "{} but subnet {subnet} has room for {}",
+            crate::ui::count(n, "command"),
+            crate::ui::count(subnet.capacity(), "process")
         )));
     }
     plan::validate_names(&args.names, n).map_err(usage)?;
@@ -173,27 +189,34 @@ pub(crate) fn describe_exit(s: Option<ExitStatus>) -> String {
     }
 }
 
-fn summary_paragraph(args: &Args, procs: &[Process], o: &session::Outcome) -> String {
-    use crate::ui::{human_bytes, human_duration};
+/// The closing paragraph. The duration is the capture's own, as `plg inspect` shows it: from
+/// the session start written in the capture to its closing summary.
+fn summary_paragraph(
+    args: &Args,
+    procs: &[Process],
+    o: &session::Outcome,
+    start_ns: u64,
+) -> String {
+    use crate::ui::{count, human_bytes, human_duration};
     let s = &o.summary;
     let mut out = format!(
-        "plg: recorded {} process{} for {} into {}: {} connection{} ({} refused, {} reset), \
-         {} client->server, {} server->client, {} other packet{}",
-        procs.len(),
-        if procs.len() == 1 { "" } else { "es" },
-        human_duration(o.elapsed.as_nanos() as u64),
+        "plg: recorded {} for {} into {}: {} ({} refused, {} reset), \
+         {} client->server, {} server->client, {}",
+        count(procs.len(), "process"),
+        human_duration(s.end_ns.saturating_sub(start_ns)),
         args.file.display(),
-        s.connections,
-        if s.connections == 1 { "" } else { "s" },
+        count(s.connections, "connection"),
         s.refused,
         s.resets,
         human_bytes(s.bytes_c2s),
         human_bytes(s.bytes_s2c),
-        s.packets,
-        if s.packets == 1 { "" } else { "s" },
+        count(s.packets, "other packet"),
     );
     if s.ipv6_dropped > 0 {
-        out.push_str(&format!(", {} IPv6 packets dropped", s.ipv6_dropped));
+        out.push_str(&format!(
+            ", {} dropped",
+            count(s.ipv6_dropped, "IPv6 packet")
+        ));
     }
     out.push('.');
     if let Some(sig) = o.interrupted {

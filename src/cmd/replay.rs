@@ -140,11 +140,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     if args.commands.len() > n {
         return Err(usage(format!(
-            "{} commands given but {} recorded {} process{}",
-            args.commands.len(),
+            "{} given but {} recorded {}",
+            crate::ui::count(args.commands.len(), "command"),
             args.file.display(),
-            n,
-            if n == 1 { "" } else { "es" }
+            crate::ui::count(n, "process")
         )));
     }
     let subnet = Subnet::parse(&format!(
@@ -279,7 +278,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot write the capture {}", path.display())),
             _ => Ok(()),
         },
-    )?;
+    )
+    .map_err(|e| match &args.output {
+        Some(path) => super::record::name_capture_error(e, path),
+        None => e,
+    })?;
     let mut report = outcome.replay.clone().unwrap_or_default();
     let live: Vec<bool> = commands.iter().map(|c| c.is_some()).collect();
     if let Some(out) = out_path.as_ref().filter(|_| judge) {
@@ -464,7 +467,8 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
             let who = if d == 0 { "client" } else { "server" };
             issues.push(format!(
                 "the {who} sent other bytes than recorded from offset {off} ({} sent, {} recorded)",
-                rep.live_bytes[d], c.total[d]
+                crate::ui::count(rep.live_bytes[d], "byte"),
+                crate::ui::count(c.total[d], "byte")
             ));
         }
         if let Some(m) = &rep.outcome_mismatch {
@@ -475,9 +479,8 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         }
         if rep.step_timeouts > 0 {
             issues.push(format!(
-                "{} step{} timed out waiting for the live side",
-                rep.step_timeouts,
-                if rep.step_timeouts == 1 { "" } else { "s" }
+                "{} timed out waiting for the live side",
+                crate::ui::count(rep.step_timeouts, "step")
             ));
         }
         if !issues.is_empty() {
@@ -489,8 +492,8 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         }
     }
     let mut out = format!(
-        "plg: replay: {matched} connection{} matched, {diverged} diverged, {} unmatched, {unused} unused",
-        if matched == 1 { "" } else { "s" },
+        "plg: replay: {} matched, {diverged} diverged, {} unmatched, {unused} unused",
+        crate::ui::count(matched, "connection"),
         r.unmatched.len()
     );
     if ignored > 0 {
@@ -500,16 +503,22 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         out.push_str(&format!(", {noise} differing only in ignored bytes"));
     }
     if r.packets_played > 0 {
-        out.push_str(&format!(", {} packets played", r.packets_played));
+        out.push_str(&format!(
+            ", {} played",
+            crate::ui::count(r.packets_played, "packet")
+        ));
     }
     if r.packets_lost > 0 {
         out.push_str(&format!(
-            ", {} played packets never taken by their live receiver",
-            r.packets_lost
+            ", {} never taken by their live receiver",
+            crate::ui::count(r.packets_lost, "played packet")
         ));
     }
     if !r.flows.is_empty() {
-        out.push_str(&format!(", {} packet flows diverged", r.flows.len()));
+        out.push_str(&format!(
+            ", {} diverged",
+            crate::ui::count(r.flows.len(), "packet flow")
+        ));
     }
     out.push_str(if r.clean() {
         ": the live processes behaved as recorded.\n"

@@ -5,7 +5,7 @@ use super::index::DIRS;
 use super::report::*;
 use super::stream::{StreamDiff, PLACEHOLDER};
 use super::textdiff;
-use crate::ui::{human_bytes, Style};
+use crate::ui::{count, human_bytes, Style};
 use std::io::Write;
 
 /// Lines of context around a text difference.
@@ -31,10 +31,10 @@ pub fn write(out: &mut dyn Write, r: &Report, st: Style) -> std::io::Result<()> 
         if c.anomaly_count > c.anomalies.len() as u64 {
             writeln!(
                 out,
-                "{} {}: {} more oddities",
+                "{} {}: {} more",
                 st.yellow("note:"),
                 c.path,
-                c.anomaly_count - c.anomalies.len() as u64
+                count(c.anomaly_count - c.anomalies.len() as u64, "oddity")
             )?;
         }
     }
@@ -71,9 +71,9 @@ pub fn write(out: &mut dyn Write, r: &Report, st: Style) -> std::io::Result<()> 
 
     let (cc, fc, pc) = (r.conn_counts(), r.flow_counts(), r.proc_counts());
     let mut parts = vec![format!(
-        "{} of {} connections the same",
+        "{} of {} the same",
         cc.same,
-        r.conns.len()
+        count(r.conns.len(), "connection")
     )];
     for (n, what) in [
         (cc.different, "different"),
@@ -87,13 +87,18 @@ pub fn write(out: &mut dyn Write, r: &Report, st: Style) -> std::io::Result<()> 
     }
     if !r.flows.is_empty() {
         parts.push(format!(
-            "{} of {} packet flows the same",
+            "{} of {} the same",
             fc.same,
-            r.flows.len()
+            count(r.flows.len(), "packet flow")
         ));
     }
     if pc.differences() > 0 {
-        parts.push(format!("{} processes differ", pc.differences()));
+        let n = pc.differences();
+        parts.push(format!(
+            "{} differ{}",
+            count(n, "process"),
+            if n == 1 { "s" } else { "" }
+        ));
     }
     let verdict_text = if !r.differs() {
         st.green("same")
@@ -113,14 +118,14 @@ fn describe(c: &CaptureInfo) -> String {
         None => "unknown",
     };
     let mut s = format!(
-        "{} ({mode}, {} processes, {} connections, {} of stream data",
+        "{} ({mode}, {}, {}, {} of stream data",
         c.path,
-        c.processes,
-        c.connections,
+        count(c.processes, "process"),
+        count(c.connections, "connection"),
         human_bytes(c.data_bytes)
     );
     if c.packets > 0 {
-        s.push_str(&format!(", {} packets", c.packets));
+        s.push_str(&format!(", {}", count(c.packets, "packet")));
     }
     if !c.complete {
         s.push_str(", TRUNCATED");
@@ -193,8 +198,9 @@ fn write_conn(out: &mut dyn Write, r: &Report, c: &ConnVerdict, st: Style) -> st
         if d.bytes_a != d.bytes_b {
             writeln!(
                 out,
-                "    {name}: {} bytes, then {} bytes",
-                d.bytes_a, d.bytes_b
+                "    {name}: {}, then {}",
+                count(d.bytes_a, "byte"),
+                count(d.bytes_b, "byte")
             )?;
         }
         for diff in &d.result.diffs {
@@ -228,10 +234,14 @@ fn write_stream_diff(
         format!("byte {} (second capture: byte {})", d.a_offset, d.b_offset)
     };
     let what = match (d.a_len, d.b_len) {
-        (0, n) => format!("{n} bytes only in the second capture"),
-        (n, 0) => format!("{n} bytes only in the first capture"),
-        (x, y) if x == y => format!("{x} bytes differ"),
-        (x, y) => format!("{x} bytes replaced by {y}"),
+        (0, n) => format!("{} only in the second capture", count(n, "byte")),
+        (n, 0) => format!("{} only in the first capture", count(n, "byte")),
+        (x, y) if x == y => format!(
+            "{} differ{}",
+            count(x, "byte"),
+            if x == 1 { "s" } else { "" }
+        ),
+        (x, y) => format!("{} replaced by {y}", count(x, "byte")),
     };
     writeln!(out, "    {name} at {at}: {what}")?;
     if d.a.is_empty() && d.b.is_empty() && d.before.is_empty() && (d.a_len + d.b_len) > 0 {
@@ -291,7 +301,7 @@ fn write_flow(out: &mut dyn Write, r: &Report, f: &FlowVerdict, st: Style) -> st
         Verdict::Ignored => line.push_str(&format!(" ({})", f.ignored_by.as_deref().unwrap_or(""))),
         _ => {}
     }
-    line.push_str(&format!("  ({} packets", f.packets_a));
+    line.push_str(&format!("  ({}", count(f.packets_a, "packet")));
     if f.packets_b != f.packets_a {
         line.push_str(&format!(", then {}", f.packets_b));
     }

@@ -46,9 +46,9 @@ pub fn to_xml(r: &Report) -> String {
             Verdict::Missing => format!("flow missing from {}", r.b.path),
             Verdict::Extra => format!("flow only in {}", r.b.path),
             _ => format!(
-                "{} of {} packets differ, first at packet {}",
+                "{} of {} differ, first at packet {}",
                 f.diffs.len(),
-                f.packets_a.max(f.packets_b),
+                crate::ui::count(f.packets_a.max(f.packets_b), "packet"),
                 f.diffs.first().map_or(0, |d| d.index)
             ),
         });

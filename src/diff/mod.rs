@@ -63,7 +63,12 @@ pub fn index_files(paths: &[PathBuf]) -> anyhow::Result<Vec<(Index, FileSource)>
 
 fn index_file(path: &Path) -> anyhow::Result<(Index, FileSource)> {
     let mut src = FileSource::open(path)?;
-    let ix = Index::build(&path.display().to_string(), &mut src)?;
+    let name = if path == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let ix = Index::build(&name, &mut src)?;
     Ok((ix, src))
 }
 

@@ -109,8 +109,12 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(path: &Path) -> Result<FileSource, FormatError> {
-        let name = path.display().to_string();
-        let file = File::open(path).map_err(|e| FormatError {
+        let name = if path == Path::new("-") {
+            "stdin".to_string()
+        } else {
+            path.display().to_string()
+        };
+        let file = crate::os::output::open_seekable_input(path).map_err(|e| FormatError {
             path: name.clone(),
             offset: FormatError::NOT_OPENED,
             message: crate::format::reader::io_message(&e),

@@ -430,7 +430,8 @@ impl<R: Read> CaptureReader<R> {
         self.error(
             at,
             format!(
-                "the capture is truncated: the file ends {got} bytes into a block of {need} bytes"
+                "the capture is truncated: the file ends {got} byte{} into a block of {need} bytes",
+                if got == 1 { "" } else { "s" }
             ),
         )
     }

@@ -446,6 +446,47 @@ pub fn open_input(path: &Path) -> io::Result<File> {
     File::open(path)
 }
 
+/// Opens an input that is read at any offset (`plg diff` re-reads blocks by offset): a file
+/// as it is; `-` is standard input, used in place when it is a regular file (`< FILE`), and
+/// otherwise (a pipe) first copied into an unnamed temporary file, which disappears with the
+/// returned `File`. The copy is on disk, not in memory, however large the input.
+pub fn open_seekable_input(path: &Path) -> io::Result<File> {
+    if path != Path::new("-") {
+        return File::open(path);
+    }
+    let stdin = open_input(path)?;
+    if stdin.metadata()?.is_file() {
+        return Ok(stdin);
+    }
+    let dir = std::env::temp_dir();
+    let mut spool = match open_unnamed(&dir) {
+        Ok(fd) => File::from(fd),
+        Err(_) => {
+            // No O_TMPFILE here: a named file, unlinked at once (it lives on through the fd).
+            let tmp = dir.join(format!(".plg-stdin.{}", std::process::id()));
+            let f = File::options()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            fs::remove_file(&tmp)?;
+            f
+        }
+    };
+    // O_TMPFILE was opened write-only: reopen it for reading through /proc.
+    io::copy(
+        &mut io::BufReader::with_capacity(1 << 20, stdin),
+        &mut spool,
+    )
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot copy standard input to {}: {e}", dir.display()),
+        )
+    })?;
+    File::open(format!("/proc/self/fd/{}", spool.as_raw_fd()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
