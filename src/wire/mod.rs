@@ -1,8 +1,9 @@
 //! Packet views and rewriting: parses and builds IPv4, TCP, UDP and ICMP bytes, never does I/O.
 //!
 //! Rooms: [`checksum`] (RFC 1071 sums, RFC 1624 updates), [`vnet`] (the TUN's virtio header),
-//! [`ipv4`], [`tcp`], [`udp`], [`icmp`] (layouts, checked views, builders), `summary` (what the
-//! engine routes on) and `rewrite` (masquerading in place, completing offloaded checksums).
+//! [`ipv4`], [`tcp`], [`udp`], [`icmp`] (layouts, checked views, builders), [`dns`] (the
+//! answers plg gives at the gateway), `summary` (what the engine routes on) and `rewrite`
+//! (masquerading in place, completing offloaded checksums).
 //! Everything here is a pure function over byte slices: no sockets, files, clocks or globals.
 //! No IPv6: the engine drops it before it gets here.
 //!
@@ -42,6 +43,7 @@
 //! ```
 
 pub mod checksum;
+pub mod dns;
 pub mod icmp;
 pub mod ipv4;
 mod rewrite;
