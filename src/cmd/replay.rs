@@ -194,7 +194,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then kills whatever is left in its namespaces.
-    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
+    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path(), session::resolv_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     let procs: Vec<Process> = script
