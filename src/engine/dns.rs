@@ -86,6 +86,14 @@ impl Dns {
     }
 }
 
+/// Why a recorded connection is left out of replay and diff verdicts, if it is one to plg's
+/// resolver (TCP to the gateway's port 53): it is answered live in every run, and each query
+/// carries a random id, so comparing it would only report noise.
+pub fn resolver_conn(server: crate::format::ProcIndex, port: u16) -> Option<String> {
+    (server == crate::format::EXTERNAL && port == dns::PORT)
+        .then(|| "plg's resolver: answered live, never compared".to_string())
+}
+
 /// The first `nameserver` of a resolv.conf, as a socket address on port 53.
 pub fn first_nameserver(resolv_conf: &str) -> Option<SocketAddr> {
     resolv_conf.lines().find_map(|l| {
@@ -270,9 +278,8 @@ impl TcpServer {
         poll.registry()
             .register(&mut listener, LISTEN, mio::Interest::READABLE)
             .context("failed to watch the DNS listener")?;
-        let waker = Arc::new(
-            mio::Waker::new(poll.registry(), WAKE).context("failed to create a waker")?,
-        );
+        let waker =
+            Arc::new(mio::Waker::new(poll.registry(), WAKE).context("failed to create a waker")?);
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let zone = Arc::new(zone);
@@ -365,10 +372,7 @@ mod tests {
     #[test]
     fn nameserver_of_a_resolv_conf() {
         let c = "# comment\nsearch example.com\nnameserver 127.0.0.53\nnameserver 1.1.1.1\n";
-        assert_eq!(
-            first_nameserver(c),
-            Some("127.0.0.53:53".parse().unwrap())
-        );
+        assert_eq!(first_nameserver(c), Some("127.0.0.53:53".parse().unwrap()));
         assert_eq!(
             first_nameserver("nameserver fe80::1%eth0\nnameserver ::1\n"),
             Some("[::1]:53".parse().unwrap())

@@ -639,7 +639,7 @@ impl<W: Write + sink::Close> Engine<W> {
             }
         }
         if syn {
-            // The resolver is live in replay too (never played from the recording).
+            // plg's resolver answers live in replay too, never from the recording.
             let resolver = self.dns.tcp_target(self.subnet.gateway(), dst).is_some();
             if self.replay.is_some() && !resolver && self.replay_syn(i, src, dst, frame) {
                 return;
@@ -769,8 +769,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let server = match self.subnet.process_index(*dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
             _ if *dst.ip() == self.subnet.gateway()
-                && (self.external.is_some()
-                    || self.dns.tcp_target(*dst.ip(), dst).is_some()) =>
+                && (self.external.is_some() || self.dns.tcp_target(*dst.ip(), dst).is_some()) =>
             {
                 EXTERNAL
             }

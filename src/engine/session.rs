@@ -180,7 +180,11 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
             replay,
             dns: super::plan::dns_zone(
                 &opts.subnet,
-                &opts.procs.iter().map(|p| p.name.clone()).collect::<Vec<_>>(),
+                &opts
+                    .procs
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect::<Vec<_>>(),
                 opts.procs.len(),
             ),
         },
