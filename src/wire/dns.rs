@@ -222,7 +222,7 @@ fn read_name(msg: &[u8], mut at: usize) -> Option<(Vec<Vec<u8>>, usize)> {
                 at += 1 + l;
             }
             3 => {
-                let p = (usize::from(u16_at(msg, at)?) & 0x3fff) as usize;
+                let p = usize::from(u16_at(msg, at)?) & 0x3fff;
                 if end.is_none() {
                     end = Some(at + 2);
                 }
@@ -914,13 +914,9 @@ mod tests {
 
     #[test]
     fn a_backward_pointer_in_the_question_is_followed() {
-        // Header, then in the additional... simplest legal case: the question's name is
-        // "p0" followed by nothing, and the answer built from it is right.
+        // "p0" then a pointer back to offset 10, a zero byte (ARCOUNT's high byte): the root.
         let mut q = query(1, "", rtype::A);
         q.truncate(HEADER_LEN);
-        // A name made of a label then a pointer back to a root byte written earlier is not
-        // possible in the question (nothing precedes it); a pointer to the header's zero
-        // byte (offset 10: ARCOUNT's high byte is 0) names the root.
         q.extend_from_slice(&[2, b'p', b'0', 0xc0, 10, 0, 1, 0, 1]);
         let s = ask(&q);
         assert_eq!(s.answers, vec![(rtype::A, vec![10, 0, 0, 2])]);
@@ -976,10 +972,8 @@ mod tests {
 
     #[test]
     fn too_big_for_udp_is_truncated_with_tc() {
+        // Forty records do not fit 512 bytes: none are sent, TC is set.
         let mut z = Zone::new();
-        // A name near 255 bytes: each A record repeats only a pointer, so make it big with
-        // ANY over many hosts... the builder answers one host per name: check the limit
-        // directly instead.
         let long = vec!["a".repeat(60); 4].join(".");
         z.add(
             &[&long],
@@ -1053,7 +1047,7 @@ mod tests {
     #[test]
     fn no_panic_on_mutated_or_random_messages() {
         let z = zone();
-        let seeds = vec![
+        let seeds = [
             query(1, "p0", rtype::A),
             with_opt(query(2, "web", rtype::AAAA), 1232, 0),
             query(3, "3.0.0.10.in-addr.arpa", rtype::PTR),
