@@ -9,8 +9,9 @@
 //!
 //! # Contract
 //! - **Nothing panics on any input bytes.** Every parser, [`summarize`], [`rewrite`],
-//!   [`complete_checksum`], [`tcp_rst_for`] and [`icmp_unreachable`] take arbitrary (truncated,
-//!   malformed, hostile) bytes and answer `None`/`false`; `false` means the buffer is untouched.
+//!   [`complete_checksum`], [`tcp_rst_for`], [`icmp_unreachable`] and [`dns::respond`] take
+//!   arbitrary (truncated, malformed, hostile) bytes and answer `None`/`false`; `false` means
+//!   the buffer is untouched.
 //!   Views are built only through `new_checked`, so their getters cannot index out of bounds.
 //! - The only panics are caller bugs in a builder, documented on it: [`TcpSegment::emit`] into
 //!   a buffer shorter than [`TcpSegment::buffer_len`], options over 40 bytes, or a packet over
@@ -136,6 +137,7 @@ mod tests {
             let _ = tcp_rst_for(&p);
             let _ = icmp_unreachable(&p, *s.ip(), 1);
             let _ = vnet::VnetHdr::parse(&p);
+            let _ = dns::answer_datagram(&p, &dns::Zone::new());
             for mode in [CsumMode::Full, CsumMode::Partial] {
                 let mut q = p.clone();
                 let ok = rewrite(&mut q, mode, s, d);
