@@ -51,7 +51,8 @@ fn an_unprivileged_user_records_a_web_conversation() {
         &dir,
         true,
         "record -f rootless.traffic --ready p0:8000 \
-         '/usr/bin/python3 -m http.server 8000' 'curl -s http://p0:8000/hello.txt; id -u'",
+         '/usr/bin/python3 -m http.server 8000' \
+         'curl -s http://p0:8000/hello.txt; id -u; dig +short p0; dig +tcp +short p1'",
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -59,6 +60,9 @@ fn an_unprivileged_user_records_a_web_conversation() {
     assert!(stdout.contains("p1| hello from a rootless plg"), "{stdout}");
     // Inside its user namespace the process is root (uid 0 mapped to 65534 outside).
     assert!(stdout.lines().any(|l| l == "p1| 0"), "{stdout}");
+    // plg's resolver answers in rootless mode too, over UDP and TCP.
+    assert!(stdout.lines().any(|l| l == "p1| 10.0.0.2"), "{stdout}");
+    assert!(stdout.lines().any(|l| l == "p1| 10.0.0.3"), "{stdout}");
     let capture = dir.join("rootless.traffic");
     let meta = std::fs::metadata(&capture).unwrap();
     use std::os::unix::fs::MetadataExt;

@@ -15,9 +15,9 @@ macro_rules! isolation_help {
   Every mode: each command runs in its own network, mount, UTS and PID
   namespaces. It reaches only the session's other processes (and, with
   --allow-external, the host's loopback through plg), and sees its own
-  /etc/hosts, hostname and /proc. Nothing it starts (daemons, setsid, double
-  forks, unshare -n) outlives the session, and plg signals nothing outside
-  it.
+  /etc/hosts, /etc/resolv.conf, hostname and /proc. Nothing it starts
+  (daemons, setsid, double forks, unshare -n) outlives the session, and plg
+  signals nothing outside it.
   Root (plg run by root): the commands are real root. This is no security
   boundary: a command can leave its namespaces (umount /proc, then nsenter
   --net=/proc/PLG_PID/ns/net reaches the host's loopback), use any file and

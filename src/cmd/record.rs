@@ -19,7 +19,8 @@ use std::process::ExitCode;
 /// simple command, so its exit status is the program's) in its own network namespace with one
 /// TUN device. Process i gets address subnet+2+i (10.0.0.2 for p0 with the default subnet;
 /// subnet+1 is the gateway) and the hostname pN (or its --names entry); every process resolves
-/// every other by name. The session ends when the last command (or those named with --main)
+/// every other by name, through /etc/hosts and over DNS (plg answers at the gateway, and each
+/// process's /etc/resolv.conf points there; other names get NXDOMAIN at once). The session ends when the last command (or those named with --main)
 /// exits, or on SIGINT, SIGTERM or SIGHUP: every process still running (daemons included) gets
 /// one SIGTERM, then SIGKILL after --grace (at once on a second signal). plg exits with the main
 /// command's status (128+N after signal N). Without --ready, each command but the last gets up
@@ -67,7 +68,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // and the signal mask is inherited by threads created later.
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then removes its temporary files.
-    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
+    let reaper =
+        crate::os::reaper::Reaper::start(vec![session::hosts_path(), session::resolv_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     // Written beside the file (unnamed where the filesystem allows), put in place once every

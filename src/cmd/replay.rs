@@ -193,7 +193,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then kills whatever is left in its namespaces.
-    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
+    let reaper =
+        crate::os::reaper::Reaper::start(vec![session::hosts_path(), session::resolv_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     let procs: Vec<Process> = script
@@ -448,7 +449,11 @@ fn describe(script: &Script, procs: &[Process], r: &ReplayReport) -> String {
         );
         if let Some(rule) = &rep.ignored_by {
             ignored += 1;
-            lines.push_str(&format!("plg:   {name}: left out by the rule {rule}\n"));
+            if rule.starts_with("ignore-") {
+                lines.push_str(&format!("plg:   {name}: left out by the rule {rule}\n"));
+            } else {
+                lines.push_str(&format!("plg:   {name}: left out ({rule})\n"));
+            }
             continue;
         }
         if rep.replay_id.is_none() {

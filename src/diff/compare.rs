@@ -275,6 +275,9 @@ fn facts(c: &Conn) -> ConnFacts {
 }
 
 fn ignored_by(rules: &Rules, ix: &Index, k: &ConnKey) -> Option<String> {
+    if let Some(why) = crate::engine::dns::resolver_conn(k.server, k.port) {
+        return Some(why);
+    }
     if rules.port_ignored(k.port) {
         return Some(format!("ignore-port {}", k.port));
     }

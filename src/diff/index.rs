@@ -225,6 +225,30 @@ pub struct Flow {
     pub side: Side,
 }
 
+/// The gateway address of a session (its subnet + 1), where plg answers DNS.
+fn gateway_of(s: &Session) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(s.subnet).wrapping_add(1))
+}
+
+/// A query to plg's own resolver at the gateway, or its answer: not compared. plg answers
+/// it itself, the same for every run, and a resolver picks a random id (and port) for every
+/// query, so comparing would only ever report noise (README, "Names").
+pub fn resolver_datagram(ip: &[u8], gateway: Ipv4Addr) -> bool {
+    if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 17 {
+        return false;
+    }
+    let ihl = ((ip[0] & 0x0f) as usize) * 4;
+    let Some(l4) = ip.get(ihl..ihl + 4) else {
+        return false;
+    };
+    let addr = |o: usize| Ipv4Addr::new(ip[o], ip[o + 1], ip[o + 2], ip[o + 3]);
+    let (sport, dport) = (
+        u16::from_be_bytes([l4[0], l4[1]]),
+        u16::from_be_bytes([l4[2], l4[3]]),
+    );
+    (addr(16) == gateway && dport == 53) || (addr(12) == gateway && sport == 53)
+}
+
 /// The parts of a non-TCP IPv4 packet that are compared: destination, protocol, service port
 /// (UDP) and payload. Left out: addresses' and ports' ephemeral parts, checksums, IP ids and
 /// TTLs, ICMP echo identifiers.
@@ -366,6 +390,11 @@ impl Index {
                         ix.anomaly(format!("unreadable IPv4 packet at byte {offset}"));
                         continue;
                     };
+                    if let Some(s) = &ix.session {
+                        if resolver_datagram(&p.bytes, gateway_of(s)) {
+                            continue;
+                        }
+                    }
                     let receiver = addrs.get(&dst).map_or(Peer::Addr(dst), |&i| Peer::Proc(i));
                     let key = FlowKey {
                         sender: p.interface,

@@ -19,12 +19,14 @@
 //!
 //! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet
 //! (ICMP errors only between the ends of the flow they quote); IPv6 is dropped and counted;
-//! anything for an address no process owns is refused at once. Every capture write goes
+//! anything for an address no process owns is refused at once. DNS to the gateway's port 53
+//! is plg's own resolver (`dns`): answered here over UDP, relayed to its server over TCP. Every capture write goes
 //! through `recorder`, which says no before a byte the capture cannot hold is passed on.
 //!
 //! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
 
 pub mod core;
+pub mod dns;
 pub mod keylog;
 pub mod nat;
 pub mod plan;
@@ -100,6 +102,8 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const WAKER: Token = Token(0);
 const PROXY_TUN: Token = Token(1);
 const LISTENER: Token = Token(2);
+/// The DNS forwarder's socket (`--allow-external`).
+const DNS_UP: Token = Token(3);
 const TUN_BASE: usize = 16;
 const SOCK_BASE: usize = 1 << 20;
 
@@ -121,6 +125,8 @@ pub struct Config {
     pub external: Option<HostSockets>,
     /// Replay instead of relaying (`plg replay`).
     pub replay: Option<replay::ReplayConfig>,
+    /// The names the resolver at the gateway answers (`plan::dns_zone`).
+    pub dns: wire::dns::Zone,
 }
 
 /// What the engine returns when it stops.
@@ -307,6 +313,7 @@ struct Engine<W: Write + sink::Close> {
     busy: Vec<bool>,
     proxy_busy: bool,
     replay: Option<replay::Replayer>,
+    dns: dns::Dns,
 }
 
 /// Wall-clock time, nanoseconds since the Unix epoch (capture timestamps).
@@ -361,6 +368,13 @@ impl<W: Write + sink::Close> Engine<W> {
                 .context("failed to watch a process TUN")?;
         }
         let n = config.procs.len();
+        // In the proxy namespace already: the DNS server listens on the proxy address.
+        let dns = dns::Dns::start(
+            config.dns,
+            config.external.as_ref(),
+            poll.registry(),
+            DNS_UP,
+        )?;
         let engine = Engine {
             poll,
             subnet: config.subnet,
@@ -383,6 +397,7 @@ impl<W: Write + sink::Close> Engine<W> {
             busy: vec![false; n],
             proxy_busy: false,
             replay: config.replay.map(replay::Replayer::new),
+            dns,
         };
         Ok((engine, waker))
     }
@@ -410,6 +425,7 @@ impl<W: Write + sink::Close> Engine<W> {
                     WAKER => {}
                     PROXY_TUN => self.proxy_busy = true,
                     LISTENER => self.accept_all(),
+                    DNS_UP => self.dns_forward_readable(),
                     Token(t) if (TUN_BASE..SOCK_BASE).contains(&t) => {
                         self.busy[t - TUN_BASE] = true
                     }
@@ -445,6 +461,7 @@ impl<W: Write + sink::Close> Engine<W> {
             if last_sweep.elapsed() >= Duration::from_secs(1) {
                 last_sweep = Instant::now();
                 self.sweep();
+                self.dns.sweep();
             }
         }
     }
@@ -622,7 +639,9 @@ impl<W: Write + sink::Close> Engine<W> {
             }
         }
         if syn {
-            if self.replay.is_some() && self.replay_syn(i, src, dst, frame) {
+            // plg's resolver answers live in replay too, never from the recording.
+            let resolver = self.dns.tcp_target(self.subnet.gateway(), dst).is_some();
+            if self.replay.is_some() && !resolver && self.replay_syn(i, src, dst, frame) {
                 return;
             }
             self.new_connection(i, src, dst, frame);
@@ -657,6 +676,9 @@ impl<W: Write + sink::Close> Engine<W> {
     /// sender (so one process cannot make another's socket to a third fail), and never about
     /// TCP (TCP is relayed: the quoted ports are the relay's legs, not the receiver's).
     fn pass_other(&mut self, i: usize, hdr: vnet::VnetHdr, frame: &mut [u8], s: &wire::Summary) {
+        if self.dns_datagram(i, hdr, frame, s) {
+            return;
+        }
         let off = if self.offload { vnet::HDR_LEN } else { 0 };
         if s.proto == wire::ipv4::proto::ICMP {
             if let Some(q) = wire::icmp::error_quote(&frame[off..]) {
@@ -746,7 +768,11 @@ impl<W: Write + sink::Close> Engine<W> {
         let n = self.procs.len();
         let server = match self.subnet.process_index(*dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
-            _ if *dst.ip() == self.subnet.gateway() && self.external.is_some() => EXTERNAL,
+            _ if *dst.ip() == self.subnet.gateway()
+                && (self.external.is_some() || self.dns.tcp_target(*dst.ip(), dst).is_some()) =>
+            {
+                EXTERNAL
+            }
             _ => {
                 self.refuse(i, frame);
                 return None;
@@ -842,13 +868,16 @@ impl<W: Write + sink::Close> Engine<W> {
             return;
         };
         let (server, src, dst) = (conn.server, conn.client_addr, conn.server_addr);
-        let target = if server == EXTERNAL {
-            SocketAddrV4::new(Ipv4Addr::LOCALHOST, dst.port())
-        } else {
-            dst
+        // The gateway's port 53 is plg's DNS server, in the proxy namespace.
+        let resolver = self.dns.tcp_target(self.subnet.gateway(), dst);
+        let target = match resolver {
+            Some(t) => t,
+            None if server == EXTERNAL => SocketAddrV4::new(Ipv4Addr::LOCALHOST, dst.port()),
+            None => dst,
         };
+        let host = server == EXTERNAL && resolver.is_none();
         let up = self
-            .connect_upstream(server, target)
+            .connect_upstream(host, target)
             .and_then(|(mut up, gport)| {
                 self.poll.registry().register(
                     &mut up,
@@ -901,12 +930,9 @@ impl<W: Write + sink::Close> Engine<W> {
         conn.up = Some(up);
     }
 
-    fn connect_upstream(
-        &self,
-        server: ProcIndex,
-        to: SocketAddrV4,
-    ) -> io::Result<(TcpStream, u16)> {
-        let sock = if server == EXTERNAL {
+    /// `host`: a socket in the host's namespace (`--allow-external`), else in the proxy's.
+    fn connect_upstream(&self, host: bool, to: SocketAddrV4) -> io::Result<(TcpStream, u16)> {
+        let sock = if host {
             let s = self.external.as_ref().expect("checked by the caller");
             s.tcp_socket().map_err(io::Error::other)?
         } else {

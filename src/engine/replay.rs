@@ -208,6 +208,12 @@ impl Replayer {
         for (i, c) in cfg.script.conns.iter().enumerate() {
             let o = &c.open;
             let mut r = ConnReport::default();
+            if let Some(why) = super::dns::resolver_conn(o.server, o.server_addr.port()) {
+                // plg's resolver answers live in replay (`engine::dns`): nothing to play.
+                r.ignored_by = Some(why);
+                report.conns.push(r);
+                continue;
+            }
             match (live(o.client), live(o.server)) {
                 (true, _) => queues
                     .entry((o.client, o.server, o.server_addr.port()))

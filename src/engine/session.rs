@@ -178,6 +178,15 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
             offload: opts.offload,
             external,
             replay,
+            dns: super::plan::dns_zone(
+                &opts.subnet,
+                &opts
+                    .procs
+                    .iter()
+                    .map(|p| p.name.clone())
+                    .collect::<Vec<_>>(),
+                opts.procs.len(),
+            ),
         },
         capture,
     )?;
@@ -200,7 +209,13 @@ pub fn hosts_path() -> PathBuf {
     std::env::temp_dir().join(format!("plg-hosts-{}", std::process::id()))
 }
 
-/// A temporary hosts file, removed on drop (the bind mounts keep their inode alive).
+/// Where this plg writes the resolv.conf its processes see.
+pub fn resolv_path() -> PathBuf {
+    std::env::temp_dir().join(format!("plg-resolv-{}", std::process::id()))
+}
+
+/// A temporary hosts (or resolv.conf) file, removed on drop (the bind mounts keep their inode
+/// alive).
 struct HostsFile(PathBuf);
 impl Drop for HostsFile {
     fn drop(&mut self) {
@@ -237,6 +252,14 @@ pub fn run(
     )
     .with_context(|| format!("failed to write {}", hosts_path.display()))?;
     let hosts = HostsFile(hosts_path.clone());
+    let resolv_path = resolv_path();
+    std::fs::write(&resolv_path, plan::resolv_conf(&opts.subnet))
+        .with_context(|| format!("failed to write {}", resolv_path.display()))?;
+    let resolv = HostsFile(resolv_path.clone());
+    // Nothing to mount over when the host has none (or a dangling symlink): see SpawnSpec.
+    let resolv_file = std::fs::metadata("/etc/resolv.conf")
+        .is_ok()
+        .then(|| resolv_path.clone());
     let mut env_peers: Vec<(String, String)> = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let var = format!("PLG_ADDR_{}", n.to_uppercase().replace('-', "_"));
@@ -283,6 +306,7 @@ pub fn run(
                 command: cmd.clone(),
                 netns: ns,
                 hosts_file: hosts_path.clone(),
+                resolv_file: resolv_file.clone(),
                 hostname: p.name.clone(),
                 env,
                 cwd: None,
@@ -356,6 +380,7 @@ pub fn run(
     })();
     // Every process has it bind-mounted by now (the mount keeps the inode alive).
     drop(hosts);
+    drop(resolv);
     engine.stats.all_started.store(true, Relaxed);
     if let Err(e) = result.and_then(|()| on_started()) {
         terminate(&mut running, opts.grace, signals);

@@ -1,5 +1,6 @@
 //! Child processes: run a command inside its network namespace with a private `/etc/hosts`,
-//! hostname and PID namespace, end it cleanly, and see which ports it listens on.
+//! `/etc/resolv.conf`, hostname and PID namespace, end it cleanly, and see which ports it
+//! listens on.
 //!
 //! # Containment: one PID namespace per command
 //!
@@ -70,6 +71,12 @@ pub struct SpawnSpec {
     /// touched. A bind mount pins the file's inode: rewrite it in place, never replace it by a
     /// rename, or the command keeps seeing the old content.
     pub hosts_file: PathBuf,
+    /// Bind-mounted over `/etc/resolv.conf` the same way (following a symlink to its target),
+    /// so programs that read it themselves ask plg's resolver. Best effort: skipped when the
+    /// host has no `/etc/resolv.conf` (or a dangling symlink), since nothing can be mounted
+    /// there without touching the host's `/etc`; resolvers then fall back to 127.0.0.1, which
+    /// answers "connection refused" at once inside the namespace.
+    pub resolv_file: Option<PathBuf>,
     /// Set in a new UTS namespace.
     pub hostname: String,
     /// Added to (and overriding) the inherited environment.
@@ -210,6 +217,7 @@ struct Prepared {
     ns_fd: RawFd,
     parent_pidfd: RawFd,
     hosts_src: CString,
+    resolv_src: Option<CString>,
     hostname: Vec<u8>,
     cwd: Option<CString>,
     stdout_w: RawFd,
@@ -278,6 +286,17 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
     })?;
     let hosts_src = CString::new(hosts.as_os_str().as_bytes())
         .context("hosts file path contains a NUL byte")?;
+    let resolv_src = match &spec.resolv_file {
+        Some(r) => {
+            let r = std::fs::canonicalize(r)
+                .with_context(|| format!("failed to find the resolver file {}", r.display()))?;
+            Some(
+                CString::new(r.as_os_str().as_bytes())
+                    .context("resolver file path contains a NUL byte")?,
+            )
+        }
+        None => None,
+    };
     let hostname = spec.hostname.as_bytes().to_vec();
     if hostname.is_empty() || hostname.len() > 64 || hostname.contains(&0) {
         bail!(
@@ -334,6 +353,7 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
         ns_fd: spec.netns.fd().as_raw_fd(),
         parent_pidfd: parent_pidfd.as_raw_fd(),
         hosts_src,
+        resolv_src,
         hostname,
         cwd,
         stdout_w: out_w.as_raw_fd(),
@@ -659,6 +679,17 @@ unsafe fn init_main(p: &Prepared) -> ! {
     ) != 0
     {
         fail(report, 3);
+    }
+    // The resolver's configuration likewise; best effort (see `SpawnSpec::resolv_file`): a
+    // missing or dangling /etc/resolv.conf fails here and is left as it is.
+    if let Some(resolv) = &p.resolv_src {
+        libc::mount(
+            resolv.as_ptr(),
+            c"/etc/resolv.conf".as_ptr(),
+            null,
+            libc::MS_BIND,
+            std::ptr::null(),
+        );
     }
     // A /proc of this PID namespace (we are its PID 1, so the mount shows it). Best effort:
     // refused in some containers (a masked host /proc), then the host's /proc stays.

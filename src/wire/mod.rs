@@ -1,15 +1,17 @@
 //! Packet views and rewriting: parses and builds IPv4, TCP, UDP and ICMP bytes, never does I/O.
 //!
 //! Rooms: [`checksum`] (RFC 1071 sums, RFC 1624 updates), [`vnet`] (the TUN's virtio header),
-//! [`ipv4`], [`tcp`], [`udp`], [`icmp`] (layouts, checked views, builders), `summary` (what the
-//! engine routes on) and `rewrite` (masquerading in place, completing offloaded checksums).
+//! [`ipv4`], [`tcp`], [`udp`], [`icmp`] (layouts, checked views, builders), [`dns`] (the
+//! answers plg gives at the gateway), `summary` (what the engine routes on) and `rewrite`
+//! (masquerading in place, completing offloaded checksums).
 //! Everything here is a pure function over byte slices: no sockets, files, clocks or globals.
 //! No IPv6: the engine drops it before it gets here.
 //!
 //! # Contract
 //! - **Nothing panics on any input bytes.** Every parser, [`summarize`], [`rewrite`],
-//!   [`complete_checksum`], [`tcp_rst_for`] and [`icmp_unreachable`] take arbitrary (truncated,
-//!   malformed, hostile) bytes and answer `None`/`false`; `false` means the buffer is untouched.
+//!   [`complete_checksum`], [`tcp_rst_for`], [`icmp_unreachable`] and [`dns::respond`] take
+//!   arbitrary (truncated, malformed, hostile) bytes and answer `None`/`false`; `false` means
+//!   the buffer is untouched.
 //!   Views are built only through `new_checked`, so their getters cannot index out of bounds.
 //! - The only panics are caller bugs in a builder, documented on it: [`TcpSegment::emit`] into
 //!   a buffer shorter than [`TcpSegment::buffer_len`], options over 40 bytes, or a packet over
@@ -42,6 +44,7 @@
 //! ```
 
 pub mod checksum;
+pub mod dns;
 pub mod icmp;
 pub mod ipv4;
 mod rewrite;
@@ -134,6 +137,7 @@ mod tests {
             let _ = tcp_rst_for(&p);
             let _ = icmp_unreachable(&p, *s.ip(), 1);
             let _ = vnet::VnetHdr::parse(&p);
+            let _ = dns::answer_datagram(&p, &dns::Zone::new());
             for mode in [CsumMode::Full, CsumMode::Partial] {
                 let mut q = p.clone();
                 let ok = rewrite(&mut q, mode, s, d);

@@ -363,13 +363,15 @@ impl Run {
     }
 
     pub fn assert_no_hosts_file(&self) {
-        let hosts = self.hosts_file();
-        if hosts.exists() {
-            let _ = std::fs::remove_file(&hosts);
-            panic!(
-                "plg left its hosts file {} behind (now removed)",
-                hosts.display()
-            );
+        let resolv = std::env::temp_dir().join(format!("plg-resolv-{}", self.pid));
+        for file in [self.hosts_file(), resolv] {
+            if file.exists() {
+                let _ = std::fs::remove_file(&file);
+                panic!(
+                    "plg left its temporary file {} behind (now removed)",
+                    file.display()
+                );
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 // Any bytes read from a TUN (what a process sends, with or without the virtio header) go
 // through the wire layer without a panic: summarize, rewrite in both checksum modes, the
-// RST and ICMP answers, and completing an offloaded checksum. A rewrite that succeeds keeps
+// RST and ICMP answers, the DNS answers (to the packet and to its bytes as a DNS message),
+// and completing an offloaded checksum. A rewrite that succeeds keeps
 // the packet's length and leaves a packet that still summarizes to the new addresses.
 //
 // Shared by the cargo-fuzz target (fuzz/fuzz_targets/packets.rs) and the stable run in
@@ -29,6 +30,14 @@ pub fn check(data: &[u8]) {
             }
         }
         let _ = summary;
+    }
+    let mut zone = wire::dns::Zone::new();
+    zone.add(&["p0"], Some(Ipv4Addr::new(10, 0, 0, 2)), None);
+    let _ = wire::dns::answer_datagram(pkt, &zone);
+    for t in [wire::dns::Transport::Udp, wire::dns::Transport::Tcp] {
+        if let Some(r) = wire::dns::respond(pkt, &zone, t) {
+            assert!(wire::dns::summarize(&r.bytes).is_some(), "an answer parses");
+        }
     }
     let mut copy = pkt.to_vec();
     let start = usize::from(selector) % 64;
