@@ -582,9 +582,9 @@ mod tests {
             id,
             time_ns: 1,
             client: EXTERNAL,
-            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000),
+            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000).into(),
             server: EXTERNAL,
-            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80),
+            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80).into(),
             outcome: Outcome::Established,
         })
     }

@@ -2,7 +2,7 @@
 //! validation into `engine::session::Options`.
 
 use crate::cli::UsageError;
-use crate::engine::plan::Subnet;
+use crate::engine::plan::{Subnet, Subnet6};
 use crate::engine::session::{Options, ProcSpec, Ready};
 use std::time::Duration;
 
@@ -88,6 +88,7 @@ impl SessionArgs {
     pub fn options(
         &self,
         subnet: Subnet,
+        subnet6: Option<Subnet6>,
         names: Vec<String>,
         commands: Vec<Option<String>>,
         allow_external: bool,
@@ -164,8 +165,15 @@ impl SessionArgs {
                     u64::MAX
                 ))
             })?;
+        if subnet6.is_some() && self.mtu < 1280 {
+            return Err(usage(format!(
+                "--mtu {}: IPv6 needs an MTU of 1280 or more (or use --no-ipv6)",
+                self.mtu
+            )));
+        }
         Ok(Options {
             subnet,
+            subnet6,
             procs: names
                 .into_iter()
                 .zip(commands)

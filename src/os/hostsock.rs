@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use anyhow::{anyhow, Context};
 use socket2::{Domain, Protocol, Socket, Type};
 
-type Reply = mpsc::SyncSender<std::io::Result<Socket>>;
+type Reply = (Domain, mpsc::SyncSender<std::io::Result<Socket>>);
 
 /// The socket-making thread. Dropping it stops the thread.
 #[derive(Debug)]
@@ -31,9 +31,9 @@ impl HostSockets {
         let thread = std::thread::Builder::new()
             .name("plg-hostsock".into())
             .spawn(move || {
-                for reply in rx {
+                for (domain, reply) in rx {
                     let sock = Socket::new(
-                        Domain::IPV4,
+                        domain,
                         Type::STREAM.nonblocking().cloexec(),
                         Some(Protocol::TCP),
                     );
@@ -48,14 +48,16 @@ impl HostSockets {
         })
     }
 
-    /// A new non-blocking, close-on-exec IPv4 TCP socket in the namespace of [`start`]'s caller.
+    /// A new non-blocking, close-on-exec TCP socket (IPv4, or IPv6 when `v6`) in the namespace
+    /// of [`start`]'s caller.
     ///
     /// [`start`]: HostSockets::start
-    pub fn tcp_socket(&self) -> anyhow::Result<Socket> {
+    pub fn tcp_socket(&self, v6: bool) -> anyhow::Result<Socket> {
         let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
         self.requests
             .as_ref()
-            .and_then(|r| r.send(reply_tx).ok())
+            .and_then(|r| r.send((domain, reply_tx)).ok())
             .ok_or_else(|| anyhow!("the host socket thread has stopped"))?;
         reply_rx
             .recv()

@@ -2,9 +2,10 @@
 //!
 //! Rooms: [`checksum`] (RFC 1071 sums, RFC 1624 updates), [`vnet`] (the TUN's virtio header),
 //! [`ipv4`], [`tcp`], [`udp`], [`icmp`] (layouts, checked views, builders), `summary` (what the
-//! engine routes on) and `rewrite` (masquerading in place, completing offloaded checksums).
+//! engine routes on) and `rewrite` (masquerading in place, completing offloaded checksums);
+//! [`ipv6`] holds the same for IPv6 (view, extension-header walk, summary, rewrite, RST and
+//! ICMPv6 builders).
 //! Everything here is a pure function over byte slices: no sockets, files, clocks or globals.
-//! No IPv6: the engine drops it before it gets here.
 //!
 //! # Contract
 //! - **Nothing panics on any input bytes.** Every parser, [`summarize`], [`rewrite`],
@@ -44,6 +45,7 @@
 pub mod checksum;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipv6;
 mod rewrite;
 mod summary;
 pub mod tcp;
