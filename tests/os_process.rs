@@ -41,6 +41,7 @@ fn spec(command: &str, netns: Netns, scratch: &Scratch) -> SpawnSpec {
         command: command.into(),
         netns,
         hosts_file: scratch.hosts(),
+        gai_conf: None,
         hostname: "alpha".into(),
         env: vec![("PLG_TEST_VAR".into(), "forty two".into())],
         cwd: Some(scratch.0.clone()),

@@ -208,6 +208,7 @@ fn probe_full() -> anyhow::Result<String> {
         command: "id -u; hostname; cat /etc/hosts".into(),
         netns: ns.try_clone()?,
         hosts_file: dir.join("hosts"),
+        gai_conf: None,
         hostname: "rootless".into(),
         env: vec![],
         cwd: None,

@@ -65,7 +65,8 @@ pub struct SessionArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// MTU of the virtual links (the MSS applications see follows from it).
+    /// MTU of the virtual links (the MSS applications see follows from it). Below 1280 the
+    /// session is IPv4 only (IPv6 needs 1280).
     #[arg(long, value_name = "BYTES", default_value_t = 1500,
           value_parser = clap::value_parser!(u32).range(576..=65521))]
     pub mtu: u32,
@@ -165,12 +166,8 @@ impl SessionArgs {
                     u64::MAX
                 ))
             })?;
-        if subnet6.is_some() && self.mtu < 1280 {
-            return Err(usage(format!(
-                "--mtu {}: IPv6 needs an MTU of 1280 or more (or use --no-ipv6)",
-                self.mtu
-            )));
-        }
+        // IPv6 needs links of 1280 bytes or more (RFC 8200 5): below that, IPv4 only.
+        let subnet6 = subnet6.filter(|_| self.mtu >= 1280);
         Ok(Options {
             subnet,
             subnet6,

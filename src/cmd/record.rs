@@ -76,7 +76,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // and the signal mask is inherited by threads created later.
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then removes its temporary files.
-    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
+    let reaper =
+        crate::os::reaper::Reaper::start(vec![session::hosts_path(), session::gai_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     // Written beside the file (unnamed where the filesystem allows), put in place once every

@@ -188,6 +188,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut opts = args
         .session
         .options(subnet, subnet6, names, commands.clone(), false)?;
+    // What the session really has (none below an MTU of 1280).
+    let subnet6 = opts.subnet6;
     opts.settle = Duration::from_secs_f64(args.step_timeout);
 
     // Checked before the session: a report that cannot be written is known at once.
@@ -204,7 +206,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then kills whatever is left in its namespaces.
-    let reaper = crate::os::reaper::Reaper::start(vec![session::hosts_path()])?;
+    let reaper =
+        crate::os::reaper::Reaper::start(vec![session::hosts_path(), session::gai_path()])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     let procs: Vec<Process> = script

@@ -230,6 +230,11 @@ pub fn hosts_path() -> PathBuf {
     std::env::temp_dir().join(format!("plg-hosts-{}", std::process::id()))
 }
 
+/// Where this plg writes the gai.conf its processes see (IPv6 sessions).
+pub fn gai_path() -> PathBuf {
+    std::env::temp_dir().join(format!("plg-gai-{}", std::process::id()))
+}
+
 /// A temporary hosts file, removed on drop (the bind mounts keep their inode alive).
 struct HostsFile(PathBuf);
 impl Drop for HostsFile {
@@ -267,6 +272,15 @@ pub fn run(
     )
     .with_context(|| format!("failed to write {}", hosts_path.display()))?;
     let hosts = HostsFile(hosts_path.clone());
+    let gai = match opts.subnet6 {
+        Some(_) => {
+            let path = gai_path();
+            std::fs::write(&path, plan::gai_conf())
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            Some(HostsFile(path))
+        }
+        None => None,
+    };
     let mut env_peers: Vec<(String, String)> = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let var = format!("PLG_ADDR_{}", n.to_uppercase().replace('-', "_"));
@@ -323,6 +337,7 @@ pub fn run(
                 command: cmd.clone(),
                 netns: ns,
                 hosts_file: hosts_path.clone(),
+                gai_conf: gai.as_ref().map(|g| g.0.clone()),
                 hostname: p.name.clone(),
                 env,
                 cwd: None,
@@ -381,6 +396,7 @@ pub fn run(
                 wait_ready(
                     &mut running,
                     r,
+                    &opts.plan(),
                     timeout,
                     explicit,
                     &names,
@@ -396,6 +412,7 @@ pub fn run(
     })();
     // Every process has it bind-mounted by now (the mount keeps the inode alive).
     drop(hosts);
+    drop(gai);
     engine.stats.all_started.store(true, Relaxed);
     if let Err(e) = result.and_then(|()| on_started()) {
         terminate(&mut running, opts.grace, signals);
@@ -595,9 +612,22 @@ fn terminate(running: &mut [Option<Running>], grace: Duration, signals: &SignalF
     }
 }
 
+/// A listener bound to `ip` in process `index`'s namespace is reachable from the other
+/// processes: bound to a wildcard address or to one of the process's own (not loopback).
+fn reachable(plan: &Plan, index: usize, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let (own4, own6) = plan.addrs(index);
+    match ip {
+        IpAddr::V4(a) => a.is_unspecified() || a == own4,
+        IpAddr::V6(a) => a.is_unspecified() || Some(a) == own6 || a.to_ipv4_mapped() == Some(own4),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn wait_ready(
     running: &mut [Option<Running>],
     r: Ready,
+    plan: &Plan,
     timeout: Duration,
     explicit: bool,
     names: &[String],
@@ -607,9 +637,16 @@ fn wait_ready(
     // A --ready-timeout beyond what an Instant can hold means "no limit".
     let deadline = Instant::now().checked_add(timeout);
     let name = &names[r.index];
+    // Only a listener the others can reach counts (not one on 127.0.0.1 or ::1), in either
+    // family the session has.
+    let family = if plan.v6.is_some() {
+        "IPv4 or IPv6"
+    } else {
+        "IPv4"
+    };
     let what = match r.port {
-        Some(p) => format!("port {p}"),
-        None => "any port".to_string(),
+        Some(p) => format!("port {p} ({family}, on an address the other processes reach)"),
+        None => format!("any port ({family}, on an address the other processes reach)"),
     };
     loop {
         let Some(Some(p)) = running.get_mut(r.index) else {
@@ -621,11 +658,10 @@ fn wait_ready(
             }
             return Ok(()); // its exit is reaped and recorded by the supervisor
         }
-        if let Ok(ports) = process::listening_ports(p.child.id()) {
-            let ok = match r.port {
-                Some(port) => ports.contains(&port),
-                None => !ports.is_empty(),
-            };
+        if let Ok(socks) = process::listening_sockets(p.child.id()) {
+            let ok = socks.iter().any(|&(ip, port)| {
+                r.port.is_none_or(|want| want == port) && reachable(plan, r.index, ip)
+            });
             if ok {
                 return Ok(());
             }
