@@ -376,6 +376,7 @@ fn color_flag_and_clicolor_force() {
         mode: Mode::Record,
         subnet: std::net::Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: 1_700_000_000_000_000_000,
         plg_version: "0.1.0".into(),
     };

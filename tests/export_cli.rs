@@ -225,6 +225,7 @@ fn streams_stay_byte_exact_with_hundreds_of_connections_open_at_once() {
         mode: Mode::Record,
         subnet: Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: 1_700_000_000_000_000_000,
         plg_version: "test".into(),
     };
@@ -234,6 +235,7 @@ fn streams_stay_byte_exact_with_hundreds_of_connections_open_at_once() {
             name: format!("p{i}"),
             command: "x".into(),
             addr: Ipv4Addr::new(10, 0, 0, 2 + i as u8),
+            addr6: None,
             live: true,
         })
         .collect();
@@ -246,9 +248,9 @@ fn streams_stay_byte_exact_with_hundreds_of_connections_open_at_once() {
             id,
             time_ns: t,
             client: 1,
-            client_addr: SocketAddrV4::new(procs[1].addr, 20000 + id as u16),
+            client_addr: SocketAddrV4::new(procs[1].addr, 20000 + id as u16).into(),
             server: 0,
-            server_addr: SocketAddrV4::new(procs[0].addr, 80),
+            server_addr: SocketAddrV4::new(procs[0].addr, 80).into(),
             outcome: Outcome::Established,
         }))
         .unwrap();

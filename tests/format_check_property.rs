@@ -34,6 +34,7 @@ fn session_bytes(seed: u64) -> Vec<u8> {
         mode: Mode::Record,
         subnet: Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: t,
         plg_version: "0.1.0".into(),
     };
@@ -43,6 +44,7 @@ fn session_bytes(seed: u64) -> Vec<u8> {
             name: format!("p{i}"),
             command: format!("cmd {i}"),
             addr: Ipv4Addr::new(10, 0, 0, 2 + i as u8),
+            addr6: None,
             live: true,
         })
         .collect();
@@ -75,9 +77,9 @@ fn session_bytes(seed: u64) -> Vec<u8> {
                     id,
                     time_ns: syn,
                     client: c,
-                    client_addr: SocketAddrV4::new(procs[c as usize].addr, 40000),
+                    client_addr: SocketAddrV4::new(procs[c as usize].addr, 40000).into(),
                     server: s,
-                    server_addr: SocketAddrV4::new(procs[s as usize].addr, 80),
+                    server_addr: SocketAddrV4::new(procs[s as usize].addr, 80).into(),
                     outcome,
                 }))
                 .unwrap();

@@ -153,6 +153,7 @@ fn read_at_in_file_order_reads_the_file_about_once() {
         mode: Mode::Record,
         subnet: Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: 0,
         plg_version: "0.1.0".into(),
     };
@@ -161,6 +162,7 @@ fn read_at_in_file_order_reads_the_file_about_once() {
         name: "p0".into(),
         command: "true".into(),
         addr: Ipv4Addr::new(10, 0, 0, 1),
+        addr6: None,
         live: true,
     };
     let mut w = CaptureWriter::new(Vec::new(), &session, &[p]).unwrap();

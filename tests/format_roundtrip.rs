@@ -68,6 +68,7 @@ fn random_capture(seed: u64) -> Capture {
         },
         subnet: Ipv4Addr::from(rng.next() as u32),
         prefix_len: rng.below(33) as u8,
+        subnet6: None,
         start_ns: rng.next(),
         plg_version: rng.string(12),
     };
@@ -78,6 +79,7 @@ fn random_capture(seed: u64) -> Capture {
             name: rng.string(10),
             command: rng.string(60),
             addr: Ipv4Addr::from(rng.next() as u32),
+            addr6: None,
             live: rng.below(2) == 0,
         })
         .collect();
@@ -113,9 +115,9 @@ fn random_capture(seed: u64) -> Capture {
                 id: rng.next() as u32,
                 time_ns: time,
                 client: proc_index(&mut rng),
-                client_addr: rng.addr(),
+                client_addr: rng.addr().into(),
                 server: proc_index(&mut rng),
-                server_addr: rng.addr(),
+                server_addr: rng.addr().into(),
                 outcome: [Outcome::Established, Outcome::Refused, Outcome::Unreachable]
                     [rng.below(3) as usize],
             }),

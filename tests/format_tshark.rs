@@ -17,6 +17,7 @@ fn every_block_kind() -> Vec<u8> {
         mode: Mode::Record,
         subnet: Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: start,
         plg_version: "0.1.0".into(),
     };
@@ -26,6 +27,7 @@ fn every_block_kind() -> Vec<u8> {
             name: "client".into(),
             command: "curl http://10.0.0.2/".into(),
             addr: Ipv4Addr::new(10, 0, 0, 1),
+            addr6: None,
             live: true,
         },
         Process {
@@ -33,6 +35,7 @@ fn every_block_kind() -> Vec<u8> {
             name: "server".into(),
             command: "python3 -m http.server 80".into(),
             addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr6: None,
             live: false,
         },
     ];
@@ -43,9 +46,9 @@ fn every_block_kind() -> Vec<u8> {
         id: 0,
         time_ns: start + 1000,
         client: 0,
-        client_addr: client,
+        client_addr: client.into(),
         server: 1,
-        server_addr: server,
+        server_addr: server.into(),
         outcome: Outcome::Established,
     }))
     .unwrap();

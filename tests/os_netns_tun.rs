@@ -28,6 +28,8 @@ fn cfg(i: u8, offload: bool) -> TunConfig {
             (Ipv4Addr::UNSPECIFIED, 0),
             (Ipv4Addr::new(172, 31, 0, 0), 16),
         ],
+        addr6: None,
+        routes6: vec![],
     }
 }
 
@@ -219,7 +221,7 @@ fn host_sockets_stay_in_the_starting_namespace() {
     let (sock_ns, own_ns, connected) = ns
         .run_in(move || {
             // This thread is in `ns`; the socket must still be the host's.
-            let s = hs2.tcp_socket()?;
+            let s = hs2.tcp_socket(false)?;
             let sock_ns = Netns::of_socket(s.as_fd())?.inode()?;
             let own = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
             s.set_nonblocking(false)?;
@@ -233,7 +235,7 @@ fn host_sockets_stay_in_the_starting_namespace() {
     assert!(!own_ns, "the namespace's own loopback has no such listener");
     assert!(connected, "the host socket reached the host's 127.0.0.1");
 
-    let s = hs.tcp_socket().unwrap();
+    let s = hs.tcp_socket(false).unwrap();
     assert!(s.nonblocking().unwrap());
     let fdfl = nix::fcntl::fcntl(s.as_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
     assert!(fdfl & libc::FD_CLOEXEC != 0);

@@ -42,6 +42,7 @@ fn spec(command: &str, netns: Netns, scratch: &Scratch) -> SpawnSpec {
         netns,
         hosts_file: scratch.hosts(),
         resolv_file: None,
+        gai_conf: None,
         hostname: "alpha".into(),
         env: vec![("PLG_TEST_VAR".into(), "forty two".into())],
         cwd: Some(scratch.0.clone()),

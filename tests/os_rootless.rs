@@ -189,6 +189,8 @@ fn probe_full() -> anyhow::Result<String> {
         txqueuelen: 5000,
         offload: true,
         routes: vec![(Ipv4Addr::UNSPECIFIED, 0)],
+        addr6: None,
+        routes6: vec![],
     };
     let (ns, _tun) = Netns::create_with(move || {
         disable_ipv6()?;
@@ -207,6 +209,7 @@ fn probe_full() -> anyhow::Result<String> {
         netns: ns.try_clone()?,
         hosts_file: dir.join("hosts"),
         resolv_file: None,
+        gai_conf: None,
         hostname: "rootless".into(),
         env: vec![],
         cwd: None,
@@ -224,7 +227,7 @@ fn probe_full() -> anyhow::Result<String> {
     // Like the engine: this thread moves into the namespace for good, and still gets sockets
     // that reach the host's 127.0.0.1.
     ns.enter_current_thread()?;
-    let s = host_sockets.tcp_socket()?;
+    let s = host_sockets.tcp_socket(false)?;
     s.set_nonblocking(false)?;
     let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     s.connect(&addr.into())?;

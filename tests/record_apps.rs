@@ -46,8 +46,8 @@ fn http_get_through_curl_is_recorded_and_server_sees_the_real_client_address() {
     let conn = c.only_conn_to(0, 8000);
     assert_eq!(conn.open.outcome, Outcome::Established);
     assert_eq!(conn.open.client, 1);
-    assert_eq!(*conn.open.client_addr.ip(), P1);
-    assert_eq!(conn.open.server_addr, SocketAddrV4::new(P0, 8000));
+    assert_eq!(conn.open.client_addr.ip(), std::net::IpAddr::V4(P1));
+    assert_eq!(conn.open.server_addr, SocketAddrV4::new(P0, 8000).into());
     let req = String::from_utf8_lossy(&conn.c2s);
     assert!(
         req.starts_with("GET /hello.txt HTTP/1.1\r\nHost: p0:8000\r\n")

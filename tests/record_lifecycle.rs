@@ -369,8 +369,8 @@ fn every_process_resolves_every_other_by_pn_and_by_its_name() {
         "--ready",
         "server:8000",
         &format!("{PY} -m http.server 8000 --directory {}", dir.join("")),
-        "hostname; for n in server p0 client p1 gateway localhost; do getent hosts $n | \
-         { read addr rest; echo \"$n $addr\"; }; done; \
+        "hostname; for n in server p0 client p1 gateway localhost; do getent ahosts $n | \
+         while read addr rest; do echo \"$n $addr\"; done | uniq; done; \
          curl -sS -o /dev/null -w '%{http_code}\\n' http://server:8000/",
     ])
     .run();
@@ -380,10 +380,17 @@ fn every_process_resolves_every_other_by_pn_and_by_its_name() {
         vec![
             "client",
             "server 10.0.0.2",
+            "server fd00:706c:67::2",
             "p0 10.0.0.2",
+            "p0 fd00:706c:67::2",
             "client 10.0.0.3",
+            "client fd00:706c:67::3",
             "p1 10.0.0.3",
+            "p1 fd00:706c:67::3",
             "gateway 10.0.0.1",
+            "gateway fd00:706c:67::1",
+            // getaddrinfo's order (RFC 6724): IPv4 before a ULA, ::1 before 127.0.0.1.
+            "localhost ::1",
             "localhost 127.0.0.1",
             "200"
         ],

@@ -151,6 +151,7 @@ fn a_capture_of_a_future_format_version_is_one_line_and_exit_2() {
         mode: Mode::Record,
         subnet: Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: 0,
         plg_version: "99.0.0".into(),
     };
@@ -159,6 +160,7 @@ fn a_capture_of_a_future_format_version_is_one_line_and_exit_2() {
         name: "p0".into(),
         command: "sleep 120".into(),
         addr: Ipv4Addr::new(10, 0, 0, 2),
+        addr6: None,
         live: true,
     }];
     let file = std::fs::File::create(&cap).unwrap();

@@ -98,14 +98,17 @@ fn a_connection_refused_in_the_recording_is_refused_again_with_the_server_played
     let client = python(&dir, "client.py", CONNECT_CLOSED_PORT);
     let rec = record_ok(&["-f", &cap, "sleep 60", &client]);
     assert_eq!(rec.lines_of("p1"), vec!["refused"], "{}", rec.dump());
+    // The client tried both addresses of p0 (IPv4, then IPv6): both refused.
     let c = Capture::read(Path::new(&cap));
-    assert_eq!(c.only_conn_to(0, 9).open.outcome, Outcome::Refused);
+    let tries = c.conns_to(0, 9);
+    assert_eq!(tries.len(), 2, "{tries:#?}");
+    assert!(tries.iter().all(|t| t.open.outcome == Outcome::Refused));
 
     let run = replay(&["--strict", "-f", &cap, "-", &client]).run();
     run.assert_code(0);
     assert_eq!(run.lines_of("p1"), vec!["refused"], "{}", run.dump());
     assert!(
-        plg_line(&run, "replay:").contains("1 connection matched, 0 diverged"),
+        plg_line(&run, "replay:").contains("2 connections matched, 0 diverged"),
         "{}",
         run.dump()
     );

@@ -28,6 +28,7 @@ fn capture(path: &Path, command: &str, conns: &[Vec<(bool, Vec<u8>)>]) -> PathBu
         prefix_len: 24,
         start_ns: START,
         plg_version: "0.1.0".into(),
+        subnet6: None,
     };
     let procs: Vec<Process> = [("server", command), ("client", "client --go")]
         .iter()
@@ -37,6 +38,7 @@ fn capture(path: &Path, command: &str, conns: &[Vec<(bool, Vec<u8>)>]) -> PathBu
             name: name.to_string(),
             command: cmd.to_string(),
             addr: Ipv4Addr::new(10, 0, 0, i as u8 + 2),
+            addr6: None,
             live: true,
         })
         .collect();
@@ -57,9 +59,9 @@ fn capture(path: &Path, command: &str, conns: &[Vec<(bool, Vec<u8>)>]) -> PathBu
             id,
             time_ns: tick(),
             client: 1,
-            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 40000 + id as u16),
+            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 40000 + id as u16).into(),
             server: 0,
-            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 8080),
+            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 8080).into(),
             outcome: Outcome::Established,
         }))
         .unwrap();

@@ -320,6 +320,7 @@ fn install_writes_the_dissector_where_wireshark_looks() {
         mode: plg::format::Mode::Record,
         subnet: std::net::Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: 1_700_000_000_000_000_000,
         plg_version: "0.1.0".into(),
     };

@@ -209,6 +209,7 @@ pub fn protocol_name(p: u8) -> String {
         2 => "igmp".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
+        58 => "icmpv6".into(),
         255 => "other".into(),
         n => format!("ip-proto-{n}"),
     }
@@ -418,6 +419,10 @@ impl Analyzer {
                 self.info.packet_bytes += p.bytes.len() as u64;
                 let proto = match p.bytes.first() {
                     Some(b) if b >> 4 == 4 && p.bytes.len() >= 20 => p.bytes[9],
+                    // IPv6: the upper layer, past any extension headers.
+                    Some(b) if b >> 4 == 6 => crate::wire::ipv6::Ipv6Packet::new_checked(&p.bytes)
+                        .and_then(|ip| ip.upper_layer())
+                        .map_or(255, |(proto, _)| proto),
                     _ => 255,
                 };
                 *self.info.protocols.entry(proto).or_default() += 1;
@@ -586,9 +591,9 @@ mod tests {
             id,
             time_ns: 1,
             client: EXTERNAL,
-            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000),
+            client_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 4000).into(),
             server: EXTERNAL,
-            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80),
+            server_addr: SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80).into(),
             outcome: Outcome::Established,
         })
     }

@@ -2,7 +2,7 @@
 //! validation into `engine::session::Options`.
 
 use crate::cli::UsageError;
-use crate::engine::plan::Subnet;
+use crate::engine::plan::{Subnet, Subnet6};
 use crate::engine::session::{Options, ProcSpec, Ready};
 use std::time::Duration;
 
@@ -65,7 +65,8 @@ pub struct SessionArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// MTU of the virtual links (the MSS applications see follows from it).
+    /// MTU of the virtual links (the MSS applications see follows from it). Below 1280 the
+    /// session is IPv4 only (IPv6 needs 1280).
     #[arg(long, value_name = "BYTES", default_value_t = 1500,
           value_parser = clap::value_parser!(u32).range(576..=65521))]
     pub mtu: u32,
@@ -88,6 +89,7 @@ impl SessionArgs {
     pub fn options(
         &self,
         subnet: Subnet,
+        subnet6: Option<Subnet6>,
         names: Vec<String>,
         commands: Vec<Option<String>>,
         allow_external: bool,
@@ -164,8 +166,11 @@ impl SessionArgs {
                     u64::MAX
                 ))
             })?;
+        // IPv6 needs links of 1280 bytes or more (RFC 8200 5): below that, IPv4 only.
+        let subnet6 = subnet6.filter(|_| self.mtu >= 1280);
         Ok(Options {
             subnet,
+            subnet6,
             procs: names
                 .into_iter()
                 .zip(commands)

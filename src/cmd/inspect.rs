@@ -359,6 +359,9 @@ fn print_summary(
             human_duration(info.duration_ns())
         )?;
         writeln!(out, "subnet      {}/{}", s.subnet, s.prefix_len)?;
+        if let Some((net6, len6)) = s.subnet6 {
+            writeln!(out, "subnet6     {net6}/{len6}")?;
+        }
     }
     writeln!(out, "{} {}", st.bold("processes"), info.processes.len())?;
     let width = info
@@ -378,7 +381,10 @@ fn print_summary(
             out,
             "  {:<width$}  {:<15}  {:<9}  {}{live}",
             pr.name,
-            pr.addr,
+            match pr.addr6 {
+                Some(a6) => format!("{} {a6}", pr.addr),
+                None => pr.addr.to_string(),
+            },
             exit_text(p.exit.map(|e| e.status)),
             command_text(&pr.command, cmd_limit)
         )?;
@@ -484,6 +490,7 @@ fn summary_json(info: &CaptureInfo, file: &str) -> Value {
                 "index": p.process.index,
                 "name": p.process.name,
                 "addr": p.process.addr.to_string(),
+                "addr6": p.process.addr6.map(|a| a.to_string()),
                 "command": p.process.command,
                 "live": p.process.live,
                 "exit": p.exit.map(|e| exit_json(e.status, e.time_ns)),
@@ -509,6 +516,7 @@ fn summary_json(info: &CaptureInfo, file: &str) -> Value {
         "format_version": session.map(|s| s.format_version),
         "mode": session.map(|s| match s.mode { Mode::Record => "record", Mode::Replay => "replay" }),
         "subnet": session.map(|s| format!("{}/{}", s.subnet, s.prefix_len)),
+        "subnet6": session.and_then(|s| s.subnet6).map(|(n, l)| format!("{n}/{l}")),
         "start_ns": session.map(|s| s.start_ns),
         "duration_ns": info.duration_ns(),
         "processes": processes,

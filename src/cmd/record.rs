@@ -3,7 +3,7 @@
 //! over to `engine::session`.
 
 use crate::cli::UsageError;
-use crate::engine::plan::{self, Subnet};
+use crate::engine::plan::{self, Subnet, Subnet6};
 use crate::engine::session::{self, Options};
 use crate::engine::sink::ThreadedFile;
 use crate::format::{CaptureWriter, ExitStatus, Mode, Process, Session, FORMAT_VERSION};
@@ -18,9 +18,11 @@ use std::process::ExitCode;
 /// Each CMD is one shell command line (run with `sh -c`, which execs it when it is a single
 /// simple command, so its exit status is the program's) in its own network namespace with one
 /// TUN device. Process i gets address subnet+2+i (10.0.0.2 for p0 with the default subnet;
-/// subnet+1 is the gateway) and the hostname pN (or its --names entry); every process resolves
-/// every other by name, through /etc/hosts and over DNS (plg answers at the gateway, and each
-/// process's /etc/resolv.conf points there; other names get NXDOMAIN at once). The session ends when the last command (or those named with --main)
+/// subnet+1 is the gateway) and, beside it, IPv6 address subnet6::2+i (fd00:706c:67::2 for p0;
+/// ::1 is the IPv6 gateway) unless --no-ipv6, and the hostname pN (or its --names entry);
+/// every process resolves every other by name, to both addresses, through /etc/hosts and over
+/// DNS (plg answers at the gateway, and each process's /etc/resolv.conf points there; other
+/// names get NXDOMAIN at once). The session ends when the last command (or those named with --main)
 /// exits, or on SIGINT, SIGTERM or SIGHUP: every process still running (daemons included) gets
 /// one SIGTERM, then SIGKILL after --grace (at once on a second signal). plg exits with the main
 /// command's status (128+N after signal N). Without --ready, each command but the last gets up
@@ -44,6 +46,14 @@ pub struct Args {
     /// Subnet of the processes (p0 gets its second address).
     #[arg(short = 's', long, value_name = "CIDR", default_value = "10.0.0.0/24")]
     pub subnet: String,
+
+    /// IPv6 subnet of the processes (p0 gets its ::2 address, ::1 is the gateway).
+    #[arg(long, value_name = "CIDR6", default_value = plan::DEFAULT_SUBNET6)]
+    pub subnet6: String,
+
+    /// IPv4 only: no IPv6 address, IPv6 off in every namespace (IPv6 packets are dropped).
+    #[arg(long, conflicts_with = "subnet6")]
+    pub no_ipv6: bool,
 
     /// Names of the processes, in order, comma separated (default: p0, p1, ...).
     #[arg(long, value_name = "NAME,...", value_delimiter = ',')]
@@ -69,7 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then removes its temporary files.
     let reaper =
-        crate::os::reaper::Reaper::start(vec![session::hosts_path(), session::resolv_path()])?;
+        crate::os::reaper::Reaper::start(vec![
+            session::hosts_path(),
+            session::resolv_path(),
+            session::gai_path(),
+        ])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     // Written beside the file (unnamed where the filesystem allows), put in place once every
@@ -82,6 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         mode: Mode::Record,
         subnet: opts.subnet.network,
         prefix_len: opts.subnet.prefix_len,
+        subnet6: opts.subnet6.map(|s| (s.network, s.prefix_len)),
         start_ns,
         plg_version: env!("CARGO_PKG_VERSION").to_string(),
     };
@@ -94,6 +109,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             name: p.name.clone(),
             command: p.command.clone().unwrap_or_default(),
             addr: opts.subnet.process_addr(i),
+            addr6: opts.subnet6.map(|s| s.process_addr(i)),
             live: true,
         })
         .collect();
@@ -157,6 +173,11 @@ pub(crate) fn capture_output(
 pub fn options(args: &Args) -> anyhow::Result<Options> {
     let usage = |m: String| anyhow::Error::new(UsageError(m));
     let subnet = Subnet::parse(&args.subnet).map_err(usage)?;
+    let subnet6 = if args.no_ipv6 {
+        None
+    } else {
+        Some(Subnet6::parse(&args.subnet6).map_err(usage)?)
+    };
     let n = args.commands.len();
     if n > subnet.capacity() {
         return Err(usage(format!(
@@ -174,7 +195,7 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
     }
     let commands = args.commands.iter().cloned().map(Some).collect();
     args.session
-        .options(subnet, names, commands, args.allow_external)
+        .options(subnet, subnet6, names, commands, args.allow_external)
 }
 
 pub(crate) fn describe_exit(s: Option<ExitStatus>) -> String {

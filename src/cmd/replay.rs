@@ -2,7 +2,7 @@
 //! capture; report where the live ones stopped behaving as recorded.
 
 use crate::cli::UsageError;
-use crate::engine::plan::Subnet;
+use crate::engine::plan::{Subnet, Subnet6};
 use crate::engine::replay::{ReplayConfig, ReplayReport};
 use crate::engine::script::Script;
 use crate::engine::session;
@@ -151,6 +151,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         script.session.subnet, script.session.prefix_len
     ))
     .map_err(|e| usage(format!("{}: recorded subnet: {e}", args.file.display())))?;
+    // The recorded IPv6 subnet (none in a format-1 or --no-ipv6 capture: IPv4 only, as then).
+    let subnet6 = match script.session.subnet6 {
+        Some((net, len)) => Some(Subnet6::parse(&format!("{net}/{len}")).map_err(|e| {
+            usage(format!(
+                "{}: recorded IPv6 subnet: {e}",
+                args.file.display()
+            ))
+        })?),
+        None => None,
+    };
     let names: Vec<String> = script.processes.iter().map(|p| p.name.clone()).collect();
     let commands: Vec<Option<String>> = (0..n)
         .map(|i| {
@@ -176,7 +186,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let mut opts = args
         .session
-        .options(subnet, names, commands.clone(), false)?;
+        .options(subnet, subnet6, names, commands.clone(), false)?;
+    // What the session really has (none below an MTU of 1280).
+    let subnet6 = opts.subnet6;
     opts.settle = Duration::from_secs_f64(args.step_timeout);
 
     // Checked before the session: a report that cannot be written is known at once.
@@ -194,7 +206,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then kills whatever is left in its namespaces.
     let reaper =
-        crate::os::reaper::Reaper::start(vec![session::hosts_path(), session::resolv_path()])?;
+        crate::os::reaper::Reaper::start(vec![
+            session::hosts_path(),
+            session::resolv_path(),
+            session::gai_path(),
+        ])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     let procs: Vec<Process> = script
@@ -206,6 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             name: p.name.clone(),
             command: c.clone().unwrap_or_else(|| p.command.clone()),
             addr: p.addr,
+            addr6: subnet6.map(|s| s.process_addr(p.index as usize)),
             live: c.is_some(),
         })
         .collect();
@@ -244,6 +261,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 mode: Mode::Replay,
                 subnet: subnet.network,
                 prefix_len: subnet.prefix_len,
+                subnet6: subnet6.map(|s| (s.network, s.prefix_len)),
                 start_ns: crate::engine::now_ns(),
                 plg_version: env!("CARGO_PKG_VERSION").to_string(),
             };
@@ -418,7 +436,7 @@ fn name_what_cannot_replay(args: &Args, script: &Script, report: &mut ReplayRepo
     }
 }
 
-fn endpoint(procs: &[Process], p: u16, addr: std::net::SocketAddrV4) -> String {
+fn endpoint(procs: &[Process], p: u16, addr: std::net::SocketAddr) -> String {
     match procs.get(p as usize) {
         Some(pr) => format!("{}:{}", pr.name, addr.port()),
         None => addr.to_string(),

@@ -73,8 +73,8 @@ pub struct ProcVerdict {
 #[derive(Debug, Clone)]
 pub struct ConnFacts {
     pub id: ConnId,
-    pub client_addr: std::net::SocketAddrV4,
-    pub server_addr: std::net::SocketAddrV4,
+    pub client_addr: std::net::SocketAddr,
+    pub server_addr: std::net::SocketAddr,
     pub outcome: Outcome,
     /// Indexed like `index::DIRS`.
     pub close: [Option<CloseKind>; 2],

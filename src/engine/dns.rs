@@ -69,12 +69,13 @@ impl Dns {
     }
 
     /// Where the upstream leg of a TCP connection to `dst` goes instead: the DNS server, when
-    /// `dst` is the gateway's port 53.
-    pub fn tcp_target(&self, gateway: Ipv4Addr, dst: SocketAddrV4) -> Option<SocketAddrV4> {
-        if *dst.ip() == gateway && dst.port() == dns::PORT {
-            self.tcp.as_ref().map(|t| t.addr)
-        } else {
-            None
+    /// `dst` is the (IPv4) gateway's port 53.
+    pub fn tcp_target(&self, gateway: Ipv4Addr, dst: SocketAddr) -> Option<SocketAddr> {
+        match dst {
+            SocketAddr::V4(d) if *d.ip() == gateway && d.port() == dns::PORT => {
+                self.tcp.as_ref().map(|t| SocketAddr::V4(t.addr))
+            }
+            _ => None,
         }
     }
 
@@ -153,7 +154,7 @@ impl<W: Write + sink::Close> Engine<W> {
         s: &wire::Summary,
     ) -> bool {
         if s.proto != wire::ipv4::proto::UDP
-            || s.dst != self.subnet.gateway()
+            || s.dst != self.plan.gateway()
             || s.dport != dns::PORT
         {
             return false;
@@ -243,7 +244,7 @@ impl<W: Write + sink::Close> Engine<W> {
             };
             buf[..2].copy_from_slice(&p.id.to_be_bytes());
             let Some(answer) = dns::datagram(
-                self.subnet.gateway(),
+                self.plan.gateway(),
                 dns::PORT,
                 *p.client_addr.ip(),
                 p.client_addr.port(),
@@ -273,7 +274,7 @@ impl TcpServer {
         const LISTEN: mio::Token = mio::Token(0);
         const WAKE: mio::Token = mio::Token(1);
         let addr = SocketAddrV4::new(PROXY_ADDR, dns::PORT);
-        let mut listener = mio::net::TcpListener::from_std(sockets::listen(addr, 64)?);
+        let mut listener = mio::net::TcpListener::from_std(sockets::listen(SocketAddr::V4(addr), 64)?);
         let mut poll = mio::Poll::new().context("failed to create the DNS server's poll")?;
         poll.registry()
             .register(&mut listener, LISTEN, mio::Interest::READABLE)

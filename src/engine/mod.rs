@@ -17,10 +17,14 @@
 //! reset); Done after `LINGER`. Pending connections (the first two) are bounded by
 //! `MAX_PENDING`, live ones by a cap sized from the fd limit; refusals at the cap are recorded.
 //!
-//! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet
-//! (ICMP errors only between the ends of the flow they quote); IPv6 is dropped and counted;
-//! anything for an address no process owns is refused at once. DNS to the gateway's port 53
-//! is plg's own resolver (`dns`): answered here over UDP, relayed to its server over TCP. Every capture write goes
+//! IPv6 TCP takes the same path with IPv6 addresses (a second listener on the proxy's IPv6
+//! address, fake clients from its IPv6 network). Non-TCP packets go as-is to the process owning
+//! the destination and are recorded as packets (ICMP/ICMPv6 errors only between the ends of the
+//! flow they quote); link-local IPv6 housekeeping (Neighbour Discovery, MLD, router
+//! solicitations) is dropped unrecorded; IPv6 in a `--no-ipv6` session is dropped and counted.
+//! Anything for an address no process owns is refused at once (RST, ICMP/ICMPv6 unreachable).
+//! DNS to the IPv4 gateway's port 53 is plg's own resolver (`dns`): answered here over UDP,
+//! relayed to its server over TCP. Every capture write goes
 //! through `recorder`, which says no before a byte the capture cannot hold is passed on.
 //!
 //! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
@@ -50,11 +54,11 @@ use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nat::{Nat, Out, Rule};
-use plan::{Subnet, PROXY_ADDR};
+use plan::{Plan, PROXY6_ADDR, PROXY_ADDR};
 use relay::{Event, Half};
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
@@ -102,8 +106,9 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const WAKER: Token = Token(0);
 const PROXY_TUN: Token = Token(1);
 const LISTENER: Token = Token(2);
+const LISTENER6: Token = Token(3);
 /// The DNS forwarder's socket (`--allow-external`).
-const DNS_UP: Token = Token(3);
+const DNS_UP: Token = Token(4);
 const TUN_BASE: usize = 16;
 const SOCK_BASE: usize = 1 << 20;
 
@@ -111,11 +116,13 @@ const SOCK_BASE: usize = 1 << 20;
 pub struct ProcTun {
     pub fd: OwnedFd,
     pub addr: Ipv4Addr,
+    /// Its IPv6 address, when the session has IPv6.
+    pub addr6: Option<Ipv6Addr>,
 }
 
 /// Everything the engine needs, prepared by the caller (namespaces and TUNs already exist).
 pub struct Config {
-    pub subnet: Subnet,
+    pub plan: Plan,
     pub procs: Vec<ProcTun>,
     pub proxy_ns: Netns,
     pub proxy_tun: OwnedFd,
@@ -237,13 +244,13 @@ struct Conn {
     /// Where it is in its lifecycle (`core`): every pending state times out.
     life: Life,
     client: ProcIndex,
-    client_addr: SocketAddrV4,
+    client_addr: SocketAddr,
     server: ProcIndex,
-    server_addr: SocketAddrV4,
+    server_addr: SocketAddr,
     syn_time: u64,
     /// The client's latest SYN (virtio header included when offloading), while connecting.
     syn: Vec<u8>,
-    fake: Option<SocketAddrV4>,
+    fake: Option<SocketAddr>,
     /// Replay behaviour; None relays (and records) as in `plg record`.
     replay: Option<Box<replay::ConnReplay>>,
     keys: Vec<nat::Key>,
@@ -263,9 +270,9 @@ impl Conn {
     fn new(
         id: ConnId,
         client: ProcIndex,
-        client_addr: SocketAddrV4,
+        client_addr: SocketAddr,
         server: ProcIndex,
-        server_addr: SocketAddrV4,
+        server_addr: SocketAddr,
         syn: &[u8],
     ) -> Conn {
         Conn {
@@ -290,15 +297,17 @@ impl Conn {
 
 struct Engine<W: Write + sink::Close> {
     poll: Poll,
-    subnet: Subnet,
+    plan: Plan,
     procs: Vec<ProcTun>,
     proxy_tun: OwnedFd,
     offload: bool,
     external: Option<HostSockets>,
     listener: TcpListener,
+    /// The IPv6 listener, when the session has IPv6.
+    listener6: Option<TcpListener>,
     nat: Nat,
     conns: HashMap<ConnId, Conn>,
-    by_fake: HashMap<SocketAddrV4, ConnId>,
+    by_fake: HashMap<SocketAddr, ConnId>,
     /// The live cap (`MAX_LIVE_CONNS`, or less if fds are short) and the pending bound.
     adm: Admission,
     spare: crate::os::limits::SpareFd,
@@ -346,11 +355,28 @@ impl<W: Write + sink::Close> Engine<W> {
         let poll = Poll::new().context("failed to create the relay's poll")?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKER).context("failed to create a waker")?);
-        let listener = sockets::listen(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT), 4096)?;
+        let listener = sockets::listen(
+            SocketAddr::V4(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT)),
+            4096,
+        )?;
         let mut listener = TcpListener::from_std(listener);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .context("failed to watch the proxy listener")?;
+        let listener6 = match config.plan.v6 {
+            Some(_) => {
+                let l = sockets::listen(
+                    SocketAddr::V6(SocketAddrV6::new(PROXY6_ADDR, LISTEN_PORT, 0, 0)),
+                    4096,
+                )?;
+                let mut l = TcpListener::from_std(l);
+                poll.registry()
+                    .register(&mut l, LISTENER6, Interest::READABLE)
+                    .context("failed to watch the proxy's IPv6 listener")?;
+                Some(l)
+            }
+            None => None,
+        };
         poll.registry()
             .register(
                 &mut SourceFd(&config.proxy_tun.as_raw_fd()),
@@ -377,12 +403,13 @@ impl<W: Write + sink::Close> Engine<W> {
         )?;
         let engine = Engine {
             poll,
-            subnet: config.subnet,
+            plan: config.plan,
             procs: config.procs,
             proxy_tun: config.proxy_tun,
             offload: config.offload,
             external: config.external,
             listener,
+            listener6,
             nat: Nat::default(),
             conns: HashMap::new(),
             by_fake: HashMap::new(),
@@ -424,7 +451,8 @@ impl<W: Write + sink::Close> Engine<W> {
                 match ev.token() {
                     WAKER => {}
                     PROXY_TUN => self.proxy_busy = true,
-                    LISTENER => self.accept_all(),
+                    LISTENER => self.accept_all(false),
+                    LISTENER6 => self.accept_all(true),
                     DNS_UP => self.dns_forward_readable(),
                     Token(t) if (TUN_BASE..SOCK_BASE).contains(&t) => {
                         self.busy[t - TUN_BASE] = true
@@ -574,7 +602,11 @@ impl<W: Write + sink::Close> Engine<W> {
         } else {
             CsumMode::Full
         };
-        let ok = wire::rewrite(pkt, mode, rule.src, rule.dst);
+        let ok = match (rule.src, rule.dst) {
+            (SocketAddr::V4(src), SocketAddr::V4(dst)) => wire::rewrite(pkt, mode, src, dst),
+            (SocketAddr::V6(src), SocketAddr::V6(dst)) => wire::ipv6::rewrite6(pkt, mode, src, dst),
+            _ => false,
+        };
         if debug() {
             eprintln!("plg-debug: rewrite {ok} -> {:?}", rule);
         }
@@ -587,21 +619,44 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some((hdr, pkt)) = self.split(frame) else {
             return;
         };
-        if pkt.first().map(|b| b >> 4) == Some(6) {
-            self.rec.ipv6_dropped();
-            return;
-        }
-        let Some(s) = wire::summarize(pkt) else {
-            return;
+        let (src, dst, tcp) = if pkt.first().map(|b| b >> 4) == Some(6) {
+            let Some(own6) = self.procs[i].addr6 else {
+                self.rec.ipv6_dropped();
+                return;
+            };
+            let Some(s) = wire::ipv6::summarize6(pkt) else {
+                return;
+            };
+            if wire::ipv6::is_link_housekeeping(&s) {
+                return; // ND, MLD, solicitations: link-local, for nobody
+            }
+            if s.src != own6 {
+                return; // spoofed or stray source
+            }
+            let Some(tcp) = s.tcp else {
+                return self.pass_other6(i, hdr, frame, &s);
+            };
+            (
+                SocketAddr::V6(SocketAddrV6::new(s.src, s.sport, 0, 0)),
+                SocketAddr::V6(SocketAddrV6::new(s.dst, s.dport, 0, 0)),
+                tcp,
+            )
+        } else {
+            let Some(s) = wire::summarize(pkt) else {
+                return;
+            };
+            if s.src != self.procs[i].addr {
+                return; // spoofed or stray source: not this process's to send
+            }
+            let Some(tcp) = s.tcp else {
+                return self.pass_other(i, hdr, frame, &s);
+            };
+            (
+                SocketAddr::V4(SocketAddrV4::new(s.src, s.sport)),
+                SocketAddr::V4(SocketAddrV4::new(s.dst, s.dport)),
+                tcp,
+            )
         };
-        if s.src != self.procs[i].addr {
-            return; // spoofed or stray source: not this process's to send
-        }
-        let Some(tcp) = s.tcp else {
-            return self.pass_other(i, hdr, frame, &s);
-        };
-        let src = SocketAddrV4::new(s.src, s.sport);
-        let dst = SocketAddrV4::new(s.dst, s.dport);
         let syn = is_syn(tcp.flags);
         let rst = tcp.flags & tcp_flags::RST != 0;
         if let Some(rule) = self.nat.lookup(src, dst).copied() {
@@ -640,16 +695,13 @@ impl<W: Write + sink::Close> Engine<W> {
         }
         if syn {
             // plg's resolver answers live in replay too, never from the recording.
-            let resolver = self.dns.tcp_target(self.subnet.gateway(), dst).is_some();
+            let resolver = self.dns.tcp_target(self.plan.gateway(), dst).is_some();
             if self.replay.is_some() && !resolver && self.replay_syn(i, src, dst, frame) {
                 return;
             }
             self.new_connection(i, src, dst, frame);
         } else if !rst {
-            let pkt = &frame[if self.offload { vnet::HDR_LEN } else { 0 }..];
-            if let Some(rst) = wire::tcp_rst_for(pkt) {
-                self.inject(Out::Proc(i as u16), &rst);
-            }
+            self.refuse(i, frame);
         }
     }
 
@@ -657,14 +709,29 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some((_, pkt)) = self.split(frame) else {
             return;
         };
-        let Some(s) = wire::summarize(pkt) else {
-            return;
+        let (src, dst) = if pkt.first().map(|b| b >> 4) == Some(6) {
+            let Some(s) = wire::ipv6::summarize6(pkt) else {
+                return;
+            };
+            if s.tcp.is_none() {
+                return;
+            }
+            (
+                SocketAddr::V6(SocketAddrV6::new(s.src, s.sport, 0, 0)),
+                SocketAddr::V6(SocketAddrV6::new(s.dst, s.dport, 0, 0)),
+            )
+        } else {
+            let Some(s) = wire::summarize(pkt) else {
+                return;
+            };
+            if s.tcp.is_none() {
+                return;
+            }
+            (
+                SocketAddr::V4(SocketAddrV4::new(s.src, s.sport)),
+                SocketAddr::V4(SocketAddrV4::new(s.dst, s.dport)),
+            )
         };
-        if s.tcp.is_none() {
-            return;
-        }
-        let src = SocketAddrV4::new(s.src, s.sport);
-        let dst = SocketAddrV4::new(s.dst, s.dport);
         if let Some(rule) = self.nat.lookup(src, dst).copied() {
             self.apply(frame, &rule);
         }
@@ -687,7 +754,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 }
             }
         }
-        match self.subnet.process_index(s.dst, self.procs.len()) {
+        match self.plan.v4.process_index(s.dst, self.procs.len()) {
             // In replay a played process has no program behind its address: what is sent to
             // it goes nowhere (its own kernel would answer "port unreachable" otherwise).
             Some(j)
@@ -735,7 +802,8 @@ impl<W: Write + sink::Close> Engine<W> {
             // a `dig` to an outside resolver would wait out its timeout). Never an error about
             // a broadcast or multicast destination (RFC 1122 3.2.2).
             None => {
-                let bcast = Ipv4Addr::from(u32::from(self.subnet.network) | !self.subnet.mask());
+                let v4 = &self.plan.v4;
+                let bcast = Ipv4Addr::from(u32::from(v4.network) | !v4.mask());
                 if s.dst == bcast || !wire::icmp::may_answer_with_error(s.dst) {
                     return;
                 }
@@ -747,11 +815,99 @@ impl<W: Write + sink::Close> Engine<W> {
         }
     }
 
+    /// IPv6 UDP, ICMPv6 and the rest: as [`Self::pass_other`] does for IPv4. Link-local
+    /// housekeeping never gets here (dropped by the caller); a fragment is refused (plg does
+    /// not reassemble, and its first part's ports would be all it could route on).
+    fn pass_other6(
+        &mut self,
+        i: usize,
+        hdr: vnet::VnetHdr,
+        frame: &mut [u8],
+        s: &wire::ipv6::Summary6,
+    ) {
+        use wire::ipv6::{icmp6, next_header};
+        let off = if self.offload { vnet::HDR_LEN } else { 0 };
+        if s.proto == next_header::ICMPV6 {
+            if let Some(q) = wire::ipv6::error_quote6(&frame[off..]) {
+                if q.src != s.dst || q.dst != s.src || q.next_header == next_header::TCP {
+                    return;
+                }
+            }
+        }
+        let owner = self
+            .plan
+            .v6
+            .and_then(|v6| v6.process_index(s.dst, self.procs.len()));
+        let played = |j: usize| {
+            self.replay
+                .as_ref()
+                .is_some_and(|r| !r.is_live(j as ProcIndex))
+        };
+        match owner {
+            Some(j) if s.proto != next_header::FRAGMENT && !played(j) => {
+                let pkt = &frame[off..];
+                let len = s.total_len.min(pkt.len());
+                let copy = &mut self.scratch[..len];
+                copy.copy_from_slice(&pkt[..len]);
+                if hdr.flags & vnet::NEEDS_CSUM != 0 {
+                    wire::complete_checksum(
+                        copy,
+                        hdr.csum_start as usize,
+                        hdr.csum_offset as usize,
+                    );
+                }
+                if self.rec.packet(i as u32, &self.scratch[..len]) {
+                    self.write_tun(Out::Proc(j as u16), frame);
+                }
+            }
+            // A played process (replay) has no program behind it: its host says "port
+            // unreachable", as a host with nothing listening does.
+            Some(_) if s.proto != next_header::FRAGMENT => {
+                let pkt = &mut frame[off..];
+                let len = s.total_len.min(pkt.len());
+                if hdr.flags & vnet::NEEDS_CSUM != 0 {
+                    wire::complete_checksum(
+                        &mut pkt[..len],
+                        hdr.csum_start as usize,
+                        hdr.csum_offset as usize,
+                    );
+                }
+                if !self.rec.packet(i as u32, &pkt[..len]) {
+                    return;
+                }
+                if let Some(e) =
+                    wire::ipv6::icmp6_unreachable(&pkt[..len], s.dst, icmp6::PORT_UNREACHABLE)
+                {
+                    self.inject(Out::Proc(i as u16), &e);
+                }
+            }
+            // Nobody owns it (or a fragment): "administratively prohibited", from the
+            // destination, at once (a connected UDP socket fails with ECONNREFUSED).
+            _ => {
+                if let Some(e) =
+                    wire::ipv6::icmp6_unreachable(&frame[off..], s.dst, icmp6::ADMIN_PROHIBITED)
+                {
+                    self.inject(Out::Proc(i as u16), &e);
+                }
+            }
+        }
+    }
+
     // ---- connections ---------------------------------------------------------------------
 
+    /// Answers a TCP segment (a SYN, or a stray one) with the RST its destination's host
+    /// would send.
     fn refuse(&self, i: usize, syn_frame: &[u8]) {
         let off = if self.offload { vnet::HDR_LEN } else { 0 };
-        if let Some(rst) = wire::tcp_rst_for(&syn_frame[off..]) {
+        let Some(pkt) = syn_frame.get(off..) else {
+            return;
+        };
+        let rst = if pkt.first().map(|b| b >> 4) == Some(6) {
+            wire::ipv6::tcp6_rst_for(pkt)
+        } else {
+            wire::tcp_rst_for(pkt)
+        };
+        if let Some(rst) = rst {
             self.inject(Out::Proc(i as u16), &rst);
         }
     }
@@ -761,15 +917,16 @@ impl<W: Write + sink::Close> Engine<W> {
     fn new_connection(
         &mut self,
         i: usize,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: SocketAddr,
+        dst: SocketAddr,
         frame: &[u8],
     ) -> Option<ConnId> {
         let n = self.procs.len();
-        let server = match self.subnet.process_index(*dst.ip(), n) {
+        let server = match self.plan.process_index(dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
-            _ if *dst.ip() == self.subnet.gateway()
-                && (self.external.is_some() || self.dns.tcp_target(*dst.ip(), dst).is_some()) =>
+            _ if self.plan.is_gateway(dst.ip())
+                && (self.external.is_some()
+                    || self.dns.tcp_target(self.plan.gateway(), dst).is_some()) =>
             {
                 EXTERNAL
             }
@@ -868,12 +1025,18 @@ impl<W: Write + sink::Close> Engine<W> {
             return;
         };
         let (server, src, dst) = (conn.server, conn.client_addr, conn.server_addr);
-        // The gateway's port 53 is plg's DNS server, in the proxy namespace.
-        let resolver = self.dns.tcp_target(self.subnet.gateway(), dst);
-        let target = match resolver {
-            Some(t) => t,
-            None if server == EXTERNAL => SocketAddrV4::new(Ipv4Addr::LOCALHOST, dst.port()),
-            None => dst,
+        // The gateway's port 53 is plg's DNS server, in the proxy namespace; otherwise the
+        // gateway stands for the host's loopback: 127.0.0.1, or ::1 for the IPv6 one.
+        let resolver = self.dns.tcp_target(self.plan.gateway(), dst);
+        let target = match (resolver, dst) {
+            (Some(t), _) => t,
+            (None, SocketAddr::V4(_)) if server == EXTERNAL => {
+                SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), dst.port())
+            }
+            (None, SocketAddr::V6(_)) if server == EXTERNAL => {
+                SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), dst.port())
+            }
+            (None, _) => dst,
         };
         let host = server == EXTERNAL && resolver.is_none();
         let up = self
@@ -909,7 +1072,10 @@ impl<W: Write + sink::Close> Engine<W> {
         };
         let conn = self.conns.get_mut(&id).expect("looked up above");
         if server != EXTERNAL {
-            let g = SocketAddrV4::new(PROXY_ADDR, gport);
+            let g = match dst {
+                SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(PROXY_ADDR), gport),
+                SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(PROXY6_ADDR), gport),
+            };
             let to_server = Rule {
                 src,
                 dst,
@@ -931,12 +1097,12 @@ impl<W: Write + sink::Close> Engine<W> {
     }
 
     /// `host`: a socket in the host's namespace (`--allow-external`), else in the proxy's.
-    fn connect_upstream(&self, host: bool, to: SocketAddrV4) -> io::Result<(TcpStream, u16)> {
+    fn connect_upstream(&self, host: bool, to: SocketAddr) -> io::Result<(TcpStream, u16)> {
         let sock = if host {
             let s = self.external.as_ref().expect("checked by the caller");
-            s.tcp_socket().map_err(io::Error::other)?
+            s.tcp_socket(to.is_ipv6()).map_err(io::Error::other)?
         } else {
-            sockets::tcp_socket()?
+            sockets::tcp_socket(to)?
         };
         let (std, local) = sockets::connect(sock, to)?;
         Ok((TcpStream::from_std(std), local))
@@ -1001,11 +1167,17 @@ impl<W: Write + sink::Close> Engine<W> {
     /// Client leg: the kept SYN goes to the listener from a fresh fake address, and the
     /// listener's answers go back to the client as if from the server.
     fn connect_client_leg(&mut self, id: ConnId) {
-        let fake = self.nat.next_fake();
+        let Some(like) = self.conns.get(&id).map(|c| c.client_addr) else {
+            return;
+        };
+        let fake = self.nat.next_fake_like(like);
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
-        let l = SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT);
+        let l = match fake {
+            SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(PROXY_ADDR), LISTEN_PORT),
+            SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(PROXY6_ADDR), LISTEN_PORT),
+        };
         let (src, dst) = (conn.client_addr, conn.server_addr);
         let to_listener = Rule {
             src: fake,
@@ -1047,24 +1219,26 @@ impl<W: Write + sink::Close> Engine<W> {
         });
     }
 
-    fn accept_all(&mut self) {
+    fn accept_all(&mut self, v6: bool) {
         loop {
-            let (mut stream, peer) = match self.listener.accept() {
+            let listener = match (v6, &self.listener6) {
+                (true, Some(l)) => l,
+                (true, None) => return,
+                (false, _) => &self.listener,
+            };
+            let (mut stream, peer) = match listener.accept() {
                 Ok(x) => x,
                 Err(e) if relay::would_block(&e) => return,
                 Err(e) if relay::interrupted(&e) => continue,
                 Err(e) if crate::os::limits::is_out_of_fds(&e) => {
                     // The listener is edge-triggered: a connection left in its queue now
                     // would wait forever. Take it with the spare fd and reset it.
-                    if !self.refuse_queued() {
+                    if !self.refuse_queued(v6) {
                         return;
                     }
                     continue;
                 }
                 Err(_) => return,
-            };
-            let std::net::SocketAddr::V4(peer) = peer else {
-                continue;
             };
             let Some(&id) = self.by_fake.get(&peer) else {
                 continue;
@@ -1096,18 +1270,19 @@ impl<W: Write + sink::Close> Engine<W> {
 
     /// Out of fds in `accept`: takes the first queued connection with the spare fd and
     /// resets it (the client sees ECONNRESET, never a hang). False if even that failed.
-    fn refuse_queued(&mut self) -> bool {
-        let listener = &self.listener;
+    fn refuse_queued(&mut self, v6: bool) -> bool {
+        let listener = match (v6, &self.listener6) {
+            (true, Some(l)) => l,
+            _ => &self.listener,
+        };
         let got = self.spare.without(|| listener.accept());
         let Ok((stream, peer)) = got else {
             return false;
         };
         sockets::abort_on_close(&stream);
         drop(stream);
-        if let std::net::SocketAddr::V4(peer) = peer {
-            if let Some(&id) = self.by_fake.get(&peer) {
-                self.abandon(id);
-            }
+        if let Some(&id) = self.by_fake.get(&peer) {
+            self.abandon(id);
         }
         true
     }

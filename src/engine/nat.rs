@@ -14,15 +14,18 @@
 //!   Bj's TUN   Bj:pb   -> Ai:pa     Bj:pb   -> L:gport    proxy TUN   (server -> upstream)
 //! ```
 //!
+//! IPv6 connections take the same four rules with IPv6 addresses (L and F in the proxy's
+//! IPv6 network); a rule never mixes families.
+//!
 //! Rules outlive the sockets: the last ACKs and FINs of a closed connection still need them,
 //! so the loop retires a connection's rules a while after it ended (or at once when its client
 //! 4-tuple is reused by a fresh SYN).
 
 use crate::format::ConnId;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-use super::plan::{PROXY_ADDR, PROXY_NET};
+use super::plan::{PROXY6_ADDR, PROXY6_NET, PROXY_ADDR, PROXY_NET};
 
 /// Where a rewritten packet goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,18 +37,19 @@ pub enum Out {
 /// Packets matching a rule are rewritten to `src -> dst` and written to `out`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rule {
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
     pub out: Out,
     pub conn: ConnId,
 }
 
-pub type Key = (SocketAddrV4, SocketAddrV4);
+pub type Key = (SocketAddr, SocketAddr);
 
 #[derive(Default)]
 pub struct Nat {
     rules: HashMap<Key, Rule>,
     next_fake: u64,
+    next_fake6: u64,
 }
 
 /// Fake client ports are spread over ports 1024..=65535 of 254*254 addresses: about 4e9 pairs
@@ -54,7 +58,7 @@ const FAKE_PORTS: u64 = 65536 - 1024;
 const FAKE_HOSTS: u64 = 254 * 254;
 
 impl Nat {
-    pub fn lookup(&self, src: SocketAddrV4, dst: SocketAddrV4) -> Option<&Rule> {
+    pub fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<&Rule> {
         self.rules.get(&(src, dst))
     }
 
@@ -88,6 +92,26 @@ impl Nat {
         debug_assert_ne!(addr, PROXY_ADDR);
         SocketAddrV4::new(addr, port as u16)
     }
+
+    /// The next fake IPv6 client address: one of 2^32 hosts of the proxy's /64 (never its
+    /// own `::1`), each over the ports 1024..=65535, round-robin.
+    pub fn next_fake6(&mut self) -> SocketAddrV6 {
+        let n = self.next_fake6;
+        self.next_fake6 = self.next_fake6.wrapping_add(1);
+        let host = n % (1 << 32);
+        let port = 1024 + (n >> 32) % FAKE_PORTS;
+        let addr = Ipv6Addr::from(u128::from(PROXY6_NET) + 2 + u128::from(host));
+        debug_assert_ne!(addr, PROXY6_ADDR);
+        SocketAddrV6::new(addr, port as u16, 0, 0)
+    }
+
+    /// The next fake client address of the family of `like`.
+    pub fn next_fake_like(&mut self, like: SocketAddr) -> SocketAddr {
+        match like {
+            SocketAddr::V4(_) => SocketAddr::V4(self.next_fake()),
+            SocketAddr::V6(_) => SocketAddr::V6(self.next_fake6()),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -111,10 +135,47 @@ mod tests {
     }
 
     #[test]
+    fn fake6_addresses_stay_in_proxy_net_and_avoid_l() {
+        let mut nat = Nat::default();
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let f = nat.next_fake6();
+            assert_ne!(*f.ip(), PROXY6_ADDR);
+            assert_eq!(u128::from(*f.ip()) >> 64, u128::from(PROXY6_NET) >> 64);
+            assert!(f.port() >= 1024);
+            assert!(seen.insert(f));
+        }
+        let like6: SocketAddr = "[fd00::1]:1".parse().unwrap();
+        assert!(nat.next_fake_like(like6).is_ipv6());
+        let like4: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert!(nat.next_fake_like(like4).is_ipv4());
+    }
+
+    #[test]
+    fn v4_and_v6_keys_do_not_collide() {
+        let mut nat = Nat::default();
+        let a4: SocketAddr = "10.0.0.2:1000".parse().unwrap();
+        let b4: SocketAddr = "10.0.0.3:80".parse().unwrap();
+        let a6: SocketAddr = "[fd00:706c:67::2]:1000".parse().unwrap();
+        let b6: SocketAddr = "[fd00:706c:67::3]:80".parse().unwrap();
+        let rule = |src, dst, conn| Rule {
+            src,
+            dst,
+            out: Out::Proc(1),
+            conn,
+        };
+        nat.insert((a4, b4), rule(a4, b4, 1));
+        nat.insert((a6, b6), rule(a6, b6, 2));
+        assert_eq!(nat.lookup(a4, b4).unwrap().conn, 1);
+        assert_eq!(nat.lookup(a6, b6).unwrap().conn, 2);
+        assert!(nat.lookup(a6, b4).is_none());
+    }
+
+    #[test]
     fn remove_respects_owner() {
         let mut nat = Nat::default();
-        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 1000);
-        let b = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80);
+        let a = SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 1000));
+        let b = SocketAddr::from(SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 3), 80));
         let rule = |conn| Rule {
             src: a,
             dst: b,

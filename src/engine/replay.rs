@@ -110,7 +110,7 @@ pub struct FlowIssue {
 pub struct ReplayReport {
     pub conns: Vec<ConnReport>,
     /// Live connections with no recorded counterpart: (client, server address).
-    pub unmatched: Vec<(ProcIndex, SocketAddrV4)>,
+    pub unmatched: Vec<(ProcIndex, std::net::SocketAddr)>,
     pub packets_played: u64,
     /// Played packets whose live receiver never took them (port unreachable until the step
     /// timeout).
@@ -303,8 +303,8 @@ impl<W: Write + super::sink::Close> Engine<W> {
     pub(super) fn replay_syn(
         &mut self,
         i: usize,
-        src: SocketAddrV4,
-        dst: SocketAddrV4,
+        src: std::net::SocketAddr,
+        dst: std::net::SocketAddr,
         frame: &[u8],
     ) -> bool {
         let Some(rp) = self.replay.as_mut() else {
@@ -313,9 +313,9 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let n = rp.cfg.live.len();
         // The gateway stands for the host recorded through --allow-external: in replay it is
         // always played, so a client can be tested without its outside dependency.
-        let server = match self.subnet.process_index(*dst.ip(), n) {
+        let server = match self.plan.process_index(dst.ip(), n) {
             Some(j) => j as ProcIndex,
-            None if *dst.ip() == self.subnet.gateway() => crate::format::EXTERNAL,
+            None if self.plan.is_gateway(dst.ip()) => crate::format::EXTERNAL,
             None => return false,
         };
         let key = (i as ProcIndex, server, dst.port());
@@ -468,7 +468,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
                 }
             }
             let n = rp.cfg.live.len();
-            if let Some(j) = self.subnet.process_index(s.dst, n) {
+            if let Some(j) = self.plan.v4.process_index(s.dst, n) {
                 if rp.is_live(j as ProcIndex) {
                     if rp.resend.is_none_or(|(r, _)| r != idx) {
                         rp.report.packets_played += 1;

@@ -11,18 +11,20 @@
 //! that: output pumps still blocked a second later (a full stdout, a pipe held open) are left
 //! behind and die with the process.
 
-use super::plan::{self, Subnet, PROXY_ADDR, PROXY_PREFIX};
+use super::plan::{
+    self, Plan, Subnet, Subnet6, PROXY6_ADDR, PROXY6_PREFIX, PROXY_ADDR, PROXY_PREFIX,
+};
 use super::{Config, Control, Handle, ProcTun};
 use crate::format::{CaptureWriter, ExitStatus, ProcessExit, Summary};
 use crate::os::process::{self, Exit, SpawnSpec, Spawned};
 use crate::os::reaper::Reaper;
 use crate::os::signals::SignalFd;
 use crate::os::tun::{create_tun, TunConfig};
-use crate::os::{disable_ipv6, loopback_up, sysctl_set, HostSockets, Netns};
+use crate::os::{disable_ipv6, ipv6_quiet, loopback_up, sysctl_set, HostSockets, Netns};
 use anyhow::{bail, Context as _};
 use nix::sys::signal::Signal;
 use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
@@ -48,6 +50,9 @@ pub struct Ready {
 
 pub struct Options {
     pub subnet: Subnet,
+    /// The processes' IPv6 subnet; None with `--no-ipv6` (IPv4 only, IPv6 off in every
+    /// namespace).
+    pub subnet6: Option<Subnet6>,
     pub procs: Vec<ProcSpec>,
     pub ready: Vec<Ready>,
     /// The session ends when all of these have exited (default: the last command). Empty in
@@ -68,6 +73,16 @@ pub struct Options {
     /// client fed recorded answers can finish before its live server even answered; ending
     /// the server then would report a divergence that is only the session's haste.
     pub settle: Duration,
+}
+
+impl Options {
+    /// The session's addresses.
+    pub fn plan(&self) -> Plan {
+        Plan {
+            v4: self.subnet,
+            v6: self.subnet6,
+        }
+    }
 }
 
 /// How the session ended.
@@ -93,10 +108,13 @@ pub struct Network {
 /// Creates the proxy namespace and one namespace+TUN per process (in parallel threads: each
 /// thread unshares its own namespace).
 pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
-    let (mtu, offload, subnet) = (opts.mtu, opts.offload, opts.subnet);
+    let (mtu, offload, subnet, subnet6) = (opts.mtu, opts.offload, opts.subnet, opts.subnet6);
     let userns = opts.user_namespace;
     let (proxy_ns, proxy_tun) = Netns::create_with(move || {
-        disable_ipv6()?;
+        match subnet6 {
+            Some(_) => ipv6_quiet()?,
+            None => disable_ipv6()?,
+        }
         loopback_up()?;
         // Many short connections pass through here: room for ephemeral ports, reuse of
         // TIME_WAIT ports for the upstream sockets, and a deep accept queue.
@@ -118,6 +136,10 @@ pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
             txqueuelen: TXQUEUELEN,
             offload,
             routes: vec![(subnet.network, subnet.prefix_len)],
+            addr6: subnet6.map(|_| (PROXY6_ADDR, PROXY6_PREFIX)),
+            routes6: subnet6
+                .map(|s| vec![(s.network, s.prefix_len)])
+                .unwrap_or_default(),
         })
     })
     .context("failed to create the proxy namespace")?;
@@ -125,8 +147,12 @@ pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
     let mut proc_tuns = Vec::new();
     for (i, p) in opts.procs.iter().enumerate() {
         let addr = subnet.process_addr(i);
+        let addr6 = subnet6.map(|s| s.process_addr(i));
         let (ns, fd) = Netns::create_with(move || {
-            disable_ipv6()?;
+            match subnet6 {
+                Some(_) => ipv6_quiet()?,
+                None => disable_ipv6()?,
+            }
             loopback_up()?;
             if userns {
                 // A command in its own user namespace has no privilege over this network
@@ -143,11 +169,15 @@ pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
                 offload,
                 // Everything off-subnet comes to plg too, to be refused at once.
                 routes: vec![(Ipv4Addr::UNSPECIFIED, 0)],
+                addr6: subnet6.map(|s| (s.process_addr(i), s.prefix_len)),
+                routes6: subnet6
+                    .map(|_| vec![(Ipv6Addr::UNSPECIFIED, 0)])
+                    .unwrap_or_default(),
             })
         })
         .with_context(|| format!("failed to create the namespace of {}", p.name))?;
         proc_ns.push(ns);
-        proc_tuns.push(ProcTun { fd, addr });
+        proc_tuns.push(ProcTun { fd, addr, addr6 });
     }
     Ok(Network {
         proxy_ns,
@@ -171,7 +201,7 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
     };
     let handle = super::start(
         Config {
-            subnet: opts.subnet,
+            plan: opts.plan(),
             procs: net.proc_tuns,
             proxy_ns: net.proxy_ns,
             proxy_tun: net.proxy_tun,
@@ -179,7 +209,7 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
             external,
             replay,
             dns: super::plan::dns_zone(
-                &opts.subnet,
+                &opts.plan(),
                 &opts
                     .procs
                     .iter()
@@ -214,8 +244,13 @@ pub fn resolv_path() -> PathBuf {
     std::env::temp_dir().join(format!("plg-resolv-{}", std::process::id()))
 }
 
-/// A temporary hosts (or resolv.conf) file, removed on drop (the bind mounts keep their inode
-/// alive).
+/// Where this plg writes the gai.conf its processes see (IPv6 sessions).
+pub fn gai_path() -> PathBuf {
+    std::env::temp_dir().join(format!("plg-gai-{}", std::process::id()))
+}
+
+/// A temporary hosts (resolv.conf, gai.conf) file, removed on drop (the bind mounts keep their
+/// inode alive).
 struct HostsFile(PathBuf);
 impl Drop for HostsFile {
     fn drop(&mut self) {
@@ -248,27 +283,42 @@ pub fn run(
     let hosts_path = hosts_path();
     std::fs::write(
         &hosts_path,
-        plan::hosts_file(&opts.subnet, &names, names.len()),
+        plan::hosts_file(&opts.plan(), &names, names.len()),
     )
     .with_context(|| format!("failed to write {}", hosts_path.display()))?;
     let hosts = HostsFile(hosts_path.clone());
     let resolv_path = resolv_path();
-    std::fs::write(&resolv_path, plan::resolv_conf(&opts.subnet))
+    std::fs::write(&resolv_path, plan::resolv_conf(&opts.plan()))
         .with_context(|| format!("failed to write {}", resolv_path.display()))?;
     let resolv = HostsFile(resolv_path.clone());
     // Nothing to mount over when the host has none (or a dangling symlink): see SpawnSpec.
     let resolv_file = std::fs::metadata("/etc/resolv.conf")
         .is_ok()
         .then(|| resolv_path.clone());
+    let gai = match opts.subnet6 {
+        Some(_) => {
+            let path = gai_path();
+            std::fs::write(&path, plan::gai_conf())
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            Some(HostsFile(path))
+        }
+        None => None,
+    };
     let mut env_peers: Vec<(String, String)> = Vec::new();
     for (i, n) in names.iter().enumerate() {
         let var = format!("PLG_ADDR_{}", n.to_uppercase().replace('-', "_"));
-        env_peers.push((var, opts.subnet.process_addr(i).to_string()));
+        env_peers.push((var.clone(), opts.subnet.process_addr(i).to_string()));
+        if let Some(s6) = opts.subnet6 {
+            env_peers.push((format!("{var}6"), s6.process_addr(i).to_string()));
+        }
         if *n != format!("p{i}") {
             env_peers.push((
                 format!("PLG_ADDR_P{i}"),
                 opts.subnet.process_addr(i).to_string(),
             ));
+            if let Some(s6) = opts.subnet6 {
+                env_peers.push((format!("PLG_ADDR_P{i}6"), s6.process_addr(i).to_string()));
+            }
         }
     }
 
@@ -297,6 +347,10 @@ pub fn run(
                 ),
                 ("PLG_SUBNET".to_string(), opts.subnet.to_string()),
             ];
+            if let Some(s6) = opts.subnet6 {
+                env.push(("PLG_ADDR6".to_string(), s6.process_addr(i).to_string()));
+                env.push(("PLG_SUBNET6".to_string(), s6.to_string()));
+            }
             env.extend(env_peers.iter().cloned());
             env.push((
                 super::keylog::ENV.to_string(),
@@ -307,6 +361,7 @@ pub fn run(
                 netns: ns,
                 hosts_file: hosts_path.clone(),
                 resolv_file: resolv_file.clone(),
+                gai_conf: gai.as_ref().map(|g| g.0.clone()),
                 hostname: p.name.clone(),
                 env,
                 cwd: None,
@@ -365,6 +420,7 @@ pub fn run(
                 wait_ready(
                     &mut running,
                     r,
+                    &opts.plan(),
                     timeout,
                     explicit,
                     &names,
@@ -381,6 +437,7 @@ pub fn run(
     // Every process has it bind-mounted by now (the mount keeps the inode alive).
     drop(hosts);
     drop(resolv);
+    drop(gai);
     engine.stats.all_started.store(true, Relaxed);
     if let Err(e) = result.and_then(|()| on_started()) {
         terminate(&mut running, opts.grace, signals);
@@ -580,9 +637,22 @@ fn terminate(running: &mut [Option<Running>], grace: Duration, signals: &SignalF
     }
 }
 
+/// A listener bound to `ip` in process `index`'s namespace is reachable from the other
+/// processes: bound to a wildcard address or to one of the process's own (not loopback).
+fn reachable(plan: &Plan, index: usize, ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let (own4, own6) = plan.addrs(index);
+    match ip {
+        IpAddr::V4(a) => a.is_unspecified() || a == own4,
+        IpAddr::V6(a) => a.is_unspecified() || Some(a) == own6 || a.to_ipv4_mapped() == Some(own4),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn wait_ready(
     running: &mut [Option<Running>],
     r: Ready,
+    plan: &Plan,
     timeout: Duration,
     explicit: bool,
     names: &[String],
@@ -592,9 +662,16 @@ fn wait_ready(
     // A --ready-timeout beyond what an Instant can hold means "no limit".
     let deadline = Instant::now().checked_add(timeout);
     let name = &names[r.index];
+    // Only a listener the others can reach counts (not one on 127.0.0.1 or ::1), in either
+    // family the session has.
+    let family = if plan.v6.is_some() {
+        "IPv4 or IPv6"
+    } else {
+        "IPv4"
+    };
     let what = match r.port {
-        Some(p) => format!("port {p}"),
-        None => "any port".to_string(),
+        Some(p) => format!("port {p} ({family}, on an address the other processes reach)"),
+        None => format!("any port ({family}, on an address the other processes reach)"),
     };
     loop {
         let Some(Some(p)) = running.get_mut(r.index) else {
@@ -606,11 +683,10 @@ fn wait_ready(
             }
             return Ok(()); // its exit is reaped and recorded by the supervisor
         }
-        if let Ok(ports) = process::listening_ports(p.child.id()) {
-            let ok = match r.port {
-                Some(port) => ports.contains(&port),
-                None => !ports.is_empty(),
-            };
+        if let Ok(socks) = process::listening_sockets(p.child.id()) {
+            let ok = socks.iter().any(|&(ip, port)| {
+                r.port.is_none_or(|want| want == port) && reachable(plan, r.index, ip)
+            });
             if ok {
                 return Ok(());
             }

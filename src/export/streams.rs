@@ -78,7 +78,7 @@ impl StreamsWriter {
         }
     }
 
-    fn end_name(&self, p: ProcIndex, addr: std::net::SocketAddrV4) -> String {
+    fn end_name(&self, p: ProcIndex, addr: std::net::SocketAddr) -> String {
         let name = match self.procs.get(&p) {
             Some(n) => clean(n),
             None if p == crate::format::EXTERNAL => "external".into(),

@@ -89,7 +89,7 @@ struct Conversation {
 }
 
 impl Conversation {
-    fn addr(&self, s: usize) -> std::net::SocketAddrV4 {
+    fn addr(&self, s: usize) -> std::net::SocketAddr {
         if s == 0 {
             self.open.client_addr
         } else {

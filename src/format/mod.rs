@@ -54,7 +54,7 @@ pub use writer::CaptureWriter;
 /// Version of the capture format this plg writes (and the highest it reads). It is a major
 /// version: it changes only when an older reader would misread a newer file. Additions that
 /// older readers skip safely (new block kinds, fields appended to a body) keep it.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 
 /// IANA Private Enterprise Number carried by every plg custom block: 32473 is the number IANA
 /// reserves for documentation and examples (RFC 5612), used because plg has none of its own.

@@ -4,7 +4,7 @@
 //! reader and every tool that reads a capture (replay, inspect, export, diff). It owns no I/O.
 //! Byte layouts live in `format::block` and are documented in `docs/FORMAT.md`.
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Identifies one relayed TCP connection inside a capture, unique per capture, starting at 0.
 pub type ConnId = u32;
@@ -32,6 +32,9 @@ pub struct Session {
     /// The processes' subnet, network address and prefix length (e.g. 10.0.0.0/24).
     pub subnet: Ipv4Addr,
     pub prefix_len: u8,
+    /// The processes' IPv6 subnet and prefix length; None for an IPv4-only session
+    /// (`--no-ipv6`, or a format-1 capture).
+    pub subnet6: Option<(Ipv6Addr, u8)>,
     /// Wall-clock start of the session, nanoseconds since the Unix epoch.
     pub start_ns: u64,
     /// `CARGO_PKG_VERSION` of the plg that wrote the file.
@@ -48,6 +51,8 @@ pub struct Process {
     /// the recorded command line).
     pub command: String,
     pub addr: Ipv4Addr,
+    /// Its IPv6 address, when the session had IPv6.
+    pub addr6: Option<Ipv6Addr>,
     /// false when replay played this process from the recording instead of running it.
     pub live: bool,
 }
@@ -87,9 +92,10 @@ pub struct ConnOpen {
     /// When the client's SYN was seen, ns since the epoch.
     pub time_ns: u64,
     pub client: ProcIndex,
-    pub client_addr: SocketAddrV4,
+    /// Both addresses are of one family (IPv4, or IPv6 from format version 2 on).
+    pub client_addr: SocketAddr,
     pub server: ProcIndex,
-    pub server_addr: SocketAddrV4,
+    pub server_addr: SocketAddr,
     pub outcome: Outcome,
 }
 

@@ -321,6 +321,7 @@ mod test {
             mode: Mode::Record,
             subnet: Ipv4Addr::new(10, 0, 0, 0),
             prefix_len: 24,
+            subnet6: None,
             start_ns: 1,
             plg_version: "0.1.0".into(),
         }
@@ -332,6 +333,7 @@ mod test {
             name: format!("p{index}"),
             command: "true".into(),
             addr: Ipv4Addr::new(10, 0, 0, 1 + index as u8),
+            addr6: None,
             live: true,
         }
     }

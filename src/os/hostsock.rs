@@ -47,11 +47,13 @@ impl HostSockets {
         })
     }
 
-    /// A new non-blocking, close-on-exec IPv4 TCP socket in the namespace of [`start`]'s caller.
+    /// A new non-blocking, close-on-exec TCP socket (IPv4, or IPv6 when `v6`) in the namespace
+    /// of [`start`]'s caller.
     ///
     /// [`start`]: HostSockets::start
-    pub fn tcp_socket(&self) -> anyhow::Result<Socket> {
-        self.make(Domain::IPV4, Type::STREAM, Protocol::TCP)
+    pub fn tcp_socket(&self, v6: bool) -> anyhow::Result<Socket> {
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        self.make(domain, Type::STREAM, Protocol::TCP)
             .context("failed to create a TCP socket in the host namespace")
     }
 

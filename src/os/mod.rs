@@ -33,7 +33,7 @@ pub mod sockets;
 pub mod tun;
 
 pub use hostsock::HostSockets;
-pub use netns::{disable_ipv6, loopback_up, sysctl_set, Netns};
+pub use netns::{disable_ipv6, ipv6_quiet, loopback_up, sysctl_set, Netns};
 pub use process::{listening_ports, signal_group, spawn, Exit, SpawnSpec, Spawned};
 pub use rootless::enter_user_namespace_if_needed;
 pub use signals::{block_and_signalfd, SignalFd};

@@ -152,6 +152,23 @@ pub fn loopback_up() -> anyhow::Result<()> {
     super::ifreq_ioctl(&sock, libc::SIOCSIFFLAGS, &mut ifr).context("failed to bring lo up")
 }
 
+/// Turns IPv6 on in the calling thread's netns, quietly: no duplicate address detection (an
+/// address is usable at once, nothing waits), no router solicitations, no router
+/// advertisements accepted, no link-local address on new interfaces (nothing but the addresses
+/// plg gives). Call before creating the TUN: new interfaces take the `default` values.
+pub fn ipv6_quiet() -> anyhow::Result<()> {
+    for conf in ["all", "default"] {
+        sysctl_set(&format!("net/ipv6/conf/{conf}/disable_ipv6"), "0")?;
+        sysctl_set(&format!("net/ipv6/conf/{conf}/accept_dad"), "0")?;
+        sysctl_set(&format!("net/ipv6/conf/{conf}/dad_transmits"), "0")?;
+        sysctl_set(&format!("net/ipv6/conf/{conf}/router_solicitations"), "0")?;
+        sysctl_set(&format!("net/ipv6/conf/{conf}/accept_ra"), "0")?;
+        // 1 = none: no link-local address (kernels before 4.11 lack it: not fatal).
+        let _ = sysctl_set(&format!("net/ipv6/conf/{conf}/addr_gen_mode"), "1");
+    }
+    Ok(())
+}
+
 /// Disables IPv6 in the calling thread's netns (`conf/{all,default}/disable_ipv6 = 1`), so a
 /// TUN created afterwards sends no router solicitations. Fine if the kernel has no IPv6.
 pub fn disable_ipv6() -> anyhow::Result<()> {

@@ -77,6 +77,10 @@ pub struct SpawnSpec {
     /// there without touching the host's `/etc`; resolvers then fall back to 127.0.0.1, which
     /// answers "connection refused" at once inside the namespace.
     pub resolv_file: Option<PathBuf>,
+    /// Bind-mounted over `/etc/gai.conf` (getaddrinfo's address sorting policy), best effort:
+    /// where the host has no `/etc/gai.conf` there is nothing to mount over, and glibc's
+    /// default policy applies.
+    pub gai_conf: Option<PathBuf>,
     /// Set in a new UTS namespace.
     pub hostname: String,
     /// Added to (and overriding) the inherited environment.
@@ -218,6 +222,7 @@ struct Prepared {
     parent_pidfd: RawFd,
     hosts_src: CString,
     resolv_src: Option<CString>,
+    gai_src: Option<CString>,
     hostname: Vec<u8>,
     cwd: Option<CString>,
     stdout_w: RawFd,
@@ -297,6 +302,17 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
         }
         None => None,
     };
+    let gai_src = match &spec.gai_conf {
+        Some(g) => {
+            let g = std::fs::canonicalize(g)
+                .with_context(|| format!("failed to find {}", g.display()))?;
+            Some(
+                CString::new(g.as_os_str().as_bytes())
+                    .context("gai.conf path contains a NUL byte")?,
+            )
+        }
+        None => None,
+    };
     let hostname = spec.hostname.as_bytes().to_vec();
     if hostname.is_empty() || hostname.len() > 64 || hostname.contains(&0) {
         bail!(
@@ -354,6 +370,7 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
         parent_pidfd: parent_pidfd.as_raw_fd(),
         hosts_src,
         resolv_src,
+        gai_src,
         hostname,
         cwd,
         stdout_w: out_w.as_raw_fd(),
@@ -691,6 +708,16 @@ unsafe fn init_main(p: &Prepared) -> ! {
             std::ptr::null(),
         );
     }
+    // The address sorting policy, best effort (nothing to mount over without a host file).
+    if let Some(gai) = &p.gai_src {
+        libc::mount(
+            gai.as_ptr(),
+            c"/etc/gai.conf".as_ptr(),
+            null,
+            libc::MS_BIND,
+            std::ptr::null(),
+        );
+    }
     // A /proc of this PID namespace (we are its PID 1, so the mount shows it). Best effort:
     // refused in some containers (a masked host /proc), then the host's /proc stays.
     libc::mount(
@@ -944,6 +971,52 @@ pub fn listening_ports(pid: u32) -> anyhow::Result<Vec<u16>> {
     Ok(ports)
 }
 
+/// Like [`listening_ports`], with each listener's local address: TCP sockets in LISTEN and
+/// unconnected UDP sockets in the network namespace of `pid`, IPv4 and IPv6.
+pub fn listening_sockets(pid: u32) -> anyhow::Result<Vec<(std::net::IpAddr, u16)>> {
+    let mut found = Vec::new();
+    for (file, state) in [("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")] {
+        let path = format!("/proc/{pid}/net/{file}");
+        match std::fs::read_to_string(&path) {
+            Ok(text) => found.extend(parse_sockets_in_state(&text, state)),
+            Err(e) if file.ends_with('6') && e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("failed to read {path}")),
+        }
+    }
+    found.sort_unstable();
+    found.dedup();
+    Ok(found)
+}
+
+/// The local (address, port) of the rows in `state` of a `/proc/net/{tcp,udp}[6]` table. The
+/// kernel prints each 32-bit word of an address as a native-endian hex number.
+pub fn parse_sockets_in_state(text: &str, wanted: &str) -> Vec<(std::net::IpAddr, u16)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let local = fields.nth(1)?;
+            let state = fields.nth(1)?;
+            if state != wanted {
+                return None;
+            }
+            let (addr, port) = local.rsplit_once(':')?;
+            let port = u16::from_str_radix(port, 16).ok()?;
+            let mut bytes = Vec::with_capacity(16);
+            for i in (0..addr.len()).step_by(8) {
+                let word = u32::from_str_radix(addr.get(i..i + 8)?, 16).ok()?;
+                bytes.extend_from_slice(&word.to_ne_bytes());
+            }
+            let ip = match bytes.len() {
+                4 => std::net::IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+                16 => std::net::IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+                _ => return None,
+            };
+            Some((ip, port))
+        })
+        .collect()
+}
+
 /// The local ports of the LISTEN (`0A`) rows of a `/proc/net/tcp` or `tcp6` table.
 pub fn parse_listening_ports(text: &str) -> Vec<u16> {
     parse_ports_in_state(text, "0A")
@@ -981,6 +1054,18 @@ mod tests {
    0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0\n";
         assert_eq!(parse_listening_ports(tcp6), vec![22]);
         assert!(parse_listening_ports("").is_empty());
+        let any: std::net::IpAddr = "0.0.0.0".parse().unwrap();
+        assert_eq!(parse_sockets_in_state(tcp, "0A"), vec![(any, 8123)]);
+        let lo6 = "  sl  local_address remote_address st\n\
+   0: 00000000000000000000000001000000:1F40 00000000000000000000000000000000:0000 0A 0\n\
+   1: 6C7000FD000067000000000002000000:0050 00000000000000000000000000000000:0000 0A 0\n";
+        assert_eq!(
+            parse_sockets_in_state(lo6, "0A"),
+            vec![
+                ("::1".parse().unwrap(), 8000),
+                ("fd00:706c:67::2".parse().unwrap(), 80)
+            ]
+        );
     }
 
     #[test]

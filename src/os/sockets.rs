@@ -3,7 +3,7 @@
 //! does to the kernel besides polling goes through here.
 
 use std::io;
-use std::net::{SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, AsRawFd};
 use std::time::Duration;
 
@@ -12,10 +12,17 @@ use socket2::{Domain, SockRef, Socket, Type};
 
 /// Binds a non-blocking listener with a deep backlog (every relayed connection passes
 /// through it).
-pub fn listen(addr: SocketAddrV4, backlog: i32) -> anyhow::Result<TcpListener> {
-    let s = Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)
-        .context("failed to create the proxy listener")?;
+pub fn listen(addr: SocketAddr, backlog: i32) -> anyhow::Result<TcpListener> {
+    let s = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )
+    .context("failed to create the proxy listener")?;
     s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
     s.bind(&addr.into())
         .with_context(|| format!("failed to bind the proxy listener to {addr}"))?;
     s.listen(backlog)
@@ -23,14 +30,18 @@ pub fn listen(addr: SocketAddrV4, backlog: i32) -> anyhow::Result<TcpListener> {
     Ok(s.into())
 }
 
-/// A fresh non-blocking TCP socket in the calling thread's namespace.
-pub fn tcp_socket() -> io::Result<Socket> {
-    Socket::new(Domain::IPV4, Type::STREAM.nonblocking().cloexec(), None)
+/// A fresh non-blocking TCP socket of `to`'s family in the calling thread's namespace.
+pub fn tcp_socket(to: SocketAddr) -> io::Result<Socket> {
+    Socket::new(
+        Domain::for_address(to),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )
 }
 
 /// Starts a non-blocking connect of `sock` to `to` (no Nagle, urgent data in line). Returns
 /// the stream and its local port, known at once (before its SYN leaves).
-pub fn connect(sock: Socket, to: SocketAddrV4) -> io::Result<(TcpStream, u16)> {
+pub fn connect(sock: Socket, to: SocketAddr) -> io::Result<(TcpStream, u16)> {
     sock.set_nonblocking(true)?;
     sock.set_tcp_nodelay(true)?;
     // Urgent data is read in line, so it is recorded and passed on (see `engine::relay`).
@@ -42,7 +53,7 @@ pub fn connect(sock: Socket, to: SocketAddrV4) -> io::Result<(TcpStream, u16)> {
     }
     let port = sock
         .local_addr()?
-        .as_socket_ipv4()
+        .as_socket()
         .map(|a| a.port())
         .unwrap_or(0);
     Ok((sock.into(), port))

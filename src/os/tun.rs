@@ -8,7 +8,7 @@
 
 use std::fs::OpenOptions;
 use std::io::ErrorKind;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 
@@ -38,6 +38,12 @@ pub struct TunConfig {
     /// Extra routes via this device, e.g. `(0.0.0.0, 0)` for a default route. The connected
     /// route of `addr/prefix_len` is added by the kernel and need not be listed.
     pub routes: Vec<(Ipv4Addr, u8)>,
+    /// An IPv6 address and prefix length (the connected route comes with it). The namespace
+    /// must have IPv6 on, with DAD off (see `super::ipv6_quiet`), or the address is unusable
+    /// for a second.
+    pub addr6: Option<(Ipv6Addr, u8)>,
+    /// Extra IPv6 routes via this device, e.g. `(::, 0)`.
+    pub routes6: Vec<(Ipv6Addr, u8)>,
 }
 
 /// Creates, configures and brings up a TUN (`IFF_TUN|IFF_NO_PI`) in the calling thread's netns.
@@ -148,7 +154,118 @@ pub fn create_tun(cfg: &TunConfig) -> anyhow::Result<OwnedFd> {
     for &(dst, prefix) in &cfg.routes {
         add_route(&sock, &name, dst, prefix)?;
     }
+    if cfg.addr6.is_some() || !cfg.routes6.is_empty() {
+        let mut ifr = ifreq_named(&name)?;
+        ifreq_ioctl(&sock, libc::SIOCGIFINDEX, &mut ifr)
+            .with_context(|| format!("failed to find the index of {name}"))?;
+        // SAFETY: SIOCGIFINDEX filled `ifru_ifindex`.
+        let index = unsafe { ifr.ifr_ifru.ifru_ifindex };
+        let sock6 = ioctl_socket6()?;
+        if let Some((addr, prefix)) = cfg.addr6 {
+            add_addr6(&sock6, index, addr, prefix)
+                .with_context(|| format!("failed to set address {addr}/{prefix} on {name}"))?;
+        }
+        for &(dst, prefix) in &cfg.routes6 {
+            add_route6(&sock6, index, dst, prefix)
+                .with_context(|| format!("failed to add route {dst}/{prefix} via {name}"))?;
+        }
+    }
     Ok(tun)
+}
+
+/// An AF_INET6 datagram socket: IPv6 address and route ioctls must be issued on one.
+fn ioctl_socket6() -> anyhow::Result<OwnedFd> {
+    // SAFETY: socket(2) has no memory preconditions; the returned fd is checked and owned at once.
+    let fd = unsafe { libc::socket(libc::AF_INET6, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error())
+            .context("failed to create an IPv6 socket for interface ioctls (IPv6 disabled?)");
+    }
+    // SAFETY: `fd` was just returned by socket(2), is valid and owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn in6_addr(a: Ipv6Addr) -> libc::in6_addr {
+    libc::in6_addr {
+        s6_addr: a.octets(),
+    }
+}
+
+/// `SIOCSIFADDR` with a `struct in6_ifreq` (what `ip -6 addr add` does through netlink).
+fn add_addr6(
+    sock6: &OwnedFd,
+    index: libc::c_int,
+    addr: Ipv6Addr,
+    prefix: u8,
+) -> std::io::Result<()> {
+    let req = libc::in6_ifreq {
+        ifr6_addr: in6_addr(addr),
+        ifr6_prefixlen: u32::from(prefix),
+        ifr6_ifindex: index,
+    };
+    // SAFETY: on an AF_INET6 socket SIOCSIFADDR reads one `struct in6_ifreq`; `req` is valid
+    // for the call.
+    let rc = unsafe { libc::ioctl(sock6.as_raw_fd(), libc::SIOCSIFADDR as _, &req) };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EEXIST) {
+            return Ok(());
+        }
+        return Err(err);
+    }
+    Ok(())
+}
+
+/// `struct in6_rtmsg` (linux/ipv6_route.h); libc declares it with private fields.
+#[repr(C)]
+struct In6Rtmsg {
+    dst: libc::in6_addr,
+    src: libc::in6_addr,
+    gateway: libc::in6_addr,
+    kind: u32,
+    dst_len: u16,
+    src_len: u16,
+    metric: u32,
+    info: libc::c_ulong,
+    flags: u32,
+    ifindex: libc::c_int,
+}
+
+/// Adds `dst/prefix` via interface `index` with `SIOCADDRT` on an AF_INET6 socket.
+fn add_route6(
+    sock6: &OwnedFd,
+    index: libc::c_int,
+    dst: Ipv6Addr,
+    prefix: u8,
+) -> std::io::Result<()> {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(prefix.min(128)))
+    };
+    let rt = In6Rtmsg {
+        dst: in6_addr(Ipv6Addr::from(u128::from(dst) & mask)),
+        src: in6_addr(Ipv6Addr::UNSPECIFIED),
+        gateway: in6_addr(Ipv6Addr::UNSPECIFIED),
+        kind: 0,
+        dst_len: u16::from(prefix),
+        src_len: 0,
+        metric: 1,
+        info: 0,
+        flags: libc::RTF_UP as u32,
+        ifindex: index,
+    };
+    // SAFETY: on an AF_INET6 socket SIOCADDRT reads one `struct in6_rtmsg`, laid out as
+    // `In6Rtmsg` (repr(C), same fields in the same order); `rt` is valid for the call.
+    let rc = unsafe { libc::ioctl(sock6.as_raw_fd(), libc::SIOCADDRT as _, &rt) };
+    if rc < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EEXIST) {
+            return Ok(());
+        }
+        return Err(err);
+    }
+    Ok(())
 }
 
 /// Sets the txqueuelen with one RTM_NEWLINK request (IFLA_TXQLEN) on a NETLINK_ROUTE socket

@@ -3,9 +3,9 @@
 //! Rooms: [`checksum`] (RFC 1071 sums, RFC 1624 updates), [`vnet`] (the TUN's virtio header),
 //! [`ipv4`], [`tcp`], [`udp`], [`icmp`] (layouts, checked views, builders), [`dns`] (the
 //! answers plg gives at the gateway), `summary` (what the engine routes on) and `rewrite`
-//! (masquerading in place, completing offloaded checksums).
+//! (masquerading in place, completing offloaded checksums); [`ipv6`] holds the same for IPv6
+//! (view, extension-header walk, summary, rewrite, RST and ICMPv6 builders).
 //! Everything here is a pure function over byte slices: no sockets, files, clocks or globals.
-//! No IPv6: the engine drops it before it gets here.
 //!
 //! # Contract
 //! - **Nothing panics on any input bytes.** Every parser, [`summarize`], [`rewrite`],
@@ -47,6 +47,7 @@ pub mod checksum;
 pub mod dns;
 pub mod icmp;
 pub mod ipv4;
+pub mod ipv6;
 mod rewrite;
 mod summary;
 pub mod tcp;

@@ -125,7 +125,7 @@ pub fn rewrite(pkt: &mut [u8], mode: CsumMode, src: SocketAddrV4, dst: SocketAdd
 /// For a packet read with `NEEDS_CSUM`: sums `pkt[csum_start..]` (the field holds the
 /// pseudo-header sum) and stores the final checksum at `csum_start + csum_offset`, so the bytes
 /// are a valid packet. A result of 0 is stored as 0xFFFF (as Linux's `skb_checksum_help`
-/// does) unless `pkt` is IPv4 TCP, where 0 is kept as a full computation gives it. `pkt` must end where
+/// does) unless `pkt` is TCP (IPv4, or IPv6 without extension headers), where 0 is kept as a full computation gives it. `pkt` must end where
 /// the packet ends. `csum_start`/`csum_offset` come from the [`super::vnet::VnetHdr`] and are
 /// counted from the packet start. False (untouched) if the field is not inside `pkt`.
 pub fn complete_checksum(pkt: &mut [u8], csum_start: usize, csum_offset: usize) -> bool {
@@ -136,9 +136,12 @@ pub fn complete_checksum(pkt: &mut [u8], csum_start: usize, csum_offset: usize) 
         return false;
     }
     let sum = checksum::data(&pkt[csum_start..]);
-    let is_tcp = pkt.len() >= ipv4::HEADER_LEN
+    let is_tcp = (pkt.len() >= ipv4::HEADER_LEN
         && pkt[ip_field::VER_IHL] >> 4 == 4
-        && pkt[ip_field::PROTOCOL] == ipv4::proto::TCP;
+        && pkt[ip_field::PROTOCOL] == ipv4::proto::TCP)
+        || (pkt.len() >= super::ipv6::HEADER_LEN
+            && pkt[0] >> 4 == 6
+            && pkt[super::ipv6::field::NEXT_HEADER] == ipv4::proto::TCP);
     let c = if is_tcp {
         checksum::finish(sum)
     } else {

@@ -41,6 +41,7 @@ impl Cap {
             mode,
             subnet: Ipv4Addr::new(10, 0, 0, 0),
             prefix_len: 24,
+            subnet6: None,
             start_ns: 1_700_000_000_000_000_000,
             plg_version: "test".into(),
         };
@@ -52,6 +53,7 @@ impl Cap {
                 name: n.to_string(),
                 command: format!("run {n}"),
                 addr: addr(i as u16),
+                addr6: None,
                 live: true,
             })
             .collect();
@@ -102,9 +104,9 @@ impl Cap {
                 id,
                 time_ns: t,
                 client,
-                client_addr: SocketAddrV4::new(addr(client), client_port),
+                client_addr: SocketAddrV4::new(addr(client), client_port).into(),
                 server,
-                server_addr: SocketAddrV4::new(addr(server), port),
+                server_addr: SocketAddrV4::new(addr(server), port).into(),
                 outcome,
             }))
             .unwrap();

@@ -81,9 +81,9 @@ impl Builder {
                 id,
                 time_ns: t,
                 client,
-                client_addr: addr(client as u8 + 1, cport),
+                client_addr: addr(client as u8 + 1, cport).into(),
                 server,
-                server_addr: addr(server as u8 + 1, port),
+                server_addr: addr(server as u8 + 1, port).into(),
                 outcome,
             }))
             .unwrap();
@@ -170,6 +170,7 @@ pub fn write_fixture(dir: &Path, complete: bool) -> Fixture {
         mode: Mode::Record,
         subnet: Ipv4Addr::new(10, 0, 0, 0),
         prefix_len: 24,
+        subnet6: None,
         start_ns: START,
         plg_version: "0.1.0".into(),
     };
@@ -189,6 +190,7 @@ pub fn write_fixture(dir: &Path, complete: bool) -> Fixture {
             name: name.to_string(),
             command: cmd.to_string(),
             addr: Ipv4Addr::new(10, 0, 0, i as u8 + 1),
+            addr6: None,
             live: true,
         })
         .collect();

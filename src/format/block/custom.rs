@@ -25,7 +25,7 @@
 use super::*;
 use crate::format::record::*;
 use crate::format::{FORMAT_VERSION, PEN};
-use std::net::SocketAddrV4;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 
 pub const KIND_SESSION: u16 = 1;
 pub const KIND_PROCESS: u16 = 2;
@@ -149,13 +149,32 @@ fn parse_session(e: Endian, body: &[u8]) -> Result<Session> {
             "{WHAT}: prefix length {prefix_len} is over 32"
         )));
     }
+    let subnet = f.ipv4()?;
+    let start_ns = f.u64()?;
+    let plg_version = f.str16("plg version")?;
+    // Format 2 appends the IPv6 subnet (prefix length 0: none).
+    let mut subnet6 = None;
+    if format_version >= 2 && !f.rest().is_empty() {
+        let len6 = f.u8()?;
+        let _reserved = f.bytes(3)?;
+        let net6 = f.ipv6()?;
+        if len6 > 128 {
+            return Err(Malformed::new(format!(
+                "{WHAT}: IPv6 prefix length {len6} is over 128"
+            )));
+        }
+        if len6 > 0 {
+            subnet6 = Some((net6, len6));
+        }
+    }
     Ok(Session {
         format_version,
         mode,
         prefix_len,
-        subnet: f.ipv4()?,
-        start_ns: f.u64()?,
-        plg_version: f.str16("plg version")?,
+        subnet,
+        subnet6,
+        start_ns,
+        plg_version,
     })
 }
 
@@ -182,10 +201,19 @@ fn parse_process(e: Endian, body: &[u8]) -> Result<Process> {
             command.push_str(&f.str16("command continuation")?);
         }
     }
+    // Format 2 appends the IPv6 address (all zero: none).
+    let mut addr6 = None;
+    if !f.rest().is_empty() {
+        let a = f.ipv6()?;
+        if !a.is_unspecified() {
+            addr6 = Some(a);
+        }
+    }
     Ok(Process {
         index,
         live,
         addr,
+        addr6,
         name,
         command,
     })
@@ -251,13 +279,30 @@ fn parse_conn_open(e: Endian, body: &[u8]) -> Result<ConnOpen> {
         2 => Outcome::Unreachable,
         v => return Err(bad(WHAT, "outcome", v)),
     };
+    let mut client_addr = SocketAddr::V4(SocketAddrV4::new(client_ip, client_port));
+    let mut server_addr = SocketAddr::V4(SocketAddrV4::new(server_ip, server_port));
+    // Format 2: an IPv6 connection appends its family and addresses after the reserved bytes.
+    if f.rest().len() > 3 {
+        let _reserved = f.bytes(3)?;
+        match f.u8()? {
+            4 => {}
+            6 => {
+                let _reserved = f.bytes(3)?;
+                let c = f.ipv6()?;
+                let s = f.ipv6()?;
+                client_addr = SocketAddr::V6(SocketAddrV6::new(c, client_port, 0, 0));
+                server_addr = SocketAddr::V6(SocketAddrV6::new(s, server_port, 0, 0));
+            }
+            v => return Err(bad(WHAT, "address family", v)),
+        }
+    }
     Ok(ConnOpen {
         id,
         time_ns,
         client,
-        client_addr: SocketAddrV4::new(client_ip, client_port),
+        client_addr,
         server,
-        server_addr: SocketAddrV4::new(server_ip, server_port),
+        server_addr,
         outcome,
     })
 }
@@ -366,6 +411,9 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
                 .ipv4(s.subnet)
                 .u64(s.start_ns)
                 .str16(&s.plg_version);
+            if let Some((net6, len6)) = s.subnet6 {
+                w.u8(len6).bytes(&[0; 3]).ipv6(net6);
+            }
         }
         Record::Process(p) => {
             w.u16(p.index)
@@ -375,11 +423,14 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
                 .str16(&p.name);
             let chunks = str16_chunks(&p.command);
             w.str16(chunks[0]);
-            if chunks.len() > 1 {
+            if chunks.len() > 1 || p.addr6.is_some() {
                 w.u16(u16::try_from(chunks.len() - 1).unwrap_or(u16::MAX));
                 for c in &chunks[1..] {
                     w.str16(c);
                 }
+            }
+            if let Some(a) = p.addr6 {
+                w.ipv6(a);
             }
         }
         Record::ProcessExit(x) => {
@@ -390,12 +441,16 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
             w.u64(x.time_ns).u16(x.index).u8(how).u8(0).i32(value);
         }
         Record::ConnOpen(c) => {
+            let v4 = |a: &SocketAddr| match a.ip() {
+                std::net::IpAddr::V4(ip) => ip,
+                std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+            };
             w.u64(c.time_ns)
                 .u32(c.id)
                 .u16(c.client)
                 .u16(c.server)
-                .ipv4(*c.client_addr.ip())
-                .ipv4(*c.server_addr.ip())
+                .ipv4(v4(&c.client_addr))
+                .ipv4(v4(&c.server_addr))
                 .u16(c.client_addr.port())
                 .u16(c.server_addr.port())
                 .u8(match c.outcome {
@@ -404,6 +459,9 @@ pub fn emit(endian: Endian, record: &Record, out: &mut Vec<u8>) -> bool {
                     Outcome::Unreachable => 2,
                 })
                 .bytes(&[0; 3]);
+            if let (SocketAddr::V6(cl), SocketAddr::V6(sv)) = (c.client_addr, c.server_addr) {
+                w.u8(6).bytes(&[0; 3]).ipv6(*cl.ip()).ipv6(*sv.ip());
+            }
         }
         Record::ConnClose(c) => {
             w.u64(c.time_ns)
@@ -484,6 +542,7 @@ mod test {
             mode: Mode::Replay,
             subnet: Ipv4Addr::new(10, 0, 0, 0),
             prefix_len: 24,
+            subnet6: Some(("fd00:706c:67::".parse().unwrap(), 64)),
             start_ns: 0x0102_0304_0506_0708,
             plg_version: "0.1.0".into(),
         })
@@ -498,6 +557,7 @@ mod test {
                 index: 1,
                 live: true,
                 addr: Ipv4Addr::new(10, 0, 0, 3),
+                addr6: None,
                 name: "p1".into(),
                 command,
             })
@@ -568,6 +628,7 @@ mod test {
                 name: "web".into(),
                 command: "python3 -m http.server 80 # é".into(),
                 addr: Ipv4Addr::new(10, 0, 0, 2),
+                addr6: None,
                 live: true,
             }),
             Record::ProcessExit(ProcessExit {
@@ -584,9 +645,9 @@ mod test {
                 id: 7,
                 time_ns: 8,
                 client: 0,
-                client_addr: a,
+                client_addr: a.into(),
                 server: EXTERNAL,
-                server_addr: b,
+                server_addr: b.into(),
                 outcome: Outcome::Unreachable,
             }),
             Record::Data(Data {
@@ -619,6 +680,91 @@ mod test {
                 roundtrip(endian, record);
             }
         }
+    }
+
+    /// Format 2: an IPv6 connection, its process and session, byte by byte where it matters.
+    #[test]
+    fn test_ipv6_records() {
+        let c: std::net::SocketAddr = "[fd00:706c:67::3]:40000".parse().unwrap();
+        let s: std::net::SocketAddr = "[fd00:706c:67::2]:80".parse().unwrap();
+        let open = Record::ConnOpen(ConnOpen {
+            id: 7,
+            time_ns: 8,
+            client: 1,
+            client_addr: c,
+            server: 0,
+            server_addr: s,
+            outcome: Outcome::Established,
+        });
+        let proc6 = Record::Process(Process {
+            index: 1,
+            name: "p1".into(),
+            command: "curl".into(),
+            addr: Ipv4Addr::new(10, 0, 0, 3),
+            addr6: Some("fd00:706c:67::3".parse().unwrap()),
+            live: true,
+        });
+        for endian in [Endian::Little, Endian::Big] {
+            roundtrip(endian, &open);
+            roundtrip(endian, &proc6);
+            roundtrip(endian, &session());
+        }
+        let out = roundtrip(Endian::Little, &open);
+        let body = &out[HEADER_LEN..];
+        // v1 fields: the IPv4 addresses are 0.0.0.0, the ports are the real ones.
+        assert_eq!(&body[16..24], &[0; 8]);
+        assert_eq!(&body[24..28], &[0x40, 0x9c, 80, 0]); // little-endian section
+                                                         // Then family 6, 3 reserved, client address, server address.
+        assert_eq!(&body[32..36], &[6, 0, 0, 0]);
+        assert_eq!(
+            &body[36..52],
+            &"fd00:706c:67::3"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+        );
+        assert_eq!(
+            &body[52..68],
+            &"fd00:706c:67::2"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets()
+        );
+        // An IPv4 connection is the format-1 body, not one byte more.
+        let a = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 1), 40000);
+        let v4 = Record::ConnOpen(ConnOpen {
+            id: 7,
+            time_ns: 8,
+            client: 1,
+            client_addr: a.into(),
+            server: 0,
+            server_addr: a.into(),
+            outcome: Outcome::Established,
+        });
+        let out = roundtrip(Endian::Little, &v4);
+        assert_eq!(u32::from_le_bytes(out[16..20].try_into().unwrap()), 32);
+    }
+
+    /// A format-1 Session (no IPv6 fields) reads as an IPv4-only session; a format-1 file's
+    /// bytes after the known fields are never taken for IPv6 ones.
+    #[test]
+    fn test_format1_session_reads() {
+        let mut v1 = match session() {
+            Record::Session(s) => s,
+            _ => unreachable!(),
+        };
+        v1.format_version = 1;
+        v1.subnet6 = None;
+        let out = roundtrip(Endian::Little, &Record::Session(v1.clone()));
+        let len = u32::from_le_bytes(out[16..20].try_into().unwrap()) as usize;
+        let mut grown = vec![];
+        let start = begin(Endian::Little, KIND_SESSION, &mut grown);
+        grown.extend_from_slice(&out[HEADER_LEN..HEADER_LEN + len]);
+        grown.extend_from_slice(&[64, 0, 0, 0]);
+        grown.extend_from_slice(&[0xfd; 16]);
+        end(Endian::Little, start, &mut grown);
+        let block = Block::new_checked(Endian::Little, &grown).unwrap();
+        assert_eq!(parse(&block).unwrap(), Custom::Record(Record::Session(v1)));
     }
 
     #[test]

@@ -401,6 +401,10 @@ impl<'a> Fields<'a> {
     pub fn ipv4(&mut self) -> Result<std::net::Ipv4Addr> {
         Ok(std::net::Ipv4Addr::from(self.array::<4>()?))
     }
+    /// An IPv6 address: 16 bytes in network order.
+    pub fn ipv6(&mut self) -> Result<std::net::Ipv6Addr> {
+        Ok(std::net::Ipv6Addr::from(self.array::<16>()?))
+    }
     /// A string: u16 length, then that many bytes of UTF-8, no padding.
     pub fn str16(&mut self, name: &str) -> Result<String> {
         let len = self.u16()? as usize;
@@ -439,6 +443,9 @@ impl Emit<'_> {
     }
     pub fn i32(&mut self, v: i32) -> &mut Self {
         self.u32(v as u32)
+    }
+    pub fn ipv6(&mut self, v: std::net::Ipv6Addr) -> &mut Self {
+        self.bytes(&v.octets())
     }
     pub fn ipv4(&mut self, v: std::net::Ipv4Addr) -> &mut Self {
         self.out.extend_from_slice(&v.octets());
