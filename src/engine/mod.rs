@@ -9,7 +9,8 @@
 //! 2. the upstream connect succeeds: inject the kept SYN into the proxy TUN from a fake address
 //!    F:fport, so the listener accepts it; or it is refused: answer the client with RST, so it
 //!    sees ECONNREFUSED exactly as it would without plg;
-//! 3. the listener accepts: relay bytes between the two sockets, recording every read.
+//! 3. the listener accepts: `pump` moves bytes between the two sockets, recording every read
+//!    (or plays the recording, in replay).
 //!
 //! Every state of a connection expires: Connecting after `CONNECT_TIMEOUT` (recorded
 //! unreachable); Open-but-not-accepted after `ACCEPT_TIMEOUT`, or at once when the client
@@ -22,21 +23,25 @@
 //! anything for an address no process owns is refused at once. Every capture write goes
 //! through `recorder`, which says no before a byte the capture cannot hold is passed on.
 //!
-//! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
+//! The engine reads as core (`core`: each connection's lifecycle and the admission bounds, pure),
+//! pump (`pump`: the byte path of record and replay, over any socket), recorder (`recorder`:
+//! every capture write and counter) and this loop, which does the I/O around them. Not yet
+//! sans-IO here: the per-packet routing decisions and the I/O still share functions.
 
 pub mod core;
 pub mod keylog;
 pub mod nat;
 pub mod plan;
 pub mod player;
+pub mod pump;
 pub mod recorder;
-pub mod relay;
 pub mod replay;
 pub mod script;
 pub mod session;
 pub mod sink;
 
 use self::core::{Admission, Expiry, Life, State, Timeouts};
+use crate::analysis;
 use crate::format::{
     CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
     Summary, EXTERNAL,
@@ -49,7 +54,7 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nat::{Nat, Out, Rule};
 use plan::{Subnet, PROXY_ADDR};
-use relay::{Event, Half};
+use pump::Pump;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -243,8 +248,8 @@ struct Conn {
     keys: Vec<nat::Key>,
     up: Option<TcpStream>,
     down: Option<TcpStream>,
-    c2s: Half,
-    s2c: Half,
+    /// The bytes in flight both ways (`pump`).
+    pump: Pump,
 }
 
 impl Conn {
@@ -276,8 +281,7 @@ impl Conn {
             keys: Vec::with_capacity(4),
             up: None,
             down: None,
-            c2s: Half::default(),
-            s2c: Half::default(),
+            pump: Pump::default(),
         }
     }
 }
@@ -1025,8 +1029,8 @@ impl<W: Write + sink::Close> Engine<W> {
         loop {
             let (mut stream, peer) = match self.listener.accept() {
                 Ok(x) => x,
-                Err(e) if relay::would_block(&e) => return,
-                Err(e) if relay::interrupted(&e) => continue,
+                Err(e) if pump::would_block(&e) => return,
+                Err(e) if pump::interrupted(&e) => continue,
                 Err(e) if crate::os::limits::is_out_of_fds(&e) => {
                     // The listener is edge-triggered: a connection left in its queue now
                     // would wait forever. Take it with the spare fd and reset it.
@@ -1086,7 +1090,8 @@ impl<W: Write + sink::Close> Engine<W> {
         true
     }
 
-    /// Moves whatever can move on connection `id`, both ways, recording as it goes.
+    /// Moves whatever can move on connection `id`, both ways, recording as it goes (forward,
+    /// or play in replay: `pump`), and closes the legs the pump says.
     fn pump(&mut self, id: ConnId) {
         if self.rec.failed() {
             // The capture cannot be written: nothing more is relayed (the loop ends the
@@ -1096,73 +1101,49 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        if conn.replay.is_some() {
-            if conn.life.is(State::Open) {
-                self.replay_pump(&mut conn);
-            }
-        } else if conn.life.is(State::Open) && conn.down.is_some() {
-            let read = (READ_BUDGET / (2 * self.adm.live().max(1))).clamp(MIN_READ, MAX_READ);
-            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
-                if !conn.life.is(State::Open) {
-                    break;
+        if conn.life.is(State::Open) && (conn.replay.is_some() || conn.down.is_some()) {
+            let mut legs = [conn.down.take(), conn.up.take()];
+            let outcome = match conn.replay.take() {
+                None => {
+                    let read =
+                        (READ_BUDGET / (2 * self.adm.live().max(1))).clamp(MIN_READ, MAX_READ);
+                    let scratch = &mut self.scratch[..read];
+                    conn.pump.forward(&mut legs, &mut self.rec, id, scratch)
                 }
-                let ev = self.pump_dir(&mut conn, dir, read);
-                match ev {
-                    Event::Idle => {}
-                    Event::Stopped => break,
-                    Event::Fin => self.close_record(&conn, dir, CloseKind::Fin),
-                    Event::SourceReset => self.reset(&mut conn, dir),
-                    Event::DestReset => self.reset(&mut conn, dir.reverse()),
+                Some(mut st) => {
+                    let out = self.replay_pump(&mut conn.pump, &mut legs, id, &mut st);
+                    conn.replay = Some(st);
+                    out
                 }
-                if ev == Event::Fin {
-                    // Pass the FIN on (and anything left) now.
-                    let _ = self.pump_dir(&mut conn, dir, read);
+            };
+            for (side, leg) in legs.iter_mut().enumerate() {
+                if conn.pump.take_abort(side) {
+                    self.drop_socket(leg.take(), true);
                 }
             }
-            if conn.life.is(State::Open) && conn.c2s.done() && conn.s2c.done() {
-                self.drop_socket(conn.down.take(), false);
-                self.drop_socket(conn.up.take(), false);
-                self.end(&mut conn);
+            let [down, up] = legs;
+            (conn.down, conn.up) = (down, up);
+            match outcome {
+                pump::Outcome::Idle | pump::Outcome::Stopped => {}
+                pump::Outcome::Finished => self.close_legs(&mut conn, false),
+                pump::Outcome::Reset => self.close_legs(&mut conn, true),
             }
         }
         self.conns.insert(id, conn);
     }
 
-    fn pump_dir(&mut self, conn: &mut Conn, dir: Direction, read: usize) -> Event {
-        let Conn {
-            up,
-            down,
-            c2s,
-            s2c,
-            id,
-            ..
-        } = conn;
-        let (Some(up), Some(down)) = (up.as_mut(), down.as_mut()) else {
-            return Event::Idle;
-        };
-        let (half, src, dst) = match dir {
-            Direction::ClientToServer => (c2s, down, up),
-            Direction::ServerToClient => (s2c, up, down),
-        };
-        let rec = &mut self.rec;
-        let id = *id;
-        half.pump(src, dst, &mut self.scratch[..read], &mut |bytes| {
-            rec.data(id, dir, bytes)
-        })
-    }
-
-    fn close_record(&mut self, conn: &Conn, dir: Direction, kind: CloseKind) {
-        self.rec.conn_close(conn.id, dir, kind);
-    }
-
     /// The sender of `dir` reset the connection: record it and reset the other side too.
     fn reset(&mut self, conn: &mut Conn, dir: Direction) {
-        self.close_record(conn, dir, CloseKind::Rst);
-        self.rec.count_reset();
-        // The side that reset is gone already; the other must see a RST, not a FIN: an
-        // abortive close (SO_LINGER 0) sends it when the last reference goes.
-        self.drop_socket(conn.down.take(), true);
-        self.drop_socket(conn.up.take(), true);
+        pump::record_close(&mut self.rec, conn.id, analysis::side(dir), CloseKind::Rst);
+        self.close_legs(conn, true);
+    }
+
+    /// Closes both legs and ends the connection. After a reset (`abort`) the side that reset
+    /// is gone already and the other must see a RST, not a FIN: an abortive close (SO_LINGER
+    /// 0) sends it when the last reference goes.
+    fn close_legs(&mut self, conn: &mut Conn, abort: bool) {
+        self.drop_socket(conn.down.take(), abort);
+        self.drop_socket(conn.up.take(), abort);
         self.end(conn);
     }
 
@@ -1182,8 +1163,7 @@ impl<W: Write + sink::Close> Engine<W> {
             self.stats.open.fetch_sub(1, Relaxed);
         }
         // Only the rules linger: the buffers go now.
-        conn.c2s.release();
-        conn.s2c.release();
+        conn.pump.release();
         conn.syn = Vec::new();
         conn.replay = None;
     }
