@@ -2,14 +2,12 @@
 //! connection between them. Validates everything before the first side effect, then hands
 //! over to `engine::session`.
 
-use crate::cli::UsageError;
 use crate::engine::plan::{self, Subnet};
 use crate::engine::session::{self, Options};
 use crate::engine::sink::ThreadedFile;
-use crate::format::{CaptureWriter, ExitStatus, Mode, Process, Session, FORMAT_VERSION};
-use crate::os::output::{Output, OutputError, Replace};
+use crate::error::UsageError;
+use crate::format::{CaptureWriter, Mode, Process, Session, FORMAT_VERSION};
 use anyhow::Context as _;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -72,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
     // Written beside the file (unnamed where the filesystem allows), put in place once every
     // process started: a failed start leaves the old capture, or nothing, as it was.
-    let (mut output, file) = capture_output(&args.file, &[])?;
+    let (mut output, file) = super::session::capture_output(&args.file, &[])?;
     let net = session::build_network(&opts)?;
     let start_ns = crate::engine::now_ns();
     let session = Session {
@@ -101,13 +99,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .and_then(|mut w| w.flush().map(|()| w))
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
-    let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(
         &opts,
         &signals,
         engine,
         proc_ns,
-        &status,
+        super::session::Terminal::new(opts.quiet),
         &reaper,
         &mut || {
             output
@@ -120,20 +117,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("{}", summary_paragraph(&args, &procs, &outcome));
     }
     Ok(ExitCode::from(outcome.exit_code))
-}
-
-/// Opens the capture file of `record -f` / `replay -o`: a new or regular file (replaced, as
-/// the flag says), never a device, FIFO or directory (the writer needs `pwrite`), never one
-/// of `inputs`. Checked before the session is built, so a bad path fails at once.
-pub(crate) fn capture_output(
-    path: &std::path::Path,
-    inputs: &[&std::path::Path],
-) -> anyhow::Result<(Output, File)> {
-    Output::open(path, Replace::Yes, inputs, false).map_err(|e| match e {
-        OutputError::Io(..) => anyhow::Error::new(e),
-        // A path plg will not write is the user's mistake: exit 2 with the usage line style.
-        _ => anyhow::Error::new(UsageError(e.to_string())),
-    })
 }
 
 /// Turns the flags into a checked plan; every user mistake is found here, before any effect.
@@ -157,20 +140,6 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
     let commands = args.commands.iter().cloned().map(Some).collect();
     args.session
         .options(subnet, names, commands, args.allow_external)
-}
-
-pub(crate) fn describe_exit(s: Option<ExitStatus>) -> String {
-    match s {
-        Some(ExitStatus::Exited(127)) => "exited 127 (command not found)".into(),
-        Some(ExitStatus::Exited(c)) => format!("exited {c}"),
-        Some(ExitStatus::Signaled(s)) => {
-            let name = nix::sys::signal::Signal::try_from(s)
-                .map(|s| s.as_str())
-                .unwrap_or("?");
-            format!("killed by {name}")
-        }
-        None => "still running at the end".into(),
-    }
 }
 
 fn summary_paragraph(args: &Args, procs: &[Process], o: &session::Outcome) -> String {
@@ -204,7 +173,7 @@ fn summary_paragraph(args: &Args, procs: &[Process], o: &session::Outcome) -> St
             " {} ({}) {}.",
             p.name,
             p.command,
-            describe_exit(*e)
+            super::session::describe_exit(*e)
         ));
     }
     out

@@ -1,12 +1,12 @@
 //! `plg replay`: run some of the recorded processes again and play the others from the
 //! capture; report where the live ones stopped behaving as recorded.
 
-use crate::cli::UsageError;
 use crate::engine::plan::Subnet;
 use crate::engine::replay::{ReplayConfig, ReplayReport};
 use crate::engine::script::Script;
 use crate::engine::session;
 use crate::engine::sink::ThreadedFile;
+use crate::error::UsageError;
 use crate::format::{CaptureReader, CaptureWriter, Mode, Process, Session, FORMAT_VERSION};
 use crate::os::output::{Output, Replace};
 use anyhow::Context as _;
@@ -234,7 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .try_clone()
                     .with_context(|| format!("cannot write the capture {}", out.display()))?,
                 None => {
-                    let (o, file) = super::record::capture_output(out, &[&args.file])?;
+                    let (o, file) = super::session::capture_output(out, &[&args.file])?;
                     output = Some(o);
                     file
                 }
@@ -265,13 +265,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let net = session::build_network(&opts)?;
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
-    let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(
         &opts,
         &signals,
         engine,
         proc_ns,
-        &status,
+        super::session::Terminal::new(opts.quiet),
         &reaper,
         &mut || match (&mut output, &args.output) {
             (Some(o), Some(path)) => o
@@ -307,8 +306,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             report.exits.push(format!(
                 "{} {}, recorded {}",
                 procs[m].name,
-                super::record::describe_exit(Some(now)),
-                super::record::describe_exit(Some(then))
+                super::session::describe_exit(Some(now)),
+                super::session::describe_exit(Some(then))
             ));
         }
     }
@@ -320,7 +319,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "plg: {} ({}) {}.",
                     p.name,
                     p.command,
-                    super::record::describe_exit(*e)
+                    super::session::describe_exit(*e)
                 );
             }
         }
