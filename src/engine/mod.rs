@@ -25,8 +25,9 @@
 //!
 //! The engine reads as core (`core`: each connection's lifecycle and the admission bounds, pure),
 //! pump (`pump`: the byte path of record and replay, over any socket), recorder (`recorder`:
-//! every capture write and counter) and this loop, which does the I/O around them. Not yet
-//! sans-IO here: the per-packet routing decisions and the I/O still share functions.
+//! every capture write and counter) and this loop, which does the I/O around them. A TCP
+//! segment's fate is decided in the core (`core::route_tcp`) and carried out here; the
+//! non-TCP decisions (`pass_other`) and the NAT bookkeeping still share functions with I/O.
 
 pub mod core;
 pub mod keylog;
@@ -40,14 +41,14 @@ pub mod script;
 pub mod session;
 pub mod sink;
 
-use self::core::{Admission, Expiry, Life, State, Timeouts};
+use self::core::{Admission, Expiry, Known, Life, State, TcpRoute, Timeouts};
 use crate::analysis;
 use crate::format::{
     CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
     Summary, EXTERNAL,
 };
 use crate::os::{sockets, HostSockets, Netns};
-use crate::wire::{self, tcp_flags, vnet, CsumMode};
+use crate::wire::{self, vnet, CsumMode};
 use anyhow::Context as _;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
@@ -321,12 +322,6 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-/// A segment that opens a connection: SYN without ACK, and without FIN or RST (a SYN+FIN or
-/// SYN+RST is no handshake any host answers with SYN-ACK).
-fn is_syn(flags: u8) -> bool {
-    flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::FIN | tcp_flags::RST) == tcp_flags::SYN
-}
-
 fn sock_token(id: ConnId, upstream: bool) -> Token {
     Token(SOCK_BASE + ((id as usize) << 1) + upstream as usize)
 }
@@ -589,52 +584,43 @@ impl<W: Write + sink::Close> Engine<W> {
         };
         let src = SocketAddrV4::new(s.src, s.sport);
         let dst = SocketAddrV4::new(s.dst, s.dport);
-        let syn = is_syn(tcp.flags);
-        let rst = tcp.flags & tcp_flags::RST != 0;
-        if let Some(rule) = self.nat.lookup(src, dst).copied() {
-            let state = self
-                .conns
-                .get(&rule.conn)
-                .map(|c| (c.life.state(), c.client_addr == src));
-            if rst && state.is_some_and(|(_, client)| client) {
-                let waiting = self
-                    .conns
-                    .get(&rule.conn)
-                    .is_some_and(|c| c.life.is(State::Open) && c.pending());
-                if waiting {
-                    // The client refused the listener's SYN-ACK (it gave up, or never had a
-                    // socket: a bare SYN). Nothing will be accepted: end it now.
-                    self.apply(frame, &rule);
-                    self.abandon(rule.conn);
-                    return;
+        // What to do is decided by the core (`core::route_tcp`); here it is done.
+        let rule = self.nat.lookup(src, dst).copied();
+        let flow = rule.map(|r| {
+            self.conns.get(&r.conn).map(|c| Known {
+                state: c.life.state(),
+                from_client: c.client_addr == src,
+                pending: c.pending(),
+            })
+        });
+        match (self::core::route_tcp(tcp.flags, flow), rule) {
+            (TcpRoute::Forward, Some(rule)) => self.apply(frame, &rule),
+            (TcpRoute::ForwardAndAbandon, Some(rule)) => {
+                self.apply(frame, &rule);
+                self.abandon(rule.conn);
+            }
+            (TcpRoute::KeepSyn, Some(rule)) => {
+                if let Some(c) = self.conns.get_mut(&rule.conn) {
+                    c.syn.clear();
+                    c.syn.extend_from_slice(frame);
                 }
             }
-            match state {
-                // Only the client's own packets wait for the upstream connect; the server's
-                // replies to the upstream socket pass.
-                Some((State::Connecting, true)) => {
-                    if syn {
-                        // A retransmitted SYN: keep the newest for the injection.
-                        let c = self.conns.get_mut(&rule.conn).expect("state came from it");
-                        c.syn.clear();
-                        c.syn.extend_from_slice(frame);
-                    }
+            (TcpRoute::RetireAndOpen | TcpRoute::Open, rule) => {
+                if let Some(rule) = rule {
+                    self.retire(rule.conn);
+                }
+                if self.replay.is_some() && self.replay_syn(i, src, dst, frame) {
                     return;
                 }
-                Some((State::Done, true)) if syn => self.retire(rule.conn),
-                _ => return self.apply(frame, &rule),
+                self.new_connection(i, src, dst, frame);
             }
-        }
-        if syn {
-            if self.replay.is_some() && self.replay_syn(i, src, dst, frame) {
-                return;
+            (TcpRoute::Reset, _) => {
+                let pkt = &frame[if self.offload { vnet::HDR_LEN } else { 0 }..];
+                if let Some(rst) = wire::tcp_rst_for(pkt) {
+                    self.inject(Out::Proc(i as u16), &rst);
+                }
             }
-            self.new_connection(i, src, dst, frame);
-        } else if !rst {
-            let pkt = &frame[if self.offload { vnet::HDR_LEN } else { 0 }..];
-            if let Some(rst) = wire::tcp_rst_for(pkt) {
-                self.inject(Out::Proc(i as u16), &rst);
-            }
+            (TcpRoute::Hold | TcpRoute::Drop, _) | (_, None) => {}
         }
     }
 
