@@ -9,15 +9,8 @@ use clap::{FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-/// An error that is the user's to fix: printed as one line, exit 2.
-#[derive(Debug)]
-pub struct UsageError(pub String);
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for UsageError {}
+/// Kept here too for code written against the old path; `cmd/` uses `crate::error`.
+pub use crate::error::UsageError;
 
 const ABOUT: &str = "Net Playground: run programs in private network namespaces, record and replay their TCP traffic";
 

@@ -44,7 +44,7 @@ fn clap_error(e: clap::Error, args: &[std::ffi::OsString]) -> anyhow::Result<Exi
             let _ = e.print();
             Ok(ExitCode::from(2))
         }
-        _ => Err(plg::cli::UsageError(plg::cli::usage_error_line(&e, args)).into()),
+        _ => Err(plg::error::UsageError(plg::cli::usage_error_line(&e, args)).into()),
     }
 }
 

@@ -1,9 +1,9 @@
 //! Flags shared by `plg record` and `plg replay` (both run a session of processes), and their
 //! validation into `engine::session::Options`.
 
-use crate::cli::UsageError;
 use crate::engine::plan::{Subnet, Subnet6};
 use crate::engine::session::{Options, ProcSpec, Ready};
+use crate::error::UsageError;
 use std::time::Duration;
 
 /// The "Isolation:" section of `plg record --help` and `plg replay --help` (and their man

@@ -3,11 +3,11 @@
 //! Glue only: validate the flags into [`Options`], run [`crate::diff`], print the report in the
 //! form asked for, and map the verdict to the exit code (0 same, 1 different, 2 error).
 
-use crate::cli::UsageError;
 use crate::diff::compare::Options;
 use crate::diff::rules::ConnSpec;
 use crate::diff::stream::Limits;
 use crate::diff::{human, json, junit};
+use crate::error::UsageError;
 use crate::os::output::{Output, Replace};
 use crate::ui::{count, Stream, Style};
 use anyhow::Context;

@@ -2,14 +2,12 @@
 //! connection between them. Validates everything before the first side effect, then hands
 //! over to `engine::session`.
 
-use crate::cli::UsageError;
 use crate::engine::plan::{self, Subnet, Subnet6};
-use crate::engine::session::{self, Options};
+use crate::engine::session::{self, Options, SessionError};
 use crate::engine::sink::ThreadedFile;
-use crate::format::{CaptureWriter, ExitStatus, Mode, Process, Session, FORMAT_VERSION};
-use crate::os::output::{Output, OutputError, Replace};
+use crate::error::UsageError;
+use crate::format::{CaptureWriter, Mode, Process, Session, FORMAT_VERSION};
 use anyhow::Context as _;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -78,17 +76,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // and the signal mask is inherited by threads created later.
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then removes its temporary files.
-    let reaper =
-        crate::os::reaper::Reaper::start(vec![
-            session::hosts_path(),
-            session::resolv_path(),
-            session::gai_path(),
-        ])?;
+    let reaper = crate::os::reaper::Reaper::start(vec![
+        session::hosts_path(),
+        session::resolv_path(),
+        session::gai_path(),
+    ])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     // Written beside the file (unnamed where the filesystem allows), put in place once every
     // process started: a failed start leaves the old capture, or nothing, as it was.
-    let (mut output, file) = capture_output(&args.file, &[])?;
+    let (mut output, file) = super::session::capture_output(&args.file, &[])?;
     let net = session::build_network(&opts)?;
     let start_ns = crate::engine::now_ns();
     let session = Session {
@@ -119,13 +116,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .and_then(|mut w| w.flush().map(|()| w))
         .with_context(|| format!("cannot write the capture {}", args.file.display()))?;
     let (engine, proc_ns) = session::start_engine(&opts, net, Some(writer), None)?;
-    let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(
         &opts,
         &signals,
         engine,
         proc_ns,
-        &status,
+        super::session::Terminal::new(opts.quiet),
         &reaper,
         &mut || {
             output
@@ -144,31 +140,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The engine's "failed to write the capture" (a full disk, an I/O error) as one line naming
 /// the file, and saying what is left of it: the writer cut it back to its last whole block, so
 /// it reads as truncated.
-pub(crate) fn name_capture_error(e: anyhow::Error, path: &std::path::Path) -> anyhow::Error {
-    if e.to_string() != "failed to write the capture" {
-        return e;
-    }
+pub(crate) fn name_capture_error(e: SessionError, path: &std::path::Path) -> anyhow::Error {
+    let e = match e {
+        SessionError::Run(e) if e.to_string() == "failed to write the capture" => e,
+        e => return anyhow::Error::new(e),
+    };
     anyhow::anyhow!(
         "cannot write the capture {}: {} (what was written before reads as a truncated capture)",
         path.display(),
         e.root_cause()
     )
 }
-
-/// Opens the capture file of `record -f` / `replay -o`: a new or regular file (replaced, as
-/// the flag says), never a device, FIFO or directory (the writer needs `pwrite`), never one
-/// of `inputs`. Checked before the session is built, so a bad path fails at once.
-pub(crate) fn capture_output(
-    path: &std::path::Path,
-    inputs: &[&std::path::Path],
-) -> anyhow::Result<(Output, File)> {
-    Output::open(path, Replace::Yes, inputs, false).map_err(|e| match e {
-        OutputError::Io(..) => anyhow::Error::new(e),
-        // A path plg will not write is the user's mistake: exit 2 with the usage line style.
-        _ => anyhow::Error::new(UsageError(e.to_string())),
-    })
-}
-
 /// Turns the flags into a checked plan; every user mistake is found here, before any effect.
 pub fn options(args: &Args) -> anyhow::Result<Options> {
     let usage = |m: String| anyhow::Error::new(UsageError(m));
@@ -196,20 +178,6 @@ pub fn options(args: &Args) -> anyhow::Result<Options> {
     let commands = args.commands.iter().cloned().map(Some).collect();
     args.session
         .options(subnet, subnet6, names, commands, args.allow_external)
-}
-
-pub(crate) fn describe_exit(s: Option<ExitStatus>) -> String {
-    match s {
-        Some(ExitStatus::Exited(127)) => "exited 127 (command not found)".into(),
-        Some(ExitStatus::Exited(c)) => format!("exited {c}"),
-        Some(ExitStatus::Signaled(s)) => {
-            let name = nix::sys::signal::Signal::try_from(s)
-                .map(|s| s.as_str())
-                .unwrap_or("?");
-            format!("killed by {name}")
-        }
-        None => "still running at the end".into(),
-    }
 }
 
 /// The closing paragraph. The duration is the capture's own, as `plg inspect` shows it: from
@@ -250,7 +218,7 @@ fn summary_paragraph(
             " {} ({}) {}.",
             p.name,
             p.command,
-            describe_exit(*e)
+            super::session::describe_exit(*e)
         ));
     }
     out

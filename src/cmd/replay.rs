@@ -1,12 +1,12 @@
 //! `plg replay`: run some of the recorded processes again and play the others from the
 //! capture; report where the live ones stopped behaving as recorded.
 
-use crate::cli::UsageError;
 use crate::engine::plan::{Subnet, Subnet6};
 use crate::engine::replay::{ReplayConfig, ReplayReport};
 use crate::engine::script::Script;
 use crate::engine::session;
 use crate::engine::sink::ThreadedFile;
+use crate::error::UsageError;
 use crate::format::{CaptureReader, CaptureWriter, Mode, Process, Session, FORMAT_VERSION};
 use crate::os::output::{Output, Replace};
 use anyhow::Context as _;
@@ -205,12 +205,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     crate::os::rootless::enter_user_namespace_if_needed()?;
     // Outlives plg however it dies, and then kills whatever is left in its namespaces.
-    let reaper =
-        crate::os::reaper::Reaper::start(vec![
-            session::hosts_path(),
-            session::resolv_path(),
-            session::gai_path(),
-        ])?;
+    let reaper = crate::os::reaper::Reaper::start(vec![
+        session::hosts_path(),
+        session::resolv_path(),
+        session::gai_path(),
+    ])?;
     let signals = crate::os::signals::block_and_signalfd()?;
 
     let procs: Vec<Process> = script
@@ -251,7 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     .try_clone()
                     .with_context(|| format!("cannot write the capture {}", out.display()))?,
                 None => {
-                    let (o, file) = super::record::capture_output(out, &[&args.file])?;
+                    let (o, file) = super::session::capture_output(out, &[&args.file])?;
                     output = Some(o);
                     file
                 }
@@ -283,13 +282,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let net = session::build_network(&opts)?;
     let (engine, proc_ns) = session::start_engine(&opts, net, writer, Some(replay))?;
-    let status = crate::ui::status_line(opts.quiet);
     let outcome = session::run(
         &opts,
         &signals,
         engine,
         proc_ns,
-        &status,
+        super::session::Terminal::new(opts.quiet),
         &reaper,
         &mut || match (&mut output, &args.output) {
             (Some(o), Some(path)) => o
@@ -300,7 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     )
     .map_err(|e| match &args.output {
         Some(path) => super::record::name_capture_error(e, path),
-        None => e,
+        None => anyhow::Error::new(e),
     })?;
     let mut report = outcome.replay.clone().unwrap_or_default();
     let live: Vec<bool> = commands.iter().map(|c| c.is_some()).collect();
@@ -329,8 +327,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             report.exits.push(format!(
                 "{} {}, recorded {}",
                 procs[m].name,
-                super::record::describe_exit(Some(now)),
-                super::record::describe_exit(Some(then))
+                super::session::describe_exit(Some(now)),
+                super::session::describe_exit(Some(then))
             ));
         }
     }
@@ -342,7 +340,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     "plg: {} ({}) {}.",
                     p.name,
                     p.command,
-                    super::record::describe_exit(*e)
+                    super::session::describe_exit(*e)
                 );
             }
         }

@@ -86,7 +86,9 @@ fn personal_plugin_dir() -> anyhow::Result<PathBuf> {
     let home = std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .ok_or_else(|| {
-            crate::cli::UsageError("HOME is not set: give the plugin folder with --dir".to_string())
+            crate::error::UsageError(
+                "HOME is not set: give the plugin folder with --dir".to_string(),
+            )
         })?;
     Ok(PathBuf::from(home).join(".local/lib/wireshark/plugins"))
 }

@@ -16,8 +16,12 @@
 //!
 //! Relaying itself has no timeout here: an idle TCP connection is legitimately idle forever,
 //! and a peer that vanishes ends the kernel socket (retransmission timeout), which ends it.
+//!
+//! Also here: what to do with a TCP segment a process sends ([`route_tcp`]), from its flags and
+//! what the table knows of its flow; the loop does the rewriting and the I/O it names.
 
 use crate::format::ConnId;
+use crate::wire::tcp_flags;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -212,6 +216,69 @@ impl Admission {
     }
 }
 
+/// A segment that opens a connection: SYN without ACK, and without FIN or RST (a SYN+FIN or
+/// SYN+RST is no handshake any host answers with SYN-ACK).
+pub fn is_syn(flags: u8) -> bool {
+    use tcp_flags::*;
+    flags & (SYN | ACK | FIN | RST) == SYN
+}
+
+/// What the table knows of the connection a segment's NAT rule belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub state: State,
+    /// The segment comes from the connection's client (not the server answering upstream).
+    pub from_client: bool,
+    /// Relaying has not begun (`Life::pending`).
+    pub pending: bool,
+}
+
+/// What to do with a TCP segment from a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpRoute {
+    /// Rewrite it with its flow's rule and deliver it.
+    Forward,
+    /// The client refused the listener's SYN-ACK (it gave up, or never had a socket: a bare
+    /// SYN): deliver the RST and give the connection up now, nothing will be accepted.
+    ForwardAndAbandon,
+    /// A retransmitted SYN while the upstream connect is in progress: keep it (the newest is
+    /// the one injected).
+    KeepSyn,
+    /// The client's packets wait for the upstream connect.
+    Hold,
+    /// A fresh SYN reusing the 4-tuple of a finished connection still lingering: retire the
+    /// old entry (or the new connection would hang), then open.
+    RetireAndOpen,
+    /// A new connection (in replay, first matched against the recording).
+    Open,
+    /// No flow and no handshake: answer with RST, as a host would.
+    Reset,
+    /// A RST for no flow: nothing to answer.
+    Drop,
+}
+
+/// The routing decision for a TCP segment with `flags` whose flow is `flow`: None when no NAT
+/// rule matches it, Some(None) when a rule matches but its connection is gone.
+pub fn route_tcp(flags: u8, flow: Option<Option<Known>>) -> TcpRoute {
+    let syn = is_syn(flags);
+    let rst = flags & tcp_flags::RST != 0;
+    match flow {
+        Some(Some(k)) if k.from_client => match k.state {
+            State::Open if rst && k.pending => TcpRoute::ForwardAndAbandon,
+            // Only the client's own packets wait for the upstream connect; the server's
+            // replies to the upstream socket pass.
+            State::Connecting if syn => TcpRoute::KeepSyn,
+            State::Connecting => TcpRoute::Hold,
+            State::Done if syn => TcpRoute::RetireAndOpen,
+            _ => TcpRoute::Forward,
+        },
+        Some(_) => TcpRoute::Forward,
+        None if syn => TcpRoute::Open,
+        None if rst => TcpRoute::Drop,
+        None => TcpRoute::Reset,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,5 +459,81 @@ mod tests {
             assert!(left.is_empty(), "seed {seed}: leaked {left:?}");
             assert!(next_id as u64 >= refused + given_up);
         }
+    }
+
+    /// Every flag combination against every flow the table can hold, many times over in a
+    /// seeded order: the decisions a host would make, and nothing ever opened by a segment
+    /// that is no handshake.
+    #[test]
+    fn seeded_routing_decisions_follow_the_rules_for_every_flag_combination() {
+        use tcp_flags::*;
+        let states = [State::Connecting, State::Open, State::Done];
+        let mut rng = Rng(0x5eed_1234_5678_9abd);
+        for _ in 0..20_000 {
+            let flags = rng.next() as u8;
+            let flow = match rng.below(3) {
+                0 => None,
+                1 => Some(None),
+                _ => Some(Some(Known {
+                    state: states[rng.below(3) as usize],
+                    from_client: rng.below(2) == 0,
+                    pending: rng.below(2) == 0,
+                })),
+            };
+            let r = route_tcp(flags, flow);
+            let syn = flags & (SYN | ACK | FIN | RST) == SYN;
+            let rst = flags & RST != 0;
+            // Only a real SYN opens anything or is kept for injection.
+            if matches!(
+                r,
+                TcpRoute::Open | TcpRoute::RetireAndOpen | TcpRoute::KeepSyn
+            ) {
+                assert!(syn, "{flags:#04x} {flow:?} -> {r:?}");
+            }
+            // A RST is never answered; only a client's RST abandons a connection.
+            if rst {
+                assert_ne!(r, TcpRoute::Reset, "{flags:#04x} {flow:?}");
+            }
+            if r == TcpRoute::ForwardAndAbandon {
+                let k = flow.flatten().expect("a known flow");
+                assert!(rst && k.from_client && k.pending && k.state == State::Open);
+            }
+            match flow {
+                None => assert_eq!(
+                    r,
+                    if syn {
+                        TcpRoute::Open
+                    } else if rst {
+                        TcpRoute::Drop
+                    } else {
+                        TcpRoute::Reset
+                    }
+                ),
+                // A rule whose connection is gone, or the server's side: always delivered.
+                Some(None) => assert_eq!(r, TcpRoute::Forward),
+                Some(Some(k)) if !k.from_client => assert_eq!(r, TcpRoute::Forward),
+                Some(Some(k)) => match k.state {
+                    State::Connecting => {
+                        assert_eq!(
+                            r,
+                            if syn {
+                                TcpRoute::KeepSyn
+                            } else {
+                                TcpRoute::Hold
+                            }
+                        )
+                    }
+                    State::Done if syn => assert_eq!(r, TcpRoute::RetireAndOpen),
+                    State::Open if rst && k.pending => {
+                        assert_eq!(r, TcpRoute::ForwardAndAbandon)
+                    }
+                    _ => assert_eq!(r, TcpRoute::Forward),
+                },
+            }
+        }
+        // SYN+FIN and SYN+RST are no SYNs.
+        assert_eq!(route_tcp(SYN | FIN, None), TcpRoute::Reset);
+        assert_eq!(route_tcp(SYN | RST, None), TcpRoute::Drop);
+        assert_eq!(route_tcp(SYN, None), TcpRoute::Open);
     }
 }

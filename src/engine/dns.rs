@@ -153,9 +153,7 @@ impl<W: Write + sink::Close> Engine<W> {
         frame: &[u8],
         s: &wire::Summary,
     ) -> bool {
-        if s.proto != wire::ipv4::proto::UDP
-            || s.dst != self.plan.gateway()
-            || s.dport != dns::PORT
+        if s.proto != wire::ipv4::proto::UDP || s.dst != self.plan.gateway() || s.dport != dns::PORT
         {
             return false;
         }
@@ -274,7 +272,8 @@ impl TcpServer {
         const LISTEN: mio::Token = mio::Token(0);
         const WAKE: mio::Token = mio::Token(1);
         let addr = SocketAddrV4::new(PROXY_ADDR, dns::PORT);
-        let mut listener = mio::net::TcpListener::from_std(sockets::listen(SocketAddr::V4(addr), 64)?);
+        let mut listener =
+            mio::net::TcpListener::from_std(sockets::listen(SocketAddr::V4(addr), 64)?);
         let mut poll = mio::Poll::new().context("failed to create the DNS server's poll")?;
         poll.registry()
             .register(&mut listener, LISTEN, mio::Interest::READABLE)

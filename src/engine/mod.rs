@@ -9,7 +9,8 @@
 //! 2. the upstream connect succeeds: inject the kept SYN into the proxy TUN from a fake address
 //!    F:fport, so the listener accepts it; or it is refused: answer the client with RST, so it
 //!    sees ECONNREFUSED exactly as it would without plg;
-//! 3. the listener accepts: relay bytes between the two sockets, recording every read.
+//! 3. the listener accepts: `pump` moves bytes between the two sockets, recording every read
+//!    (or plays the recording, in replay).
 //!
 //! Every state of a connection expires: Connecting after `CONNECT_TIMEOUT` (recorded
 //! unreachable); Open-but-not-accepted after `ACCEPT_TIMEOUT`, or at once when the client
@@ -27,7 +28,11 @@
 //! relayed to its server over TCP. Every capture write goes
 //! through `recorder`, which says no before a byte the capture cannot hold is passed on.
 //!
-//! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
+//! The engine reads as core (`core`: each connection's lifecycle and the admission bounds, pure),
+//! pump (`pump`: the byte path of record and replay, over any socket), recorder (`recorder`:
+//! every capture write and counter) and this loop, which does the I/O around them. A TCP
+//! segment's fate is decided in the core (`core::route_tcp`) and carried out here; the
+//! non-TCP decisions (`pass_other`) and the NAT bookkeeping still share functions with I/O.
 
 pub mod core;
 pub mod dns;
@@ -35,27 +40,28 @@ pub mod keylog;
 pub mod nat;
 pub mod plan;
 pub mod player;
+pub mod pump;
 pub mod recorder;
-pub mod relay;
 pub mod replay;
 pub mod script;
 pub mod session;
 pub mod sink;
 
-use self::core::{Admission, Expiry, Life, State, Timeouts};
+use self::core::{Admission, Expiry, Known, Life, State, TcpRoute, Timeouts};
+use crate::analysis;
 use crate::format::{
     CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
     Summary, EXTERNAL,
 };
 use crate::os::{sockets, HostSockets, Netns};
-use crate::wire::{self, tcp_flags, vnet, CsumMode};
+use crate::wire::{self, vnet, CsumMode};
 use anyhow::Context as _;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 use nat::{Nat, Out, Rule};
 use plan::{Plan, PROXY6_ADDR, PROXY_ADDR};
-use relay::{Event, Half};
+use pump::Pump;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -256,8 +262,8 @@ struct Conn {
     keys: Vec<nat::Key>,
     up: Option<TcpStream>,
     down: Option<TcpStream>,
-    c2s: Half,
-    s2c: Half,
+    /// The bytes in flight both ways (`pump`).
+    pump: Pump,
 }
 
 impl Conn {
@@ -289,8 +295,7 @@ impl Conn {
             keys: Vec::with_capacity(4),
             up: None,
             down: None,
-            c2s: Half::default(),
-            s2c: Half::default(),
+            pump: Pump::default(),
         }
     }
 }
@@ -331,12 +336,6 @@ pub fn now_ns() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
-}
-
-/// A segment that opens a connection: SYN without ACK, and without FIN or RST (a SYN+FIN or
-/// SYN+RST is no handshake any host answers with SYN-ACK).
-fn is_syn(flags: u8) -> bool {
-    flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::FIN | tcp_flags::RST) == tcp_flags::SYN
 }
 
 fn sock_token(id: ConnId, upstream: bool) -> Token {
@@ -657,51 +656,40 @@ impl<W: Write + sink::Close> Engine<W> {
                 tcp,
             )
         };
-        let syn = is_syn(tcp.flags);
-        let rst = tcp.flags & tcp_flags::RST != 0;
-        if let Some(rule) = self.nat.lookup(src, dst).copied() {
-            let state = self
-                .conns
-                .get(&rule.conn)
-                .map(|c| (c.life.state(), c.client_addr == src));
-            if rst && state.is_some_and(|(_, client)| client) {
-                let waiting = self
-                    .conns
-                    .get(&rule.conn)
-                    .is_some_and(|c| c.life.is(State::Open) && c.pending());
-                if waiting {
-                    // The client refused the listener's SYN-ACK (it gave up, or never had a
-                    // socket: a bare SYN). Nothing will be accepted: end it now.
-                    self.apply(frame, &rule);
-                    self.abandon(rule.conn);
-                    return;
+        // What to do is decided by the core (`core::route_tcp`); here it is done.
+        let rule = self.nat.lookup(src, dst).copied();
+        let flow = rule.map(|r| {
+            self.conns.get(&r.conn).map(|c| Known {
+                state: c.life.state(),
+                from_client: c.client_addr == src,
+                pending: c.pending(),
+            })
+        });
+        match (self::core::route_tcp(tcp.flags, flow), rule) {
+            (TcpRoute::Forward, Some(rule)) => self.apply(frame, &rule),
+            (TcpRoute::ForwardAndAbandon, Some(rule)) => {
+                self.apply(frame, &rule);
+                self.abandon(rule.conn);
+            }
+            (TcpRoute::KeepSyn, Some(rule)) => {
+                if let Some(c) = self.conns.get_mut(&rule.conn) {
+                    c.syn.clear();
+                    c.syn.extend_from_slice(frame);
                 }
             }
-            match state {
-                // Only the client's own packets wait for the upstream connect; the server's
-                // replies to the upstream socket pass.
-                Some((State::Connecting, true)) => {
-                    if syn {
-                        // A retransmitted SYN: keep the newest for the injection.
-                        let c = self.conns.get_mut(&rule.conn).expect("state came from it");
-                        c.syn.clear();
-                        c.syn.extend_from_slice(frame);
-                    }
+            (TcpRoute::RetireAndOpen | TcpRoute::Open, rule) => {
+                if let Some(rule) = rule {
+                    self.retire(rule.conn);
+                }
+                // plg's resolver answers live in replay too, never from the recording.
+                let resolver = self.dns.tcp_target(self.plan.gateway(), dst).is_some();
+                if self.replay.is_some() && !resolver && self.replay_syn(i, src, dst, frame) {
                     return;
                 }
-                Some((State::Done, true)) if syn => self.retire(rule.conn),
-                _ => return self.apply(frame, &rule),
+                self.new_connection(i, src, dst, frame);
             }
-        }
-        if syn {
-            // plg's resolver answers live in replay too, never from the recording.
-            let resolver = self.dns.tcp_target(self.plan.gateway(), dst).is_some();
-            if self.replay.is_some() && !resolver && self.replay_syn(i, src, dst, frame) {
-                return;
-            }
-            self.new_connection(i, src, dst, frame);
-        } else if !rst {
-            self.refuse(i, frame);
+            (TcpRoute::Reset, _) => self.refuse(i, frame),
+            (TcpRoute::Hold | TcpRoute::Drop, _) | (_, None) => {}
         }
     }
 
@@ -1228,8 +1216,8 @@ impl<W: Write + sink::Close> Engine<W> {
             };
             let (mut stream, peer) = match listener.accept() {
                 Ok(x) => x,
-                Err(e) if relay::would_block(&e) => return,
-                Err(e) if relay::interrupted(&e) => continue,
+                Err(e) if pump::would_block(&e) => return,
+                Err(e) if pump::interrupted(&e) => continue,
                 Err(e) if crate::os::limits::is_out_of_fds(&e) => {
                     // The listener is edge-triggered: a connection left in its queue now
                     // would wait forever. Take it with the spare fd and reset it.
@@ -1287,7 +1275,8 @@ impl<W: Write + sink::Close> Engine<W> {
         true
     }
 
-    /// Moves whatever can move on connection `id`, both ways, recording as it goes.
+    /// Moves whatever can move on connection `id`, both ways, recording as it goes (forward,
+    /// or play in replay: `pump`), and closes the legs the pump says.
     fn pump(&mut self, id: ConnId) {
         if self.rec.failed() {
             // The capture cannot be written: nothing more is relayed (the loop ends the
@@ -1297,73 +1286,49 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
-        if conn.replay.is_some() {
-            if conn.life.is(State::Open) {
-                self.replay_pump(&mut conn);
-            }
-        } else if conn.life.is(State::Open) && conn.down.is_some() {
-            let read = (READ_BUDGET / (2 * self.adm.live().max(1))).clamp(MIN_READ, MAX_READ);
-            for dir in [Direction::ClientToServer, Direction::ServerToClient] {
-                if !conn.life.is(State::Open) {
-                    break;
+        if conn.life.is(State::Open) && (conn.replay.is_some() || conn.down.is_some()) {
+            let mut legs = [conn.down.take(), conn.up.take()];
+            let outcome = match conn.replay.take() {
+                None => {
+                    let read =
+                        (READ_BUDGET / (2 * self.adm.live().max(1))).clamp(MIN_READ, MAX_READ);
+                    let scratch = &mut self.scratch[..read];
+                    conn.pump.forward(&mut legs, &mut self.rec, id, scratch)
                 }
-                let ev = self.pump_dir(&mut conn, dir, read);
-                match ev {
-                    Event::Idle => {}
-                    Event::Stopped => break,
-                    Event::Fin => self.close_record(&conn, dir, CloseKind::Fin),
-                    Event::SourceReset => self.reset(&mut conn, dir),
-                    Event::DestReset => self.reset(&mut conn, dir.reverse()),
+                Some(mut st) => {
+                    let out = self.replay_pump(&mut conn.pump, &mut legs, id, &mut st);
+                    conn.replay = Some(st);
+                    out
                 }
-                if ev == Event::Fin {
-                    // Pass the FIN on (and anything left) now.
-                    let _ = self.pump_dir(&mut conn, dir, read);
+            };
+            for (side, leg) in legs.iter_mut().enumerate() {
+                if conn.pump.take_abort(side) {
+                    self.drop_socket(leg.take(), true);
                 }
             }
-            if conn.life.is(State::Open) && conn.c2s.done() && conn.s2c.done() {
-                self.drop_socket(conn.down.take(), false);
-                self.drop_socket(conn.up.take(), false);
-                self.end(&mut conn);
+            let [down, up] = legs;
+            (conn.down, conn.up) = (down, up);
+            match outcome {
+                pump::Outcome::Idle | pump::Outcome::Stopped => {}
+                pump::Outcome::Finished => self.close_legs(&mut conn, false),
+                pump::Outcome::Reset => self.close_legs(&mut conn, true),
             }
         }
         self.conns.insert(id, conn);
     }
 
-    fn pump_dir(&mut self, conn: &mut Conn, dir: Direction, read: usize) -> Event {
-        let Conn {
-            up,
-            down,
-            c2s,
-            s2c,
-            id,
-            ..
-        } = conn;
-        let (Some(up), Some(down)) = (up.as_mut(), down.as_mut()) else {
-            return Event::Idle;
-        };
-        let (half, src, dst) = match dir {
-            Direction::ClientToServer => (c2s, down, up),
-            Direction::ServerToClient => (s2c, up, down),
-        };
-        let rec = &mut self.rec;
-        let id = *id;
-        half.pump(src, dst, &mut self.scratch[..read], &mut |bytes| {
-            rec.data(id, dir, bytes)
-        })
-    }
-
-    fn close_record(&mut self, conn: &Conn, dir: Direction, kind: CloseKind) {
-        self.rec.conn_close(conn.id, dir, kind);
-    }
-
     /// The sender of `dir` reset the connection: record it and reset the other side too.
     fn reset(&mut self, conn: &mut Conn, dir: Direction) {
-        self.close_record(conn, dir, CloseKind::Rst);
-        self.rec.count_reset();
-        // The side that reset is gone already; the other must see a RST, not a FIN: an
-        // abortive close (SO_LINGER 0) sends it when the last reference goes.
-        self.drop_socket(conn.down.take(), true);
-        self.drop_socket(conn.up.take(), true);
+        pump::record_close(&mut self.rec, conn.id, analysis::side(dir), CloseKind::Rst);
+        self.close_legs(conn, true);
+    }
+
+    /// Closes both legs and ends the connection. After a reset (`abort`) the side that reset
+    /// is gone already and the other must see a RST, not a FIN: an abortive close (SO_LINGER
+    /// 0) sends it when the last reference goes.
+    fn close_legs(&mut self, conn: &mut Conn, abort: bool) {
+        self.drop_socket(conn.down.take(), abort);
+        self.drop_socket(conn.up.take(), abort);
         self.end(conn);
     }
 
@@ -1383,8 +1348,7 @@ impl<W: Write + sink::Close> Engine<W> {
             self.stats.open.fetch_sub(1, Relaxed);
         }
         // Only the rules linger: the buffers go now.
-        conn.c2s.release();
-        conn.s2c.release();
+        conn.pump.release();
         conn.syn = Vec::new();
         conn.replay = None;
     }

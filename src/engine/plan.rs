@@ -541,7 +541,10 @@ mod tests {
         assert!(!r.contains("search"));
 
         let v6 = Subnet6::parse(DEFAULT_SUBNET6).unwrap();
-        let plan = Plan { v4: s, v6: Some(v6) };
+        let plan = Plan {
+            v4: s,
+            v6: Some(v6),
+        };
         let z: Zone = dns_zone(&plan, &n, 2);
         assert_eq!(z.lookup("web").unwrap().v6, Some(v6.process_addr(0)));
         assert_eq!(z.lookup("p1").unwrap().v6, Some(v6.process_addr(1)));

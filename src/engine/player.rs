@@ -1,6 +1,7 @@
 //! The replay of one connection as a state machine with no I/O: told what the live side sent
 //! and how it closed, it says what to play next and whether the live side still matches the
-//! recording. The event loop (`replay.rs`) does the reading and writing around it.
+//! recording. The pump (`pump.rs`, through `replay::PlayConn`) does the reading and writing
+//! around it.
 //!
 //! Per direction d (0: client to server, 1: server to client):
 //! - if d's sender is live, what it sends is compared with the recorded bytes of d;

@@ -1,4 +1,7 @@
-//! Replay: the same pipes as recording, with a different behaviour per direction.
+//! Replay: the same pipes and the same pump as recording (`pump`), with the *play* behaviour
+//! per direction; this file decides what to play ([`PlayConn`] over the sans-IO `Player`),
+//! matches live connections to recorded ones, opens played clients' connections and plays
+//! non-TCP packets.
 //!
 //! A direction whose sender is live is read (and compared with the recording, never
 //! forwarded); a direction whose receiver is live is written the recorded bytes, each chunk
@@ -11,14 +14,15 @@
 //! A step that waits longer than the step timeout is forced, reported, and the replay moves on.
 
 use super::player::{Chunk, Next, Player};
+use super::pump::{self, Cue, Play};
+use super::script::ConnScript;
 use super::script::Script;
-use super::{now_ns, relay, Conn, Engine, State};
-use crate::format::{
-    CaptureReader, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, Record,
-};
+use super::{now_ns, Conn, Engine, State};
+use crate::format::{CaptureReader, CloseKind, ConnId, ConnOpen, Outcome, ProcIndex, Record};
+use mio::net::TcpStream;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::SocketAddrV4;
 use std::time::{Duration, Instant};
 
@@ -188,11 +192,9 @@ const COPY_PER_TICK: usize = 64;
 /// Per-connection replay state.
 pub(super) struct ConnReplay {
     script: usize,
-    player: Player,
-    /// The recorded chunk being written to the live receiver of each direction, and how much
-    /// of it is out.
-    chunk: [Option<(Chunk, usize)>; 2],
-    last_progress: Instant,
+    pub(super) player: Player,
+    /// When a step was last played or anything moved (ns on the replay's clock).
+    last_progress: u64,
     /// The first bytes each live sender sent (up to `player::ECHO_WINDOW`), for echoes.
     live_head: [Vec<u8>; 2],
     /// Played client connection refused while the server was not up yet: retry until then.
@@ -274,14 +276,18 @@ impl Replayer {
         self.cfg.live.get(p as usize).copied().unwrap_or(false)
     }
 
-    fn due(&self, time_ns: u64) -> bool {
-        match self.cfg.timing {
-            None => true,
-            Some(speed) => {
-                let rel = time_ns.saturating_sub(self.cfg.script.session.start_ns) as f64 / speed;
-                self.started.elapsed().as_secs_f64() * 1e9 >= rel
-            }
+    /// The replay's clock now.
+    fn clock(&self) -> Clock {
+        Clock {
+            now_ns: self.started.elapsed().as_nanos() as u64,
+            timing: self.cfg.timing,
+            start_ns: self.cfg.script.session.start_ns,
+            step_timeout_ns: self.cfg.step_timeout.as_nanos() as u64,
         }
+    }
+
+    fn due(&self, time_ns: u64) -> bool {
+        self.clock().due(time_ns)
     }
 
     fn read_bytes(&mut self, offset: u64) -> Chunk {
@@ -289,11 +295,108 @@ impl Replayer {
     }
 }
 
-fn dir_of(d: usize) -> Direction {
-    if d == 0 {
-        Direction::ClientToServer
-    } else {
-        Direction::ServerToClient
+use pump::dir_of;
+
+/// The replay's time, passed in (the player and `PlayConn` read no clock).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Clock {
+    /// Nanoseconds since the replay started.
+    pub now_ns: u64,
+    /// `--timing` at this speed factor: recorded gaps are honoured.
+    pub timing: Option<f64>,
+    /// When the recording started.
+    pub start_ns: u64,
+    pub step_timeout_ns: u64,
+}
+
+impl Clock {
+    /// Has the recorded time `time_ns` come (always, without `--timing`)?
+    fn due(&self, time_ns: u64) -> bool {
+        match self.timing {
+            None => true,
+            Some(speed) => {
+                let rel = time_ns.saturating_sub(self.start_ns) as f64 / speed;
+                self.now_ns as f64 >= rel
+            }
+        }
+    }
+}
+
+/// One replayed connection as the pump sees it: its player, the recording it follows and what
+/// the replay keeps about it. No I/O: recorded bytes come through `fetch`, time from `clock`.
+pub(super) struct PlayConn<'a> {
+    pub st: &'a mut ConnReplay,
+    pub script: &'a ConnScript,
+    pub fetch: &'a mut dyn FnMut(u64) -> Chunk,
+    pub report: &'a mut ConnReport,
+    /// Bytes carried each way (what played clients' `after` conditions wait for).
+    pub progress: &'a mut [u64; 2],
+    pub clock: Clock,
+}
+
+impl Play for PlayConn<'_> {
+    fn reading(&self, d: usize) -> bool {
+        self.st.player.reading(d)
+    }
+
+    fn sent(&mut self, d: usize, bytes: &[u8]) {
+        let n = bytes.len();
+        let head = &mut self.st.live_head[d];
+        let room = super::player::ECHO_WINDOW.saturating_sub(head.len());
+        head.extend_from_slice(&bytes[..room.min(n)]);
+        self.st.player.sent(d, bytes, self.script, self.fetch);
+        self.progress[d] += n as u64;
+        self.report.live_bytes[d] += n as u64;
+    }
+
+    fn closed(&mut self, d: usize, kind: CloseKind) {
+        if let Some(m) = self.st.player.closed(d, kind, self.script) {
+            self.report.close_mismatch.get_or_insert(m);
+        }
+    }
+
+    fn receiver_gone(&mut self) {
+        self.st.player.receiver_gone();
+    }
+
+    fn next(&mut self, d: usize) -> Cue {
+        // One step timeout forces one step: the clock restarts with each step played.
+        let clock = self.clock;
+        let forced = clock.now_ns.saturating_sub(self.st.last_progress) > clock.step_timeout_ns;
+        let player = &mut self.st.player;
+        let before = player.forced_steps;
+        let next = player.next(d, self.script, &|t| clock.due(t), forced);
+        self.report.step_timeouts += player.forced_steps - before;
+        let record = !player.live_sender(d);
+        match next {
+            Next::Wait | Next::Done => Cue::Wait,
+            Next::Close(kind) => Cue::Close { kind, record },
+            Next::Write(step) => {
+                let mut bytes = (self.fetch)(step.offset);
+                let o = 1 - d;
+                let first = self.script.steps[d].first().map(|f| f.offset) == Some(step.offset);
+                if first && self.st.player.live_sender(o) {
+                    if let Some(ask) = self.script.steps[o].first().map(|f| f.offset) {
+                        let asked = (self.fetch)(ask);
+                        let live = &self.st.live_head[o];
+                        if let Some(b) = super::player::echo_first(&bytes, &asked, live) {
+                            bytes = Chunk::new(b);
+                        }
+                    }
+                }
+                self.progress[d] += bytes.len() as u64;
+                self.st.last_progress = clock.now_ns;
+                Cue::Write { bytes, record }
+            }
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.st.last_progress = self.clock.now_ns;
+    }
+
+    fn done(&self) -> bool {
+        self.st.player.done()
     }
 }
 
@@ -352,7 +455,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
             });
             return true;
         }
-        let state = ConnReplay::new(k, true, server_live);
+        let state = ConnReplay::new(k, true, server_live, rp.clock().now_ns);
         if server_live {
             // Both live: the pipe is built as in recording; the behaviour differs.
             // Refused at the cap: nothing to attach the replay state to.
@@ -602,7 +705,8 @@ impl<W: Write + super::sink::Close> Engine<W> {
             open.server_addr,
             &[],
         );
-        let mut st = ConnReplay::new(k, false, true);
+        let now = self.replay.as_ref().map_or(0, |r| r.clock().now_ns);
+        let mut st = ConnReplay::new(k, false, true, now);
         if open.outcome == Outcome::Established {
             st.retry_until = Some(
                 Instant::now()
@@ -694,159 +798,52 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
     }
 
-    /// Replay's pump: read live senders, play recorded bytes to live receivers.
-    pub(super) fn replay_pump(&mut self, conn: &mut Conn) {
-        let Some(mut st) = conn.replay.take() else {
-            return;
-        };
-        let Some(mut rp) = self.replay.take() else {
-            conn.replay = Some(st);
-            return;
+    /// Replay's turn of the pump: the connection's player says what to play; the pump reads
+    /// the live senders and writes the live receivers.
+    pub(super) fn replay_pump(
+        &mut self,
+        pump: &mut pump::Pump,
+        legs: &mut [Option<TcpStream>; 2],
+        id: ConnId,
+        st: &mut ConnReplay,
+    ) -> pump::Outcome {
+        let Some(rp) = self.replay.as_mut() else {
+            return pump::Outcome::Idle;
         };
         let k = st.script;
-        st.player.tick(rp.started.elapsed().as_nanos() as u64);
-        let mut progressed = false;
+        let clock = rp.clock();
         let read_len = self.scratch.len().min(256 << 10);
-        for d in 0..2 {
-            // 1. What the live sender of d sends: read, compared, recorded; never forwarded.
-            while st.player.reading(d) {
-                let sock = if d == 0 {
-                    conn.down.as_mut()
-                } else {
-                    conn.up.as_mut()
-                };
-                let Some(sock) = sock else { break };
-                let kind = match sock.read(&mut self.scratch[..read_len]) {
-                    Ok(0) => CloseKind::Fin,
-                    Ok(n) => {
-                        progressed = true;
-                        let bytes = &self.scratch[..n];
-                        let head = &mut st.live_head[d];
-                        let room = super::player::ECHO_WINDOW.saturating_sub(head.len());
-                        head.extend_from_slice(&bytes[..room.min(n)]);
-                        if !self.rec.data(conn.id, dir_of(d), bytes) {
-                            break;
-                        }
-                        let script = &rp.cfg.script.conns[k];
-                        let (reader, cache) = (&mut rp.cfg.reader, &mut rp.cache);
-                        st.player
-                            .sent(d, bytes, script, &mut |off| cache.get(reader, off));
-                        rp.progress[k][d] += n as u64;
-                        rp.report.conns[k].live_bytes[d] += n as u64;
-                        continue;
-                    }
-                    Err(e) if relay::would_block(&e) => break,
-                    Err(e) if relay::interrupted(&e) => continue,
-                    Err(_) => CloseKind::Rst,
-                };
-                progressed = true;
-                if kind == CloseKind::Rst {
-                    self.rec.count_reset();
-                }
-                self.rec.conn_close(conn.id, dir_of(d), kind);
-                let script = &rp.cfg.script.conns[k];
-                if let Some(m) = st.player.closed(d, kind, script) {
-                    rp.report.conns[k].close_mismatch.get_or_insert(m);
-                }
-            }
+        let Replayer {
+            cfg,
+            cache,
+            progress,
+            report,
+            ended,
+            ..
+        } = rp;
+        let (reader, script) = (&mut cfg.reader, &cfg.script.conns[k]);
+        let mut fetch = |off| cache.get(reader, off);
+        let mut conn = PlayConn {
+            st,
+            script,
+            fetch: &mut fetch,
+            report: &mut report.conns[k],
+            progress: &mut progress[k],
+            clock,
+        };
+        conn.st.player.tick(clock.now_ns);
+        let out = pump.play(
+            legs,
+            &mut conn,
+            &mut self.rec,
+            id,
+            &mut self.scratch[..read_len],
+        );
+        conn.report.diverged = conn.st.player.diverged;
+        if conn.st.player.done() {
+            ended[k] = true;
         }
-        for d in 0..2 {
-            // 2. What the live receiver of d gets: the recorded bytes, in causal order.
-            loop {
-                let sock = if d == 0 {
-                    conn.up.as_mut()
-                } else {
-                    conn.down.as_mut()
-                };
-                let Some(sock) = sock else { break };
-                if let Some((buf, pos)) = st.chunk[d].as_mut() {
-                    match sock.write(&buf[*pos..]) {
-                        Ok(n) => {
-                            *pos += n;
-                            progressed = true;
-                            if *pos == buf.len() {
-                                st.chunk[d] = None;
-                            }
-                            continue;
-                        }
-                        Err(e) if relay::would_block(&e) => break,
-                        Err(e) if relay::interrupted(&e) => continue,
-                        Err(_) => {
-                            st.player.receiver_gone();
-                            break;
-                        }
-                    }
-                }
-                // One step timeout forces one step: the clock restarts with each step played.
-                let forced = st.last_progress.elapsed() > rp.cfg.step_timeout;
-                let script = &rp.cfg.script.conns[k];
-                let before = st.player.forced_steps;
-                let next = st.player.next(d, script, &|t| rp.due(t), forced);
-                rp.report.conns[k].step_timeouts += st.player.forced_steps - before;
-                match next {
-                    Next::Wait | Next::Done => break,
-                    Next::Write(step) => {
-                        let mut bytes = rp.read_bytes(step.offset);
-                        let o = 1 - d;
-                        let script = &rp.cfg.script.conns[k];
-                        let first = script.steps[d].first().map(|f| f.offset) == Some(step.offset);
-                        if first && st.player.live_sender(o) {
-                            if let Some(ask) = script.steps[o].first().map(|f| f.offset) {
-                                let asked = rp.read_bytes(ask);
-                                let live = &st.live_head[o];
-                                if let Some(b) = super::player::echo_first(&bytes, &asked, live) {
-                                    bytes = Chunk::new(b);
-                                }
-                            }
-                        }
-                        rp.progress[k][d] += bytes.len() as u64;
-                        progressed = true;
-                        st.last_progress = Instant::now();
-                        // Played: what "the sender" sent is what plg writes, recorded
-                        // before it goes.
-                        if !st.player.live_sender(d) && !self.rec.data(conn.id, dir_of(d), &bytes) {
-                            break;
-                        }
-                        st.chunk[d] = Some((bytes, 0));
-                    }
-                    Next::Close(kind) => {
-                        progressed = true;
-                        if !st.player.live_sender(d) {
-                            self.rec.conn_close(conn.id, dir_of(d), kind);
-                        }
-                        if kind == CloseKind::Fin {
-                            let _ = sock.shutdown(std::net::Shutdown::Write);
-                        } else {
-                            if !st.player.live_sender(d) {
-                                self.rec.count_reset();
-                            }
-                            let s = if d == 0 {
-                                conn.up.take()
-                            } else {
-                                conn.down.take()
-                            };
-                            self.drop_socket(s, true);
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        if progressed {
-            st.last_progress = Instant::now();
-        }
-        let done = st.player.done();
-        rp.report.conns[k].diverged = st.player.diverged;
-        if done {
-            rp.ended[k] = true;
-        }
-        self.replay = Some(rp);
-        conn.replay = Some(st);
-        if done && conn.life.is(State::Open) {
-            self.drop_socket(conn.down.take(), false);
-            self.drop_socket(conn.up.take(), false);
-            self.end(conn);
-        }
+        out
     }
 
     /// A live process `i` sent a datagram to a played one: it is recorded (as a live process's
@@ -924,12 +921,11 @@ impl<W: Write + super::sink::Close> Engine<W> {
 }
 
 impl ConnReplay {
-    fn new(script: usize, client_live: bool, server_live: bool) -> ConnReplay {
+    pub(super) fn new(script: usize, client_live: bool, server_live: bool, now_ns: u64) -> Self {
         ConnReplay {
             script,
             player: Player::new(client_live, server_live),
-            chunk: [None, None],
-            last_progress: Instant::now(),
+            last_progress: now_ns,
             live_head: [Vec::new(), Vec::new()],
             retry_until: None,
         }

@@ -10,6 +10,10 @@
 //! at once on a second SIGINT/SIGTERM/SIGHUP). plg never waits on anything unbounded after
 //! that: output pumps still blocked a second later (a full stdout, a pipe held open) are left
 //! behind and die with the process.
+//!
+//! Nothing here writes for the user: what the session has to show (the live counters, a
+//! warning, a child's output beside a status line) goes through a [`View`], and why it
+//! failed is a [`SessionError`] value; their wording is the command line's (`cmd::session`).
 
 use super::plan::{
     self, Plan, Subnet, Subnet6, PROXY6_ADDR, PROXY6_PREFIX, PROXY_ADDR, PROXY_PREFIX,
@@ -21,9 +25,9 @@ use crate::os::reaper::Reaper;
 use crate::os::signals::SignalFd;
 use crate::os::tun::{create_tun, TunConfig};
 use crate::os::{disable_ipv6, ipv6_quiet, loopback_up, sysctl_set, HostSockets, Netns};
-use anyhow::{bail, Context as _};
+use anyhow::Context as _;
 use nix::sys::signal::Signal;
-use std::io::{BufRead, BufReader, IsTerminal, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
@@ -223,14 +227,76 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
     Ok((handle, net.proc_ns))
 }
 
-/// Marks an error that stopped the session before all its processes ran (a command that could
-/// not start, a `--ready` never met): the capture holds nothing worth keeping.
-#[derive(Debug)]
-pub struct StartFailed;
+/// What the session shows while it runs, implemented by the command line: the engine knows no
+/// terminal, no progress bar and no flag names.
+pub trait View: Send + Sync {
+    /// Whether live counters are shown at all (read once: no [`View::status`] calls if not).
+    fn shows_status(&self) -> bool;
+    /// The live counters, a few times a second.
+    fn status(&self, stats: &super::Stats);
+    /// Something the user should know that does not stop the session.
+    fn warn(&self, warning: Warning);
+    /// Runs `write`, which writes a child's output to plg's stdout (`stderr` false) or
+    /// stderr, so that it does not mix with what the view draws. It must not hold a lock
+    /// `write` could block under longer than it has to: a full stdout stalls `write`.
+    fn around_output(&self, stderr: bool, write: &mut dyn FnMut());
+    /// The session is over: take down what was drawn.
+    fn done(&self);
+}
 
-impl std::fmt::Display for StartFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the session did not start")
+/// A condition worth telling the user that does not stop the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warning {
+    /// The reaper process died: the session goes on (its processes still end with plg), only
+    /// the temporary files of a plg killed with -9 would stay.
+    ReaperDied,
+}
+
+/// Why a `--ready` condition was not met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// The process is not run (it is played).
+    NotRun,
+    /// It exited before listening.
+    Exited(Exit),
+    /// It did not listen within the `--ready-timeout`.
+    TimedOut(Duration),
+}
+
+/// Why a session failed.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Process `name` did not start listening (on `port`, or on any port) as `--ready` asked:
+    /// the session stopped before the later commands ran.
+    Ready {
+        name: String,
+        port: Option<u16>,
+        /// The session has IPv6: a listener in either family counts.
+        ipv6: bool,
+        why: NotReady,
+    },
+    /// Something else stopped the session before all its processes ran (a command that could
+    /// not start, the caller's `on_started`): the capture holds nothing worth keeping.
+    Start(anyhow::Error),
+    /// The session could not be set up, or failed while it ran or ended.
+    Run(anyhow::Error),
+}
+
+impl SessionError {
+    /// The session stopped before all its processes ran.
+    pub fn before_start(&self) -> bool {
+        !matches!(self, SessionError::Run(_))
+    }
+}
+
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SessionError::Ready { .. } => None,
+            SessionError::Start(e) => Some(e.as_ref()),
+            // Transparent: the error's own message is the first of the chain.
+            SessionError::Run(e) => e.source(),
+        }
     }
 }
 
@@ -264,32 +330,33 @@ struct Running {
 }
 
 /// Runs the processes until the session ends, then stops the engine. `on_started` is called
-/// once every process started (after the point where [`StartFailed`] can happen): `record`
-/// puts its capture in place there, so a failed start never replaces the user's old capture.
+/// once every process started (after the point where a [`SessionError::Start`] can happen):
+/// `record` puts its capture in place there, so a failed start never replaces the user's old
+/// capture.
 pub fn run(
     opts: &Options,
     signals: &SignalFd,
     engine: Handle,
     proc_ns: Vec<Netns>,
-    status: &indicatif::ProgressBar,
+    view: Arc<dyn View>,
     reaper: &Reaper,
     on_started: &mut dyn FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<Outcome> {
+) -> Result<Outcome, SessionError> {
     let started = Instant::now();
-    // Read once: indicatif answers `is_hidden` under the same lock that an output pump blocked
-    // on a full stdout may hold.
-    let hidden = status.is_hidden();
+    let shows_status = view.shows_status();
     let names: Vec<String> = opts.procs.iter().map(|p| p.name.clone()).collect();
     let hosts_path = hosts_path();
     std::fs::write(
         &hosts_path,
         plan::hosts_file(&opts.plan(), &names, names.len()),
     )
-    .with_context(|| format!("failed to write {}", hosts_path.display()))?;
+    .with_context(|| format!("failed to write {}", hosts_path.display()))
+    .map_err(SessionError::Run)?;
     let hosts = HostsFile(hosts_path.clone());
     let resolv_path = resolv_path();
     std::fs::write(&resolv_path, plan::resolv_conf(&opts.plan()))
-        .with_context(|| format!("failed to write {}", resolv_path.display()))?;
+        .with_context(|| format!("failed to write {}", resolv_path.display()))
+        .map_err(SessionError::Run)?;
     let resolv = HostsFile(resolv_path.clone());
     // Nothing to mount over when the host has none (or a dangling symlink): see SpawnSpec.
     let resolv_file = std::fs::metadata("/etc/resolv.conf")
@@ -299,7 +366,8 @@ pub fn run(
         Some(_) => {
             let path = gai_path();
             std::fs::write(&path, plan::gai_conf())
-                .with_context(|| format!("failed to write {}", path.display()))?;
+                .with_context(|| format!("failed to write {}", path.display()))
+                .map_err(SessionError::Run)?;
             Some(HostsFile(path))
         }
         None => None,
@@ -322,17 +390,19 @@ pub fn run(
         }
     }
 
-    let mut keylogs = super::keylog::KeyLogs::new().with_context(|| {
-        format!(
-            "failed to create a directory for TLS key logs in {}",
-            std::env::temp_dir().display()
-        )
-    })?;
+    let mut keylogs = super::keylog::KeyLogs::new()
+        .with_context(|| {
+            format!(
+                "failed to create a directory for TLS key logs in {}",
+                std::env::temp_dir().display()
+            )
+        })
+        .map_err(SessionError::Run)?;
     let out_lock = Arc::new(Mutex::new(()));
     let mut running: Vec<Option<Running>> = Vec::new();
     let mut interrupted = None;
     let mut pumps = Vec::new();
-    let result = (|| -> anyhow::Result<()> {
+    let result = (|| -> Result<(), SessionError> {
         for (i, (p, ns)) in opts.procs.iter().zip(proc_ns).enumerate() {
             let Some(cmd) = &p.command else {
                 running.push(None);
@@ -367,7 +437,8 @@ pub fn run(
                 cwd: None,
                 user_namespace: opts.user_namespace,
             })
-            .with_context(|| format!("failed to start {} ({cmd})", p.name))?;
+            .with_context(|| format!("failed to start {} ({cmd})", p.name))
+            .map_err(SessionError::Start)?;
             let prefix = if opts.prefix_output && opts.procs.len() > 1 {
                 Some(format!("{}| ", p.name))
             } else {
@@ -379,17 +450,11 @@ pub fn run(
                     false,
                     prefix.clone(),
                     out_lock.clone(),
-                    (!hidden && std::io::stdout().is_terminal()).then(|| status.clone()),
+                    view.clone(),
                 ));
             }
             if let Some(e) = child.stderr.take() {
-                pumps.push(pass_output(
-                    e,
-                    true,
-                    prefix,
-                    out_lock.clone(),
-                    (!hidden && std::io::stderr().is_terminal()).then(|| status.clone()),
-                ));
+                pumps.push(pass_output(e, true, prefix, out_lock.clone(), view.clone()));
             }
             running.push(Some(Running { child, exit: None }));
             let waits: Vec<Ready> = if opts.ready.is_empty() {
@@ -439,10 +504,10 @@ pub fn run(
     drop(resolv);
     drop(gai);
     engine.stats.all_started.store(true, Relaxed);
-    if let Err(e) = result.and_then(|()| on_started()) {
+    if let Err(e) = result.and_then(|()| on_started().map_err(SessionError::Start)) {
         terminate(&mut running, opts.grace, signals);
         let _ = engine.stop();
-        return Err(e.context(StartFailed));
+        return Err(e);
     }
 
     // Supervise: wait for the main commands, Ctrl-C/SIGTERM, or an engine failure.
@@ -453,12 +518,7 @@ pub fn run(
             // Containment does not depend on it (each command's PID namespace dies with
             // plg); only the temporary files of a plg killed with -9 would stay.
             reaper_warned = true;
-            status.suspend(|| {
-                eprintln!(
-                    "plg: warning: the reaper process died; the session goes on (its \
-                     processes still end with plg)"
-                )
-            });
+            view.warn(Warning::ReaperDied);
         }
         reap(&mut running, &engine);
         let mains_done = opts.main.iter().all(|&m| {
@@ -480,9 +540,9 @@ pub fn run(
             interrupted = Some(sig);
         }
         send_keys(&mut keylogs, &engine);
-        if !hidden && last_status.elapsed() >= Duration::from_millis(200) {
+        if shows_status && last_status.elapsed() >= Duration::from_millis(200) {
             last_status = Instant::now();
-            update_status(status, &engine);
+            view.status(&engine.stats);
         }
     }
     if !opts.settle.is_zero() && interrupted.is_none() && !engine.finished() {
@@ -510,10 +570,8 @@ pub fn run(
         let _ = p.join();
     }
     send_keys(&mut keylogs, &engine);
-    let finished = engine.stop()?;
-    if !hidden {
-        status.finish_and_clear();
-    }
+    let finished = engine.stop().map_err(SessionError::Run)?;
+    view.done();
 
     let exits: Vec<Option<ExitStatus>> = running
         .iter()
@@ -551,19 +609,6 @@ fn send_keys(keylogs: &mut super::keylog::KeyLogs, engine: &Handle) {
     if !keys.is_empty() {
         engine.send(super::Control::TlsKeys(keys));
     }
-}
-
-fn update_status(status: &indicatif::ProgressBar, engine: &Handle) {
-    let s = &engine.stats;
-    status.set_message(format!(
-        "{} open / {} connections | c->s {} | s->c {} | {} packets",
-        s.open.load(Relaxed),
-        s.total.load(Relaxed),
-        crate::ui::human_bytes(s.bytes_c2s.load(Relaxed)),
-        crate::ui::human_bytes(s.bytes_s2c.load(Relaxed)),
-        s.packets.load(Relaxed),
-    ));
-    status.tick();
 }
 
 /// Waits up to `timeout` for a signal; returns the first one that asks plg to stop (SIGINT,
@@ -658,28 +703,24 @@ fn wait_ready(
     names: &[String],
     signals: &SignalFd,
     interrupted: &mut Option<Signal>,
-) -> anyhow::Result<()> {
+) -> Result<(), SessionError> {
     // A --ready-timeout beyond what an Instant can hold means "no limit".
     let deadline = Instant::now().checked_add(timeout);
-    let name = &names[r.index];
     // Only a listener the others can reach counts (not one on 127.0.0.1 or ::1), in either
     // family the session has.
-    let family = if plan.v6.is_some() {
-        "IPv4 or IPv6"
-    } else {
-        "IPv4"
-    };
-    let what = match r.port {
-        Some(p) => format!("port {p} ({family}, on an address the other processes reach)"),
-        None => format!("any port ({family}, on an address the other processes reach)"),
+    let not_ready = |why| SessionError::Ready {
+        name: names[r.index].clone(),
+        port: r.port,
+        ipv6: plan.v6.is_some(),
+        why,
     };
     loop {
         let Some(Some(p)) = running.get_mut(r.index) else {
-            bail!("--ready {name}: that process is not run");
+            return Err(not_ready(NotReady::NotRun));
         };
         if let Some(st) = p.child.try_wait() {
             if explicit {
-                bail!("{name} exited ({st}) before listening on {what}");
+                return Err(not_ready(NotReady::Exited(st)));
             }
             return Ok(()); // its exit is reaped and recorded by the supervisor
         }
@@ -693,10 +734,7 @@ fn wait_ready(
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             if explicit {
-                bail!(
-                    "{name} did not listen on {what} within {}s (--ready-timeout)",
-                    timeout.as_secs()
-                );
+                return Err(not_ready(NotReady::TimedOut(timeout)));
             }
             return Ok(());
         }
@@ -707,16 +745,14 @@ fn wait_ready(
     }
 }
 
-/// Copies a child's stdout or stderr to ours, each line prefixed with its name when asked.
-/// `status` is given when the destination is the terminal that shows the status line, which
-/// must be cleared around each write; otherwise the write happens outside indicatif's lock, so
-/// a destination that blocks (a full pipe) stalls this thread only.
+/// Copies a child's stdout or stderr to ours, each line prefixed with its name when asked,
+/// each write wrapped by the view (which clears a status line around it where needed).
 fn pass_output(
     src: impl Read + Send + 'static,
     stderr: bool,
     prefix: Option<String>,
     lock: Arc<Mutex<()>>,
-    status: Option<indicatif::ProgressBar>,
+    view: Arc<dyn View>,
 ) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let mut r = BufReader::with_capacity(64 << 10, src);
@@ -739,7 +775,7 @@ fn pass_output(
                 }
             }
             let _g = lock.lock();
-            let write = || {
+            let mut write = || {
                 let res = if stderr {
                     write_prefixed(&mut std::io::stderr().lock(), prefix.as_deref(), &line)
                 } else {
@@ -748,10 +784,7 @@ fn pass_output(
                 // A closed stdout (plg | head) must not stall the child: keep draining.
                 let _ = res;
             };
-            match &status {
-                Some(status) => status.suspend(write),
-                None => write(),
-            }
+            view.around_output(stderr, &mut write);
         }
     })
 }
