@@ -401,7 +401,8 @@ fn http_recordings_differ_only_in_date_which_ignore_hides_and_junit_shows() {
     );
 
     let date = r"Date: [^\r]*";
-    let o = plg_diff(&["--ignore", date, "--junit", &junit, &h1, &h2]);
+    // The earlier report is replaced: --force (an existing file is never replaced without it).
+    let o = plg_diff(&["--force", "--ignore", date, "--junit", &junit, &h1, &h2]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     let j = diff_json(&["--ignore", date, &h1, &h2], 0);
     assert_eq!(j["same"], true, "{j:#}");

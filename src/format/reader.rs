@@ -578,6 +578,54 @@ mod test {
         assert!(err.message.contains("not a plg capture"), "{err}");
     }
 
+    /// `if_tsoffset` (seconds added to every timestamp of the interface) is applied, as
+    /// tshark applies it (docs/FORMAT.md).
+    #[test]
+    fn test_tsoffset_is_applied() {
+        let session = Session {
+            format_version: crate::format::FORMAT_VERSION,
+            mode: Mode::Record,
+            subnet: std::net::Ipv4Addr::new(10, 0, 0, 0),
+            prefix_len: 24,
+            start_ns: 1_000,
+            plg_version: "0.1.0".into(),
+        };
+        let procs = [Process {
+            index: 0,
+            name: "p0".into(),
+            command: "cmd".into(),
+            addr: std::net::Ipv4Addr::new(10, 0, 0, 2),
+            live: true,
+        }];
+        let mut w = super::super::CaptureWriter::new(Vec::new(), &session, &procs).unwrap();
+        let mut pkt = vec![0x45u8, 0, 0, 28, 0, 0, 0, 0, 64, 17];
+        pkt.resize(28, 0);
+        w.write_packet(0, 7_000_000_123, &pkt).unwrap();
+        let bytes = w.finish(&Summary::default()).unwrap();
+        // The same file with the IDB saying tsoffset 5 s.
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+            if u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) == block::IDB_TYPE {
+                let mut idb = idb::IdbRepr::for_process("p0", "cmd");
+                idb.tsoffset = 5;
+                idb.emit(Endian::Little, &mut out);
+            } else {
+                out.extend_from_slice(&bytes[at..at + len]);
+            }
+            at += len;
+        }
+        let times: Vec<u64> = CaptureReader::new(&out[..], "t")
+            .unwrap()
+            .filter_map(|r| match r.unwrap() {
+                Record::Packet(p) => Some(p.time_ns),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(times, [12_000_000_123]);
+    }
+
     #[test]
     fn test_display() {
         let e = FormatError {
