@@ -512,3 +512,45 @@ fn ready_is_not_met_by_a_listener_only_on_loopback() {
         "{line}"
     );
 }
+
+#[test]
+fn udp6_to_a_closed_port_draws_port_unreachable_from_the_peer() {
+    let dir = TempDir::new("v6-closed");
+    let cap = dir.join("closed.traffic");
+    // p0 runs but listens on nothing: its kernel answers ICMPv6 port unreachable, which
+    // quotes p1's datagram to p0, so it passes, and the connected socket sees the refusal.
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "sleep 30",
+        &format!(
+            "{PY} -c {}",
+            common::sh_quote(
+                "import socket, time\n\
+                 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+                 s.connect(('p0', 9999)); s.settimeout(10)\n\
+                 s.send(b'anyone?')\n\
+                 try:\n\
+                 \x20   s.recv(100); print('answered')\n\
+                 except ConnectionRefusedError:\n\
+                 \x20   print('refused')\n"
+            )
+        ),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p1"), vec!["refused"], "{}", run.dump());
+    check(&cap);
+    let c = Capture::read(Path::new(&cap));
+    let kinds: Vec<(u32, u8)> = c
+        .packets
+        .iter()
+        .map(|p| (p.interface, p.bytes[6]))
+        .collect();
+    assert_eq!(kinds, vec![(1, 17), (0, 58)], "{:?}", c.packets);
+    assert_eq!(
+        c.packets[1].bytes[40..42],
+        [1, 4],
+        "destination unreachable, port"
+    );
+}
