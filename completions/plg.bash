@@ -324,7 +324,7 @@ _plg() {
             return 0
             ;;
         plg__subcmd__record)
-            opts="-f -s -q -h -V --file --subnet --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --allow-external --color --help --version"
+            opts="-f -s -q -h -V --file --subnet --subnet6 --no-ipv6 --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --allow-external --color --help --version"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -343,6 +343,10 @@ _plg() {
                     return 0
                     ;;
                 -s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subnet6)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

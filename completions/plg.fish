@@ -38,15 +38,17 @@ complete -c plg -n "__fish_plg_needs_command" -f -a "wireshark" -d 'Print or ins
 complete -c plg -n "__fish_plg_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture file to write (pcapng): a new or regular file. An existing one is replaced once every process started, so a failed start leaves it as it was; a symlink is followed' -r -F
 complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l subnet6 -d 'IPv6 subnet of the processes (p0 gets its ::2 address, ::1 is the gateway)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
-complete -c plg -n "__fish_plg_using_subcommand record" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it). Below 1280 the session is IPv4 only (IPv6 needs 1280)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
 always\t''
 never\t''"
+complete -c plg -n "__fish_plg_using_subcommand record" -l no-ipv6 -d 'IPv4 only: no IPv6 address, IPv6 off in every namespace (IPv6 packets are dropped)'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not prefix each output line with the process name'
 complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
@@ -67,7 +69,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
-complete -c plg -n "__fish_plg_using_subcommand replay" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it)' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l mtu -d 'MTU of the virtual links (the MSS applications see follows from it). Below 1280 the session is IPv4 only (IPv6 needs 1280)' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l color -d 'When to colour the output: auto (on a terminal, unless NO_COLOR is set; CLICOLOR_FORCE forces it), always, never' -r -f -a "auto\t'On a terminal, unless NO_COLOR or TERM=dumb say no; CLICOLOR_FORCE forces it on'
 always\t''
 never\t''"

@@ -659,7 +659,8 @@ import socket
 n = 0
 for i in range(4):
     try:
-        socket.create_connection(("p0", 7000), timeout=1)
+        # By address: by name, each attempt would also try p0's IPv6 address.
+        socket.create_connection(("10.0.0.2", 7000), timeout=1)
     except OSError:
         n += 1
 print("failed", n)

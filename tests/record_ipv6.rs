@@ -405,3 +405,152 @@ fn no_ipv6_keeps_the_ipv4_only_session() {
     assert!(c.procs.iter().all(|p| p.addr6.is_none()));
     assert!(c.conns.values().all(|x| x.open.client_addr.is_ipv4()));
 }
+
+#[test]
+fn allow_external_maps_the_v6_gateway_to_the_hosts_ipv6_loopback() {
+    use std::io::{Read, Write};
+    // A one-shot HTTP server on the host's ::1: the only door out, and it stays on this machine.
+    let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, peer) = listener.accept().unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !req.ends_with(b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "request cut short: {req:?}");
+            req.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 8\r\n\r\nhost v6\n")
+            .unwrap();
+        (peer, req)
+    });
+    let dir = TempDir::new("v6-external");
+    let cap = dir.join("ext6.traffic");
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "--allow-external",
+        &format!("curl -sS -6 http://gateway:{port}/from-inside"),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.stdout, "host v6\n", "{}", run.dump());
+    let (peer, req) = server.join().unwrap();
+    assert_eq!(peer.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST), "{peer}");
+    check(&cap);
+    let c = Capture::read(Path::new(&cap));
+    let conn = c.conns.values().next().unwrap();
+    assert_eq!(conn.open.server, plg::format::EXTERNAL);
+    assert_eq!(
+        conn.open.server_addr,
+        SocketAddr::new(v6("fd00:706c:67::1"), port)
+    );
+    assert_eq!(conn.c2s, req);
+}
+
+#[test]
+fn v6_bulk_transfers_are_byte_exact_with_and_without_offload() {
+    let dir = TempDir::new("v6-bulk");
+    // 4 MiB of a non-repeating pattern: GSO (TSO6) segments and checksums both get exercised.
+    let data: Vec<u8> = (0..4u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.path().join("blob"), &data).unwrap();
+    for offload in [true, false] {
+        let cap = dir.join(&format!("bulk-{offload}.traffic"));
+        let mut args = vec!["-q", "-f", &cap, "--ready", "p0:8000"];
+        if !offload {
+            args.push("--no-offload");
+        }
+        let server = format!(
+            "{PY} -m http.server --bind :: 8000 --directory {}",
+            dir.join("")
+        );
+        let client = format!(
+            "curl -sS -6 http://p0:8000/blob -o {}",
+            dir.join(&format!("got-{offload}"))
+        );
+        args.push(&server);
+        args.push(&client);
+        let run = Plg::record(&args).run();
+        run.assert_code(0);
+        let got = std::fs::read(dir.path().join(format!("got-{offload}"))).unwrap();
+        assert!(got == data, "offload {offload}: the client got other bytes");
+        check(&cap);
+        let c = Capture::read(Path::new(&cap));
+        let conn = c.only_conn_to(0, 8000);
+        assert!(conn.open.server_addr.is_ipv6());
+        assert!(
+            conn.s2c.ends_with(&data),
+            "offload {offload}: recorded bytes differ"
+        );
+    }
+}
+
+#[test]
+fn ready_is_not_met_by_a_listener_only_on_loopback() {
+    let dir = TempDir::new("v6-ready");
+    let cap = dir.join("ready.traffic");
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "--ready",
+        "p0:8000",
+        "--ready-timeout",
+        "2",
+        &format!("{PY} -m http.server --bind ::1 8000 >/dev/null 2>&1"),
+        "true",
+    ])
+    .run();
+    run.assert_code(2);
+    let line = run.assert_one_line_error();
+    assert!(
+        line.contains(
+            "did not listen on port 8000 (IPv4 or IPv6, on an address the other processes reach)"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn udp6_to_a_closed_port_draws_port_unreachable_from_the_peer() {
+    let dir = TempDir::new("v6-closed");
+    let cap = dir.join("closed.traffic");
+    // p0 runs but listens on nothing: its kernel answers ICMPv6 port unreachable, which
+    // quotes p1's datagram to p0, so it passes, and the connected socket sees the refusal.
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "sleep 30",
+        &format!(
+            "{PY} -c {}",
+            common::sh_quote(
+                "import socket, time\n\
+                 s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+                 s.connect(('p0', 9999)); s.settimeout(10)\n\
+                 s.send(b'anyone?')\n\
+                 try:\n\
+                 \x20   s.recv(100); print('answered')\n\
+                 except ConnectionRefusedError:\n\
+                 \x20   print('refused')\n"
+            )
+        ),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p1"), vec!["refused"], "{}", run.dump());
+    check(&cap);
+    let c = Capture::read(Path::new(&cap));
+    let kinds: Vec<(u32, u8)> = c
+        .packets
+        .iter()
+        .map(|p| (p.interface, p.bytes[6]))
+        .collect();
+    assert_eq!(kinds, vec![(1, 17), (0, 58)], "{:?}", c.packets);
+    assert_eq!(
+        c.packets[1].bytes[40..42],
+        [1, 4],
+        "destination unreachable, port"
+    );
+}

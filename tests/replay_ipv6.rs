@@ -87,6 +87,8 @@ fn a_live_v6_server_whose_client_is_played_gets_the_recorded_request() {
     let cap = record_web(&dir);
     let run = replay(&[
         "--strict",
+        "--ignore",
+        "Date: [^\\r]*",
         "-f",
         &cap,
         &format!(

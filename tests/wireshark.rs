@@ -172,7 +172,7 @@ fn tshark_names_every_record_of_a_real_http_capture() {
     );
     assert_eq!(
         session,
-        [["1", "0", "24", "10.0.0.0", env!("CARGO_PKG_VERSION")]],
+        [["2", "0", "24", "10.0.0.0", env!("CARGO_PKG_VERSION")]],
         "{session:?}"
     );
     let procs = fields(

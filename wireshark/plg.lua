@@ -77,6 +77,10 @@ local f = {
     server_name = ProtoField.string("plg.server.name", "Server"),
     client_addr = ProtoField.ipv4("plg.client.addr", "Client address"),
     server_addr = ProtoField.ipv4("plg.server.addr", "Server address"),
+    -- Format 2: an IPv6 connection appends its family and IPv6 addresses
+    family = ProtoField.uint8("plg.family", "Address family", base.DEC),
+    client_addr6 = ProtoField.ipv6("plg.client.addr6", "Client IPv6 address"),
+    server_addr6 = ProtoField.ipv6("plg.server.addr6", "Server IPv6 address"),
     client_port = ProtoField.uint16("plg.client.port", "Client port", base.DEC),
     server_port = ProtoField.uint16("plg.server.port", "Server port", base.DEC),
     outcome = ProtoField.uint8("plg.outcome", "Outcome", base.DEC, OUTCOMES),
@@ -183,8 +187,13 @@ local function info_time(t)
 end
 
 local function set_addrs(pinfo, src, dst, sport, dport)
-    pinfo.src = Address.ip(src)
-    pinfo.dst = Address.ip(dst)
+    if string.find(src, ":", 1, true) then
+        pinfo.src = Address.ipv6(src)
+        pinfo.dst = Address.ipv6(dst)
+    else
+        pinfo.src = Address.ip(src)
+        pinfo.dst = Address.ip(dst)
+    end
     pinfo.src_port = sport
     pinfo.dst_port = dport
 end
@@ -280,6 +289,13 @@ local function dissect_record(tvb, pinfo, tree)
                 client = c, server = s, caddr = ip_string(tvb, 24), saddr = ip_string(tvb, 28),
                 cport = u(24, 2), sport = u(26, 2),
             }
+            if body_len >= 68 and u(32, 1) == 6 then
+                add(f.family, 32, 1)
+                st:add(f.client_addr6, tvb(44, 16))
+                st:add(f.server_addr6, tvb(60, 16))
+                conn.caddr = tostring(tvb(44, 16):ipv6())
+                conn.saddr = tostring(tvb(60, 16):ipv6())
+            end
             conns[id] = conn
             set_addrs(pinfo, conn.caddr, conn.saddr, conn.cport, conn.sport)
             local outcome = u(28, 1)
