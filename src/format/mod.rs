@@ -22,12 +22,14 @@
 //!     prefix_len: 24,
 //!     start_ns: now_ns(),
 //!     plg_version: "0.1.0".into(),
+//!     subnet6: None,
 //! };
 //! let p0 = Process {
 //!     index: 0,
 //!     name: "p0".into(),
 //!     command: "echo hi".into(),
 //!     addr: Ipv4Addr::new(10, 0, 0, 1),
+//!     addr6: None,
 //!     live: true,
 //! };
 //! let mut w = CaptureWriter::new(Vec::new(), &session, &[p0.clone()]).unwrap();
