@@ -368,6 +368,19 @@ if first:
     assert_eq!(ok + refused, 2 * PER_CLIENT, "{}", run.dump());
     assert!(ok > 100, "only {ok} served; {}", run.dump());
     assert!(refused > 0, "nothing refused under 512 fds; {}", run.dump());
+    // The user is told once why, and what would lift the limit.
+    let warnings: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("plg: warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", run.dump());
+    assert!(
+        warnings[0].contains("the most the open-file limit allows")
+            && warnings[0].contains("CAP_SYS_RESOURCE"),
+        "{}",
+        run.dump()
+    );
     assert_check_passes(&cap);
     let c = Capture::read(Path::new(&cap));
     let s = c.summary();

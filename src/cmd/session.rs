@@ -65,10 +65,20 @@ impl View for Terminal {
 
     fn warn(&self, warning: Warning) {
         let text = match warning {
-            Warning::ReaperDied => {
-                "plg: warning: the reaper process died; the session goes on (its processes \
-                 still end with plg)"
-            }
+            Warning::ReaperDied => "plg: warning: the reaper process died; the session goes on \
+                                    (its processes still end with plg)"
+                .to_string(),
+            Warning::AtCapacity { cap } if cap < crate::engine::MAX_LIVE_CONNS as u64 => format!(
+                "plg: warning: {cap} connections open, the most the open-file limit allows (each \
+                 holds two files; {} need a hard limit of {} or CAP_SYS_RESOURCE): further \
+                 ones are refused, and recorded as refused",
+                crate::engine::MAX_LIVE_CONNS,
+                2 * crate::engine::MAX_LIVE_CONNS + 256
+            ),
+            Warning::AtCapacity { cap } => format!(
+                "plg: warning: {cap} connections open, plg's limit: further ones are refused, \
+                 and recorded as refused"
+            ),
         };
         self.bar.suspend(|| eprintln!("{text}"));
     }

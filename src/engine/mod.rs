@@ -166,6 +166,12 @@ pub struct Stats {
     /// Every process of the session has been started (and `--ready` met): played processes
     /// may begin, as the commands after the live ones would.
     pub all_started: std::sync::atomic::AtomicBool,
+    /// How many connections the relay may hold at once: [`MAX_LIVE_CONNS`], or fewer when the
+    /// open-file limit (two fds a connection) could not be raised that far. Set before
+    /// [`start`] returns.
+    pub conn_cap: AtomicU64,
+    /// Connections refused because `conn_cap` were already open.
+    pub cap_refused: AtomicU64,
 }
 
 /// Messages from the controlling thread.
@@ -351,6 +357,7 @@ impl<W: Write + sink::Close> Engine<W> {
     ) -> anyhow::Result<(Self, Arc<Waker>)> {
         config.proxy_ns.enter_current_thread()?;
         let max_conns = conn_cap();
+        stats.conn_cap.store(max_conns as u64, Relaxed);
         let poll = Poll::new().context("failed to create the relay's poll")?;
         let waker =
             Arc::new(Waker::new(poll.registry(), WAKER).context("failed to create a waker")?);
@@ -927,6 +934,7 @@ impl<W: Write + sink::Close> Engine<W> {
         if self.adm.full() {
             // Over the cap: refused as a host out of resources would, and on the record.
             self.refuse(i, frame);
+            self.stats.cap_refused.fetch_add(1, Relaxed);
             let id = self.next_id;
             self.next_id += 1;
             let mut conn = Conn::new(id, i as ProcIndex, src, server, dst, &[]);

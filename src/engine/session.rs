@@ -250,6 +250,9 @@ pub enum Warning {
     /// The reaper process died: the session goes on (its processes still end with plg), only
     /// the temporary files of a plg killed with -9 would stay.
     ReaperDied,
+    /// A connection was refused because `cap` were open, the most the relay may hold at once
+    /// ([`super::MAX_LIVE_CONNS`], or fewer when the open-file limit allows fewer). Said once.
+    AtCapacity { cap: u64 },
 }
 
 /// Why a `--ready` condition was not met.
@@ -513,7 +516,14 @@ pub fn run(
     // Supervise: wait for the main commands, Ctrl-C/SIGTERM, or an engine failure.
     let mut last_status = Instant::now();
     let mut reaper_warned = false;
+    let mut cap_warned = false;
     while interrupted.is_none() {
+        if !cap_warned && engine.stats.cap_refused.load(Relaxed) > 0 {
+            cap_warned = true;
+            view.warn(Warning::AtCapacity {
+                cap: engine.stats.conn_cap.load(Relaxed),
+            });
+        }
         if !reaper_warned && !reaper.alive() {
             // Containment does not depend on it (each command's PID namespace dies with
             // plg); only the temporary files of a plg killed with -9 would stay.
