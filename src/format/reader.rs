@@ -589,12 +589,14 @@ mod test {
             prefix_len: 24,
             start_ns: 1_000,
             plg_version: "0.1.0".into(),
+            subnet6: None,
         };
         let procs = [Process {
             index: 0,
             name: "p0".into(),
             command: "cmd".into(),
             addr: std::net::Ipv4Addr::new(10, 0, 0, 2),
+            addr6: None,
             live: true,
         }];
         let mut w = super::super::CaptureWriter::new(Vec::new(), &session, &procs).unwrap();
