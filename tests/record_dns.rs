@@ -354,7 +354,8 @@ fn allow_external_forwards_outside_names_to_the_host_resolver() {
     std::fs::write(&conf, format!("nameserver {addr}\n")).unwrap();
     let cap = dir.join("fwd.traffic");
     let client =
-        "sh -c 'dig +short outside.test; dig +short p0; dig +short nothing.invalid | wc -l'";
+        "sh -c 'dig +short outside.test; dig +short p0; dig +short nothing.invalid | wc -l; \
+         dig +tcp +short outside.test'";
     let run = ready.then(|| {
         Plg::wrapped(
             "env",
@@ -377,7 +378,7 @@ fn allow_external_forwards_outside_names_to_the_host_resolver() {
     run.assert_code(0);
     assert_eq!(
         stdout_lines(&run),
-        vec!["192.0.2.7", "10.0.0.2", "0"],
+        vec!["192.0.2.7", "10.0.0.2", "0", "192.0.2.7"],
         "{}",
         run.dump()
     );

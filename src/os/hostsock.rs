@@ -51,7 +51,13 @@ impl HostSockets {
     ///
     /// [`start`]: HostSockets::start
     pub fn tcp_socket(&self) -> anyhow::Result<Socket> {
-        self.make(Domain::IPV4, Type::STREAM, Protocol::TCP)
+        self.tcp_socket_for(false)
+    }
+
+    /// A new non-blocking, close-on-exec TCP socket (IPv4 or IPv6) in that namespace.
+    pub fn tcp_socket_for(&self, v6: bool) -> anyhow::Result<Socket> {
+        let domain = if v6 { Domain::IPV6 } else { Domain::IPV4 };
+        self.make(domain, Type::STREAM, Protocol::TCP)
             .context("failed to create a TCP socket in the host namespace")
     }
 
