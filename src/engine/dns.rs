@@ -155,6 +155,8 @@ impl Forwarder {
 impl<W: Write + sink::Close> Engine<W> {
     /// UDP to the gateway's port 53: answered here (or forwarded), both ways recorded. True
     /// when the packet was the resolver's (handled, even if dropped).
+    /// IPv6 hook: a datagram to the v6 gateway's port 53 wants the same, with an IPv6 UDP
+    /// builder in place of `dns::answer_datagram` (`dns::respond` is family-neutral).
     pub(super) fn dns_datagram(
         &mut self,
         i: usize,
