@@ -20,8 +20,9 @@
 //! Non-TCP IPv4 goes as-is to the process owning the destination and is recorded as a packet
 //! (ICMP errors only between the ends of the flow they quote); IPv6 is dropped and counted;
 //! anything for an address no process owns is refused at once. DNS to the gateway's port 53
-//! is plg's own resolver (`dns`): answered here over UDP, relayed to its server over TCP. Every capture write goes
-//! through `recorder`, which says no before a byte the capture cannot hold is passed on.
+//! is plg's own resolver (`dns`): answered here over UDP, relayed to its server over TCP.
+//! Every capture write goes through `recorder`, which says no before a byte the capture cannot
+//! hold is passed on.
 //!
 //! Not yet the sans-IO core the design asks for: decisions and I/O still share functions here.
 
