@@ -354,7 +354,8 @@ fn allow_external_forwards_outside_names_to_the_host_resolver() {
     std::fs::write(&conf, format!("nameserver {addr}\n")).unwrap();
     let cap = dir.join("fwd.traffic");
     let client =
-        "sh -c 'dig +short outside.test; dig +short p0; dig +short nothing.invalid | wc -l'";
+        "sh -c 'dig +short outside.test; dig +short p0; dig +short nothing.invalid | wc -l; \
+         dig +tcp +short outside.test'";
     let run = ready.then(|| {
         Plg::wrapped(
             "env",
@@ -377,7 +378,7 @@ fn allow_external_forwards_outside_names_to_the_host_resolver() {
     run.assert_code(0);
     assert_eq!(
         stdout_lines(&run),
-        vec!["192.0.2.7", "10.0.0.2", "0"],
+        vec!["192.0.2.7", "10.0.0.2", "0", "192.0.2.7"],
         "{}",
         run.dump()
     );
@@ -452,4 +453,56 @@ fn a_symlinked_resolv_conf_is_followed_and_a_missing_or_dangling_one_left_alone(
             run.dump()
         );
     }
+}
+
+#[test]
+fn idle_dns_over_tcp_connections_are_capped_and_expire_and_the_resolver_recovers() {
+    need("dig");
+    let dir = TempDir::new("dns-cap");
+    let cap = dir.join("cap.traffic");
+    // 80 idle connections, over the cap of 64: the 16 past it are closed by the server at
+    // once (EOF); the others when they have been idle too long (bounded wait, no timing
+    // assertion). Then TCP answers again.
+    let hog = r#"
+import select, socket, struct, time
+gw = ("10.0.0.1", 53)
+conns = [socket.create_connection(gw, timeout=5) for _ in range(80)]
+def closed():
+    n = 0
+    for c in conns:
+        r, _, _ = select.select([c], [], [], 0)
+        if r and c.recv(1, socket.MSG_PEEK) == b"":
+            n += 1
+    return n
+time.sleep(1)
+print("closed past the cap", closed())
+for _ in range(300):
+    if closed() == 80:
+        break
+    time.sleep(0.1)
+print("closed when idle", closed())
+for c in conns:
+    c.close()
+q = struct.pack(">HHHHHH", 7, 0x0100, 1, 0, 0, 0) + b"\x02p0\x00\x00\x01\x00\x01"
+t = socket.create_connection(gw, timeout=5)
+t.sendall(struct.pack(">H", len(q)) + q)
+a = b""
+while len(a) < 2 or len(a) < 2 + struct.unpack(">H", a[:2])[0]:
+    more = t.recv(4096)
+    if not more:
+        break
+    a += more
+print("answered", a[-4:] == bytes([10, 0, 0, 2]))
+"#;
+    let run = record_ok(&["-f", &cap, &format!("{PY} -c {}", sh_quote(hog))]);
+    assert_eq!(
+        stdout_lines(&run),
+        vec![
+            "closed past the cap 16",
+            "closed when idle 80",
+            "answered True"
+        ],
+        "{}",
+        run.dump()
+    );
 }

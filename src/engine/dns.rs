@@ -12,7 +12,8 @@
 //!   host's resolver (the first `nameserver` of the host's /etc/resolv.conf, from a socket in
 //!   the host's namespace) under a fresh id, and its answer sent back (both recorded). At most
 //!   [`MAX_FORWARDS`] wait at once, each for [`FORWARD_TIMEOUT`]; a query beyond that, or one
-//!   that cannot be sent, gets the definite local answer (NXDOMAIN) instead.
+//!   that cannot be sent, gets the definite local answer (NXDOMAIN) instead. Over TCP the
+//!   server forwards the same way, one query at a time per connection, over TCP.
 
 use super::nat::Out;
 use super::plan::PROXY_ADDR;
@@ -53,10 +54,14 @@ impl Dns {
     pub fn start(
         zone: dns::Zone,
         external: Option<&HostSockets>,
+        tcp_host: Option<HostSockets>,
         registry: &mio::Registry,
         token: mio::Token,
     ) -> anyhow::Result<Dns> {
-        let tcp = TcpServer::start(zone.clone())?;
+        let tcp_forward = tcp_host
+            .zip(host_resolver())
+            .map(|(h, up)| Arc::new((h, up)));
+        let tcp = TcpServer::start(zone.clone(), tcp_forward)?;
         let forward = match external {
             Some(h) => Forwarder::start(h, registry, token),
             None => None,
@@ -95,6 +100,13 @@ pub fn resolver_conn(server: crate::format::ProcIndex, port: u16) -> Option<Stri
         .then(|| "plg's resolver: answered live, never compared".to_string())
 }
 
+/// The host's resolver: the first `nameserver` of its /etc/resolv.conf (or of the file named
+/// by [`HOST_RESOLV_ENV`]).
+fn host_resolver() -> Option<SocketAddr> {
+    let path = std::env::var_os(HOST_RESOLV_ENV).unwrap_or_else(|| "/etc/resolv.conf".into());
+    first_nameserver(&std::fs::read_to_string(path).ok()?)
+}
+
 /// The first `nameserver` of a resolv.conf, as a socket address on port 53.
 pub fn first_nameserver(resolv_conf: &str) -> Option<SocketAddr> {
     resolv_conf.lines().find_map(|l| {
@@ -124,9 +136,7 @@ struct Forwarder {
 
 impl Forwarder {
     fn start(h: &HostSockets, registry: &mio::Registry, token: mio::Token) -> Option<Forwarder> {
-        let path = std::env::var_os(HOST_RESOLV_ENV).unwrap_or_else(|| "/etc/resolv.conf".into());
-        let conf = std::fs::read_to_string(path).ok()?;
-        let upstream = first_nameserver(&conf)?;
+        let upstream = host_resolver()?;
         let sock = h.udp_socket(upstream.is_ipv6()).ok()?;
         sock.connect(&upstream.into()).ok()?;
         let mut sock = mio::net::UdpSocket::from_std(sock.into());
@@ -146,6 +156,8 @@ impl Forwarder {
 impl<W: Write + sink::Close> Engine<W> {
     /// UDP to the gateway's port 53: answered here (or forwarded), both ways recorded. True
     /// when the packet was the resolver's (handled, even if dropped).
+    /// IPv6 hook: a datagram to the v6 gateway's port 53 wants the same, with an IPv6 UDP
+    /// builder in place of `dns::answer_datagram` (`dns::respond` is family-neutral).
     pub(super) fn dns_datagram(
         &mut self,
         i: usize,
@@ -268,7 +280,7 @@ struct TcpServer {
 }
 
 impl TcpServer {
-    fn start(zone: dns::Zone) -> anyhow::Result<TcpServer> {
+    fn start(zone: dns::Zone, forward: Option<Arc<TcpForward>>) -> anyhow::Result<TcpServer> {
         const LISTEN: mio::Token = mio::Token(0);
         const WAKE: mio::Token = mio::Token(1);
         let addr = SocketAddrV4::new(PROXY_ADDR, dns::PORT);
@@ -311,10 +323,11 @@ impl TcpServer {
                         }
                         live.fetch_add(1, Ordering::Relaxed);
                         let (zone, live2) = (zone.clone(), live.clone());
+                        let forward = forward.clone();
                         let spawned = std::thread::Builder::new()
                             .name("plg-dns-conn".into())
                             .spawn(move || {
-                                let _ = serve_tcp(conn, &zone);
+                                let _ = serve_tcp(conn, &zone, forward.as_deref());
                                 live2.fetch_sub(1, Ordering::Relaxed);
                             });
                         if spawned.is_err() {
@@ -344,9 +357,36 @@ impl Drop for TcpServer {
     }
 }
 
+/// Where the TCP server forwards outside names: host sockets, and the host's resolver.
+type TcpForward = (HostSockets, SocketAddr);
+
+/// Asks the host's resolver `msg` over TCP; its answer.
+fn forward_tcp(msg: &[u8], (host, upstream): &TcpForward) -> anyhow::Result<Vec<u8>> {
+    let sock = host.tcp_socket(upstream.is_ipv6())?;
+    sock.set_nonblocking(false)?;
+    sock.connect_timeout(&(*upstream).into(), FORWARD_TIMEOUT)?;
+    let mut s = std::net::TcpStream::from(sock);
+    s.set_read_timeout(Some(FORWARD_TIMEOUT))?;
+    s.set_write_timeout(Some(FORWARD_TIMEOUT))?;
+    let mut out = Vec::with_capacity(2 + msg.len());
+    out.extend_from_slice(&(msg.len() as u16).to_be_bytes());
+    out.extend_from_slice(msg);
+    s.write_all(&out)?;
+    let mut len = [0u8; 2];
+    s.read_exact(&mut len)?;
+    let mut answer = vec![0u8; usize::from(u16::from_be_bytes(len))];
+    s.read_exact(&mut answer)?;
+    Ok(answer)
+}
+
 /// Serves one DNS-over-TCP connection: two-byte length, message; answers in order until EOF,
-/// an error, or [`TCP_IDLE`] without a complete message.
-fn serve_tcp(mut conn: std::net::TcpStream, zone: &dns::Zone) -> io::Result<()> {
+/// an error, or [`TCP_IDLE`] without a complete message. An outside name goes to the host's
+/// resolver when `forward` is given (its NXDOMAIN if that fails).
+fn serve_tcp(
+    mut conn: std::net::TcpStream,
+    zone: &dns::Zone,
+    forward: Option<&TcpForward>,
+) -> io::Result<()> {
     conn.set_read_timeout(Some(TCP_IDLE))?;
     conn.set_write_timeout(Some(TCP_IDLE))?;
     let mut msg = vec![0u8; 65535];
@@ -357,9 +397,13 @@ fn serve_tcp(mut conn: std::net::TcpStream, zone: &dns::Zone) -> io::Result<()> 
         conn.read_exact(&mut msg[..n])?;
         // A message with no answer (a response, a runt) is skipped, as over UDP.
         if let Some(r) = dns::respond(&msg[..n], zone, dns::Transport::Tcp) {
-            let mut out = Vec::with_capacity(2 + r.bytes.len());
-            out.extend_from_slice(&(r.bytes.len() as u16).to_be_bytes());
-            out.extend_from_slice(&r.bytes);
+            let bytes = match forward.filter(|_| r.outside) {
+                Some(f) => forward_tcp(&msg[..n], f).unwrap_or(r.bytes),
+                None => r.bytes,
+            };
+            let mut out = Vec::with_capacity(2 + bytes.len());
+            out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+            out.extend_from_slice(&bytes);
             conn.write_all(&out)?;
         }
     }
@@ -389,7 +433,7 @@ mod tests {
         z.add(&["p0"], Some(Ipv4Addr::new(10, 0, 0, 2)), None);
         let t = std::thread::spawn(move || {
             let (c, _) = l.accept().unwrap();
-            let _ = serve_tcp(c, &z);
+            let _ = serve_tcp(c, &z, None);
         });
         let mut c = std::net::TcpStream::connect(addr).unwrap();
         for id in [1u16, 2] {

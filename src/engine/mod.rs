@@ -140,6 +140,9 @@ pub struct Config {
     pub replay: Option<replay::ReplayConfig>,
     /// The names the resolver at the gateway answers (`plan::dns_zone`).
     pub dns: wire::dns::Zone,
+    /// With `--allow-external`: host sockets for the DNS-over-TCP server, which forwards
+    /// outside names from its own threads (so it has a socket maker of its own).
+    pub dns_host: Option<HostSockets>,
 }
 
 /// What the engine returns when it stops.
@@ -404,6 +407,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let dns = dns::Dns::start(
             config.dns,
             config.external.as_ref(),
+            config.dns_host,
             poll.registry(),
             DNS_UP,
         )?;

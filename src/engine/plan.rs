@@ -363,10 +363,13 @@ pub fn hosts_file(plan: &Plan, names: &[String], count: usize) -> String {
 /// them), so DNS and /etc/hosts never disagree.
 pub fn dns_zone(plan: &Plan, names: &[String], count: usize) -> crate::wire::dns::Zone {
     let mut z = crate::wire::dns::Zone::new();
+    // As in the hosts file: ::1 only when the session has IPv6. An AAAA here that the hosts
+    // file lacks would change what `getent hosts localhost` answers (it asks for IPv6 first,
+    // and falls through the hosts file to DNS).
     z.add(
         &["localhost"],
         Some(Ipv4Addr::LOCALHOST),
-        Some(std::net::Ipv6Addr::LOCALHOST),
+        plan.v6.map(|_| std::net::Ipv6Addr::LOCALHOST),
     );
     z.add(&["gateway"], Some(plan.gateway()), plan.gateway6());
     for i in 0..count {
@@ -536,6 +539,9 @@ mod tests {
         assert_eq!(z.lookup("p1").unwrap().v6, None);
         assert_eq!(z.lookup("gateway").unwrap().v4, Some(s.gateway()));
         assert!(z.lookup("p2").is_none());
+        // Nothing the hosts file does not say (regression: `getent hosts localhost` asks
+        // for IPv6 first and answered ::1 from DNS).
+        assert_eq!(z.lookup("localhost").unwrap().v6, None);
         let r = resolv_conf(&Plan { v4: s, v6: None });
         assert!(r.contains("nameserver 10.0.0.1\n"), "{r}");
         assert!(!r.contains("search"));

@@ -198,10 +198,10 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
     capture: Option<CaptureWriter<W>>,
     replay: Option<super::replay::ReplayConfig>,
 ) -> anyhow::Result<(Handle, Vec<Netns>)> {
-    let external = if opts.allow_external {
-        Some(HostSockets::start()?)
+    let (external, dns_host) = if opts.allow_external {
+        (Some(HostSockets::start()?), Some(HostSockets::start()?))
     } else {
-        None
+        (None, None)
     };
     let handle = super::start(
         Config {
@@ -221,6 +221,7 @@ pub fn start_engine<W: Write + super::sink::Close + Send + 'static>(
                     .collect::<Vec<_>>(),
                 opts.procs.len(),
             ),
+            dns_host,
         },
         capture,
     )?;

@@ -173,7 +173,8 @@ impl<W: Write> CaptureWriter<W> {
         Ok(())
     }
 
-    /// Records a packet passed as-is, on the interface of the process that sent it.
+    /// Records a packet passed as-is, on the interface of the process that sent it (for an
+    /// answer of plg's resolver, of the process it went to: docs/FORMAT.md).
     pub fn write_packet(&mut self, interface: u32, time_ns: u64, bytes: &[u8]) -> io::Result<()> {
         self.packet(interface, time_ns, bytes.len() as u32, bytes)
     }
