@@ -98,7 +98,10 @@ fn dig_host_nslookup_and_python_resolve_session_names_at_the_gateway() {
         "echo ALIAS $(dig +short WEB.)",
         "echo AAAA $(dig p0 AAAA | grep -o 'status: [A-Z]*') $(dig +short p0 AAAA | wc -l)",
         "echo PTR $(dig +short -x 10.0.0.2)",
+        "echo PTR6 $(dig +short -x fd00:706c:67::2)",
+        "echo AAAA6 $(dig +short p0 AAAA)",
         "echo TCP $(dig +tcp +short p1)",
+        "echo V6NS $(dig +short @fd00:706c:67::1 p1 AAAA)",
         "host p1",
         "nslookup p0 | grep -A1 'Name:'",
         &format!("{PY} -c {} p0", sh_quote(RAW_QUERY)),
@@ -117,10 +120,16 @@ fn dig_host_nslookup_and_python_resolve_session_names_at_the_gateway() {
     assert!(has("nameserver 10.0.0.1"), "{}", run.dump());
     assert!(has("A 10.0.0.2"), "{}", run.dump());
     assert!(has("ALIAS 10.0.0.2"), "{}", run.dump());
-    // No IPv6 address yet: NODATA (NOERROR, no answer), not NXDOMAIN.
-    assert!(has("AAAA status: NOERROR 0"), "{}", run.dump());
+    // Dual stack: p0's IPv6 address, and its name for it.
+    assert!(has("AAAA status: NOERROR 1"), "{}", run.dump());
+    assert!(has("AAAA6 fd00:706c:67::2"), "{}", run.dump());
     assert!(has("PTR p0."), "{}", run.dump());
+    assert!(has("PTR6 p0."), "{}", run.dump());
+    assert!(has("p1 has IPv6 address fd00:706c:67::3"), "{}", run.dump());
     assert!(has("TCP 10.0.0.3"), "{}", run.dump());
+    // The resolver answers at the IPv6 gateway too (the second nameserver).
+    assert!(has("nameserver fd00:706c:67::1"), "{}", run.dump());
+    assert!(has("V6NS fd00:706c:67::3"), "{}", run.dump());
     assert!(has("p1 has address 10.0.0.3"), "{}", run.dump());
     assert!(has("Name:\tp0"), "{}", run.dump());
     assert!(has("Address: 10.0.0.2"), "{}", run.dump());
@@ -201,6 +210,24 @@ except socket.gaierror as e:
             "status: REFUSED",
             "gaierror True"
         ],
+        "{}",
+        run.dump()
+    );
+}
+
+#[test]
+fn without_ipv6_a_name_has_no_aaaa_and_no_ipv6_nameserver() {
+    need("dig");
+    let dir = TempDir::new("dns-no6");
+    let cap = dir.join("no6.traffic");
+    let client = "sh -c 'grep -c nameserver /etc/resolv.conf; \
+                  dig p0 AAAA | grep -o \"status: [A-Z]*\"; dig +short p0 AAAA | wc -l; \
+                  dig +short p0'";
+    let run = record_ok(&["--no-ipv6", "-f", &cap, client]);
+    // NODATA (NOERROR, no answer), not NXDOMAIN: the name exists, without an IPv6 address.
+    assert_eq!(
+        stdout_lines(&run),
+        vec!["1", "status: NOERROR", "0", "10.0.0.2"],
         "{}",
         run.dump()
     );
@@ -428,7 +455,8 @@ fn a_symlinked_resolv_conf_is_followed_and_a_missing_or_dangling_one_left_alone(
     run.assert_code(0);
     assert_eq!(
         stdout_lines(&run),
-        vec!["1", "10.0.0.2 p0"],
+        // `getent hosts` asks for IPv6 first: p0's IPv6 address, from /etc/hosts.
+        vec!["1", "fd00:706c:67::2 p0"],
         "{}",
         run.dump()
     );
@@ -448,7 +476,7 @@ fn a_symlinked_resolv_conf_is_followed_and_a_missing_or_dangling_one_left_alone(
         run.assert_code(0);
         assert_eq!(
             stdout_lines(&run),
-            vec!["none", "10.0.0.2 p0"],
+            vec!["none", "fd00:706c:67::2 p0"],
             "{tag}: {}",
             run.dump()
         );

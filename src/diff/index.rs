@@ -12,7 +12,7 @@
 use crate::format::reader::FormatError;
 use crate::format::record::*;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Records of a capture, in file order, each with its byte offset.
@@ -204,7 +204,7 @@ pub const DIRS: [Direction; 2] = [Direction::ClientToServer, Direction::ServerTo
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Peer {
     Proc(ProcIndex),
-    Addr(Ipv4Addr),
+    Addr(IpAddr),
 }
 
 /// How non-TCP packets are grouped: compared in order within a flow.
@@ -225,15 +225,29 @@ pub struct Flow {
     pub side: Side,
 }
 
-/// The gateway address of a session (its subnet + 1), where plg answers DNS.
-fn gateway_of(s: &Session) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(s.subnet).wrapping_add(1))
+/// The gateway addresses of a session (its subnets + 1), where plg answers DNS.
+fn gateway_of(s: &Session) -> (Ipv4Addr, Option<Ipv6Addr>) {
+    (
+        Ipv4Addr::from(u32::from(s.subnet).wrapping_add(1)),
+        s.subnet6
+            .map(|(n, _)| Ipv6Addr::from(u128::from(n).wrapping_add(1))),
+    )
 }
 
 /// A query to plg's own resolver at the gateway, or its answer: not compared. plg answers
 /// it itself, the same for every run, and a resolver picks a random id (and port) for every
 /// query, so comparing would only ever report noise (README, "Names").
-pub fn resolver_datagram(ip: &[u8], gateway: Ipv4Addr) -> bool {
+pub fn resolver_datagram(ip: &[u8], gateway: (Ipv4Addr, Option<Ipv6Addr>)) -> bool {
+    if ip.first().map(|b| b >> 4) == Some(6) {
+        let Some(s) = crate::wire::ipv6::summarize6(ip) else {
+            return false;
+        };
+        return s.proto == 17
+            && gateway
+                .1
+                .is_some_and(|g| (s.dst == g && s.dport == 53) || (s.src == g && s.sport == 53));
+    }
+    let gateway = gateway.0;
     if ip.len() < 20 || ip[0] >> 4 != 4 || ip[9] != 17 {
         return false;
     }
@@ -249,10 +263,24 @@ pub fn resolver_datagram(ip: &[u8], gateway: Ipv4Addr) -> bool {
     (addr(16) == gateway && dport == 53) || (addr(12) == gateway && sport == 53)
 }
 
-/// The parts of a non-TCP IPv4 packet that are compared: destination, protocol, service port
-/// (UDP) and payload. Left out: addresses' and ports' ephemeral parts, checksums, IP ids and
-/// TTLs, ICMP echo identifiers.
-pub fn packet_view(ip: &[u8]) -> Option<(Ipv4Addr, u8, u16, Vec<u8>)> {
+/// The parts of a non-TCP IPv4 or IPv6 packet that are compared: destination, protocol,
+/// service port (UDP) and payload. Left out: addresses' and ports' ephemeral parts, checksums,
+/// IP ids, TTLs and hop limits, ICMP/ICMPv6 echo identifiers and sequence numbers.
+pub fn packet_view(ip: &[u8]) -> Option<(IpAddr, u8, u16, Vec<u8>)> {
+    if ip.first().map(|b| b >> 4) == Some(6) {
+        let s = crate::wire::ipv6::summarize6(ip)?;
+        let dst = IpAddr::V6(s.dst);
+        let l4 = ip.get(s.l4_offset..s.total_len)?;
+        return Some(match s.proto {
+            17 if l4.len() >= 8 => (dst, 17, s.sport.min(s.dport), l4[8..].to_vec()),
+            58 if l4.len() >= 8 => {
+                let mut v = vec![l4[0], l4[1]];
+                v.extend_from_slice(&l4[8..]);
+                (dst, 58, 0, v)
+            }
+            p => (dst, p, 0, l4.to_vec()),
+        });
+    }
     if ip.len() < 20 || ip[0] >> 4 != 4 {
         return None;
     }
@@ -261,7 +289,7 @@ pub fn packet_view(ip: &[u8]) -> Option<(Ipv4Addr, u8, u16, Vec<u8>)> {
         return None;
     }
     let proto = ip[9];
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let dst = IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]));
     let l4 = &ip[ihl..];
     Some(match proto {
         17 if l4.len() >= 8 => {
@@ -313,7 +341,7 @@ impl Index {
         let mut by_id: HashMap<ConnId, usize> = HashMap::new();
         let mut ordinals: HashMap<(ProcIndex, ProcIndex, u16), u32> = HashMap::new();
         let mut flows: HashMap<FlowKey, usize> = HashMap::new();
-        let mut addrs: HashMap<Ipv4Addr, ProcIndex> = HashMap::new();
+        let mut addrs: HashMap<IpAddr, ProcIndex> = HashMap::new();
         while let Some(next) = src.next_record() {
             let (offset, rec) = match next {
                 Ok(r) => r,
@@ -339,7 +367,10 @@ impl Index {
                 }
                 Record::Session(s) => ix.session = Some(s),
                 Record::Process(p) => {
-                    addrs.insert(p.addr, p.index);
+                    addrs.insert(IpAddr::V4(p.addr), p.index);
+                    if let Some(a6) = p.addr6 {
+                        addrs.insert(IpAddr::V6(a6), p.index);
+                    }
                     ix.processes.push(p);
                 }
                 Record::ProcessExit(e) => ix.exits.push(e),
@@ -387,7 +418,7 @@ impl Index {
                 Record::Packet(p) => {
                     ix.packets += 1;
                     let Some((dst, proto, port, payload)) = packet_view(&p.bytes) else {
-                        ix.anomaly(format!("unreadable IPv4 packet at byte {offset}"));
+                        ix.anomaly(format!("unreadable IP packet at byte {offset}"));
                         continue;
                     };
                     if let Some(s) = &ix.session {
@@ -488,8 +519,37 @@ mod tests {
         ];
         p.extend_from_slice(&[0x9c, 0x40, 0, 53, 0, 12, 0xab, 0xcd, b'a', b'b', b'c', b'd']);
         let (dst, proto, port, payload) = packet_view(&p).unwrap();
-        assert_eq!((dst, proto, port), (Ipv4Addr::new(10, 0, 0, 2), 17, 53));
+        assert_eq!(
+            (dst, proto, port),
+            (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 17, 53)
+        );
         assert_eq!(payload, b"abcd");
         assert!(packet_view(&p[..10]).is_none());
+    }
+
+    #[test]
+    fn ipv6_udp_and_resolver_datagrams_are_seen_as_ipv4_ones_are() {
+        let me: Ipv6Addr = "fd00:706c:67::3".parse().unwrap();
+        let gw: Ipv6Addr = "fd00:706c:67::1".parse().unwrap();
+        let p0: Ipv6Addr = "fd00:706c:67::2".parse().unwrap();
+        let d = crate::wire::dns::datagram6(me, 40000, p0, 5353, b"abcd").unwrap();
+        let (dst, proto, port, payload) = packet_view(&d).unwrap();
+        assert_eq!((dst, proto, port), (IpAddr::V6(p0), 17, 5353));
+        assert_eq!(payload, b"abcd");
+        let gws = (Ipv4Addr::new(10, 0, 0, 1), Some(gw));
+        assert!(!resolver_datagram(&d, gws));
+        let q = crate::wire::dns::datagram6(me, 40000, gw, 53, b"abcd").unwrap();
+        assert!(resolver_datagram(&q, gws));
+        assert!(!resolver_datagram(&q, (gws.0, None)));
+        let session = Session {
+            format_version: crate::format::FORMAT_VERSION,
+            mode: crate::format::Mode::Record,
+            subnet: Ipv4Addr::new(10, 0, 0, 0),
+            prefix_len: 24,
+            subnet6: Some(("fd00:706c:67::".parse().unwrap(), 64)),
+            start_ns: 0,
+            plg_version: "test".into(),
+        };
+        assert_eq!(gateway_of(&session).1, Some(gw));
     }
 }

@@ -1,6 +1,6 @@
 //! plg's resolver at the gateway address: the session's names over DNS, UDP and TCP.
 //!
-//! - UDP to gateway:53 is answered in the engine loop ([`Engine::dns_datagram`]): the query
+//! - UDP to gateway:53 (IPv4 or IPv6) is answered in the engine loop ([`Engine::dns_datagram`]): the query
 //!   and the answer (`wire::dns`) are recorded as packets on the asking process's interface,
 //!   like any other datagram, and the answer is written to its TUN. In replay it is answered
 //!   the same way, live: a client whose server is played still resolves names.
@@ -190,6 +190,41 @@ impl<W: Write + sink::Close> Engine<W> {
             return true;
         }
         self.dns_deliver(i, &answer);
+        true
+    }
+
+    /// UDP to the IPv6 gateway's port 53: answered here, both ways recorded. Outside names
+    /// get the local answer (NXDOMAIN) even with `--allow-external`: only IPv4 queries are
+    /// forwarded. True when the packet was the resolver's.
+    pub(super) fn dns_datagram6(
+        &mut self,
+        i: usize,
+        hdr: vnet::VnetHdr,
+        frame: &[u8],
+        s: &wire::ipv6::Summary6,
+    ) -> bool {
+        if s.proto != wire::ipv6::next_header::UDP
+            || Some(s.dst) != self.plan.gateway6()
+            || s.dport != dns::PORT
+        {
+            return false;
+        }
+        let off = if self.offload { vnet::HDR_LEN } else { 0 };
+        let pkt = &frame[off..];
+        let mut query = pkt[..s.total_len.min(pkt.len())].to_vec();
+        if hdr.flags & vnet::NEEDS_CSUM != 0 {
+            wire::complete_checksum(
+                &mut query,
+                hdr.csum_start as usize,
+                hdr.csum_offset as usize,
+            );
+        }
+        if !self.rec.packet(i as u32, &query) {
+            return true;
+        }
+        if let Some((answer, _)) = dns::answer_datagram6(&query, &self.dns.zone) {
+            self.dns_deliver(i, &answer);
+        }
         true
     }
 

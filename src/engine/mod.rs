@@ -24,8 +24,8 @@
 //! flow they quote); link-local IPv6 housekeeping (Neighbour Discovery, MLD, router
 //! solicitations) is dropped unrecorded; IPv6 in a `--no-ipv6` session is dropped and counted.
 //! Anything for an address no process owns is refused at once (RST, ICMP/ICMPv6 unreachable).
-//! DNS to the IPv4 gateway's port 53 is plg's own resolver (`dns`): answered here over UDP,
-//! relayed to its server over TCP. Every capture write goes
+//! DNS to the gateway's port 53 is plg's own resolver (`dns`): answered here over UDP (both
+//! families), relayed to its server over TCP (IPv4). Every capture write goes
 //! through `recorder`, which says no before a byte the capture cannot hold is passed on.
 //!
 //! The engine reads as core (`core`: each connection's lifecycle and the admission bounds, pure),
@@ -825,6 +825,9 @@ impl<W: Write + sink::Close> Engine<W> {
         s: &wire::ipv6::Summary6,
     ) {
         use wire::ipv6::{icmp6, next_header};
+        if self.dns_datagram6(i, hdr, frame, s) {
+            return;
+        }
         let off = if self.offload { vnet::HDR_LEN } else { 0 };
         if s.proto == next_header::ICMPV6 {
             if let Some(q) = wire::ipv6::error_quote6(&frame[off..]) {

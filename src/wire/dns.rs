@@ -687,6 +687,62 @@ pub fn datagram(
     Some(out)
 }
 
+/// [`answer_datagram`] for IPv6: the answer to a complete IPv6 UDP query datagram (checksum
+/// verified, extension headers walked), as an IPv6 datagram from the address it was sent to,
+/// and whether the name is outside the session. `None` as for IPv4.
+pub fn answer_datagram6(pkt: &[u8], zone: &Zone) -> Option<(Vec<u8>, bool)> {
+    use super::ipv6::{self, next_header};
+    use super::udp::UdpPacket;
+    let s = ipv6::summarize6(pkt)?;
+    if s.proto != next_header::UDP || !ipv6::verify_l4_checksum(pkt) {
+        return None;
+    }
+    let l4 = pkt.get(s.l4_offset..s.total_len)?;
+    let dgram = UdpPacket::new_checked(l4)?;
+    if usize::from(dgram.len()) != l4.len() {
+        return None;
+    }
+    let resp = respond(dgram.payload(), zone, Transport::Udp)?;
+    datagram6(s.dst, s.dport, s.src, s.sport, &resp.bytes).map(|d| (d, resp.outside))
+}
+
+/// An IPv6 UDP datagram carrying `payload` (hop limit 64, no extension headers), checksum
+/// computed (never 0: it is mandatory over IPv6). `None` past 65535 bytes of UDP.
+pub fn datagram6(
+    src: Ipv6Addr,
+    sport: u16,
+    dst: Ipv6Addr,
+    dport: u16,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    use super::checksum;
+    use super::ipv6::{self, next_header};
+    use super::udp;
+    let udp_len = udp::HEADER_LEN + payload.len();
+    if udp_len > usize::from(u16::MAX) {
+        return None;
+    }
+    let mut out = vec![0u8; ipv6::HEADER_LEN + udp_len];
+    out[0] = 0x60;
+    out[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    out[6] = next_header::UDP;
+    out[7] = 64;
+    out[8..24].copy_from_slice(&src.octets());
+    out[24..40].copy_from_slice(&dst.octets());
+    let u = &mut out[ipv6::HEADER_LEN..];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&(udp_len as u16).to_be_bytes());
+    u[8..].copy_from_slice(payload);
+    let ph = ipv6::pseudo_header(src, dst, next_header::UDP, udp_len as u32);
+    let mut c = !checksum::add(ph, checksum::data(u));
+    if c == 0 {
+        c = 0xffff;
+    }
+    u[6..8].copy_from_slice(&c.to_be_bytes());
+    Some(out)
+}
+
 /// A query in wire form (RD set, no EDNS): for tests and probes.
 pub fn query(id: u16, name: &str, qtype: u16) -> Vec<u8> {
     let mut q = Vec::new();
@@ -1029,6 +1085,39 @@ mod tests {
         let mut tcp = q.clone();
         tcp[9] = 6;
         assert!(answer_datagram(&tcp, &zone()).is_none());
+    }
+
+    #[test]
+    fn an_ipv6_datagram_is_answered_from_where_it_was_sent() {
+        let gw: Ipv6Addr = "fd00::1".parse().unwrap();
+        let me: Ipv6Addr = "fd00::3".parse().unwrap();
+        let q = datagram6(me, 40000, gw, PORT, &query(0xbeef, "p1", rtype::AAAA)).unwrap();
+        assert!(crate::wire::ipv6::verify_l4_checksum(&q));
+        let (a, outside) = answer_datagram6(&q, &zone()).unwrap();
+        assert!(!outside);
+        assert!(crate::wire::ipv6::verify_l4_checksum(&a));
+        let s6 = crate::wire::ipv6::summarize6(&a).unwrap();
+        assert_eq!((s6.src, s6.dst, s6.sport, s6.dport), (gw, me, PORT, 40000));
+        let s = summarize(&a[s6.l4_offset + 8..]).unwrap();
+        assert_eq!((s.id, s.answers.len()), (0xbeef, 1));
+        // A bad checksum is dropped; cut anywhere, or an IPv4 packet: nothing, never a panic.
+        let mut bad = q.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert!(answer_datagram6(&bad, &zone()).is_none());
+        for n in 0..q.len() {
+            assert!(answer_datagram6(&q[..n], &zone()).is_none());
+        }
+        let v4 = datagram(
+            Ipv4Addr::new(10, 0, 0, 3),
+            1,
+            Ipv4Addr::new(10, 0, 0, 1),
+            PORT,
+            &query(1, "p0", rtype::A),
+            0,
+        )
+        .unwrap();
+        assert!(answer_datagram6(&v4, &zone()).is_none());
     }
 
     struct Rng(u64);
