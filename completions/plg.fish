@@ -40,7 +40,7 @@ complete -c plg -n "__fish_plg_using_subcommand record" -s f -l file -d 'Capture
 complete -c plg -n "__fish_plg_using_subcommand record" -s s -l subnet -d 'Subnet of the processes (p0 gets its second address)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l subnet6 -d 'IPv6 subnet of the processes (p0 gets its ::2 address, ::1 is the gateway)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l names -d 'Names of the processes, in order, comma separated (default: p0, p1, ...)' -r
-complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
+complete -c plg -n "__fish_plg_using_subcommand record" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, IPv4 or IPv6, on an address the other processes reach (a wildcard or its own, not 127.0.0.1 or ::1), seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand record" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r
@@ -65,7 +65,7 @@ pass\t'Let it through to a live destination, relayed as in recording'"
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ignore -d 'Bytes matching REGEX compare as equal in the verdict (repeatable; the syntax of `plg diff --ignore`). Matched on bytes: `.` and `[^\\r]` match any byte' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l rules -d 'Read noise rules from FILE (repeatable; the format of `plg diff --rules`, learned rules included: ignore, ignore-conn, ignore-port)' -r -F
 complete -c plg -n "__fish_plg_using_subcommand replay" -l report -d 'Also write the replay\'s verdict as JSON to FILE (format in docs/JSON.md), for CI; `-` is standard output. Replaces FILE if it is a regular file' -r -F
-complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, seen in the kernel\'s socket table without sending a packet. Repeatable' -r
+complete -c plg -n "__fish_plg_using_subcommand replay" -l ready -d 'Start later commands only once process NAME listens on PORT (or on any port): a TCP listener or a bound UDP socket, IPv4 or IPv6, on an address the other processes reach (a wildcard or its own, not 127.0.0.1 or ::1), seen in the kernel\'s socket table without sending a packet. Repeatable' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l ready-timeout -d 'Give up waiting for --ready after this many seconds' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l main -d 'The session ends when this process exits (repeatable; default: the last command)' -r
 complete -c plg -n "__fish_plg_using_subcommand replay" -l grace -d 'Seconds between SIGTERM and SIGKILL for the processes still running at the end' -r

@@ -554,3 +554,38 @@ fn udp6_to_a_closed_port_draws_port_unreachable_from_the_peer() {
         "destination unreachable, port"
     );
 }
+
+#[test]
+fn udp6_to_an_address_nobody_owns_is_refused_at_once() {
+    let dir = TempDir::new("v6-udp-unowned");
+    let cap = dir.join("udp-unowned.traffic");
+    // ICMPv6 "administratively prohibited" from plg: a connected socket fails at once with
+    // EACCES (Linux's mapping of that code), never a silent 10 s timeout.
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        &format!(
+            "{PY} -c {}",
+            common::sh_quote(
+                "import socket\n\
+                 for dst in ('fd00:706c:67::99', '2001:db8::1'):\n\
+                 \x20   s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n\
+                 \x20   s.connect((dst, 53)); s.settimeout(10)\n\
+                 \x20   s.send(b'query')\n\
+                 \x20   try:\n\
+                 \x20       s.recv(100); print('answered')\n\
+                 \x20   except OSError as e:\n\
+                 \x20       print(type(e).__name__)\n"
+            )
+        ),
+    ])
+    .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.stdout.lines().collect::<Vec<_>>(),
+        vec!["PermissionError", "PermissionError"],
+        "{}",
+        run.dump()
+    );
+    check(&cap);
+}

@@ -40,8 +40,9 @@ pub(crate) use isolation_help;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SessionArgs {
     /// Start later commands only once process NAME listens on PORT (or on any port): a TCP
-    /// listener or a bound UDP socket, seen in the kernel's socket table without sending a
-    /// packet. Repeatable.
+    /// listener or a bound UDP socket, IPv4 or IPv6, on an address the other processes reach
+    /// (a wildcard or its own, not 127.0.0.1 or ::1), seen in the kernel's socket table
+    /// without sending a packet. Repeatable.
     #[arg(long, value_name = "NAME[:PORT]")]
     pub ready: Vec<String>,
 

@@ -20,6 +20,7 @@
 //!     mode: Mode::Record,
 //!     subnet: Ipv4Addr::new(10, 0, 0, 0),
 //!     prefix_len: 24,
+//!     subnet6: Some(("fd00:706c:67::".parse().unwrap(), 64)),
 //!     start_ns: now_ns(),
 //!     plg_version: "0.1.0".into(),
 //!     subnet6: None,
@@ -29,7 +30,7 @@
 //!     name: "p0".into(),
 //!     command: "echo hi".into(),
 //!     addr: Ipv4Addr::new(10, 0, 0, 1),
-//!     addr6: None,
+//!     addr6: Some("fd00:706c:67::2".parse().unwrap()),
 //!     live: true,
 //! };
 //! let mut w = CaptureWriter::new(Vec::new(), &session, &[p0.clone()]).unwrap();

@@ -164,6 +164,7 @@ pub fn create_tun(cfg: &TunConfig) -> anyhow::Result<OwnedFd> {
         if let Some((addr, prefix)) = cfg.addr6 {
             add_addr6(&sock6, index, addr, prefix)
                 .with_context(|| format!("failed to set address {addr}/{prefix} on {name}"))?;
+            wait_not_tentative(addr)?;
         }
         for &(dst, prefix) in &cfg.routes6 {
             add_route6(&sock6, index, dst, prefix)
@@ -214,6 +215,40 @@ fn add_addr6(
         return Err(err);
     }
     Ok(())
+}
+
+/// Waits until `addr` is usable. An address added by ioctl starts tentative even with DAD off
+/// (`accept_dad` 0): a kernel work item clears the flag a moment later, and until then
+/// binding to it fails with EADDRNOTAVAIL (seen under load: the proxy listener's bind). Reads
+/// `/proc/thread-self/net/if_inet6` (this thread's namespace), whose fifth column holds the
+/// address flags (0x40 tentative, 0x08 DAD failed).
+fn wait_not_tentative(addr: Ipv6Addr) -> anyhow::Result<()> {
+    let want = addr
+        .octets()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let table = std::fs::read_to_string("/proc/thread-self/net/if_inet6")
+            .context("failed to read /proc/thread-self/net/if_inet6")?;
+        let flags = table.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&want.as_str()))
+                .then(|| f.get(4).and_then(|x| u32::from_str_radix(x, 16).ok()))
+                .flatten()
+        });
+        match flags {
+            Some(fl) if fl & 0x08 != 0 => {
+                bail!("address {addr} failed duplicate address detection")
+            }
+            Some(fl) if fl & 0x40 == 0 => return Ok(()),
+            _ if std::time::Instant::now() > deadline => {
+                bail!("address {addr} is still not usable after 5 s (tentative)")
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(1)),
+        }
+    }
 }
 
 /// `struct in6_rtmsg` (linux/ipv6_route.h); libc declares it with private fields.
