@@ -23,7 +23,6 @@
 //!     subnet6: Some(("fd00:706c:67::".parse().unwrap(), 64)),
 //!     start_ns: now_ns(),
 //!     plg_version: "0.1.0".into(),
-//!     subnet6: None,
 //! };
 //! let p0 = Process {
 //!     index: 0,
