@@ -17,7 +17,7 @@ pub mod synth;
 use crate::format::{ConnId, ConnOpen, Direction, Outcome, ProcIndex, Record};
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use synth::{Frame, Sink, Synthesizer};
 
 /// Which connections and packets to export. Empty lists select everything; within a list any
@@ -40,8 +40,8 @@ impl Filter {
 #[derive(Debug, Default)]
 pub struct Selector {
     filter: Filter,
-    /// Index and address of the processes named in `--process`, once announced.
-    procs: Vec<(ProcIndex, Ipv4Addr)>,
+    /// Index and addresses of the processes named in `--process`, once announced.
+    procs: Vec<(ProcIndex, IpAddr, Option<IpAddr>)>,
     /// Selected open connections, with which directions have closed.
     open: HashMap<ConnId, [bool; 2]>,
     pub connections: u64,
@@ -70,7 +70,7 @@ impl Selector {
                 || self
                     .procs
                     .iter()
-                    .any(|&(i, _)| i == o.client || i == o.server))
+                    .any(|&(i, _, _)| i == o.client || i == o.server))
             && (f.ports.is_empty()
                 || f.ports.contains(&o.client_addr.port())
                 || f.ports.contains(&o.server_addr.port()))
@@ -81,30 +81,39 @@ impl Selector {
         if !f.conns.is_empty() {
             return false;
         }
-        if ip.len() < 20 || ip[0] >> 4 != 4 {
-            return f.processes.is_empty() && f.ports.is_empty();
-        }
-        let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+        // Destination, and the ports of TCP/UDP (None for other protocols or a later fragment).
+        let (dst, ports): (IpAddr, Option<(u16, u16)>) = if ip.first().map(|b| b >> 4) == Some(6) {
+            let Some(s) = crate::wire::ipv6::summarize6(ip) else {
+                return f.processes.is_empty() && f.ports.is_empty();
+            };
+            let tcp_udp = s.proto == 6 || s.proto == 17;
+            (IpAddr::V6(s.dst), tcp_udp.then_some((s.sport, s.dport)))
+        } else {
+            if ip.len() < 20 || ip[0] >> 4 != 4 {
+                return f.processes.is_empty() && f.ports.is_empty();
+            }
+            let ihl = usize::from(ip[0] & 0x0f) * 4;
+            let first_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
+            let l4 = ip.get(ihl..ihl + 4).filter(|_| first_fragment);
+            let ports = match (ip[9], l4) {
+                (6 | 17, Some(p)) => Some((
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                )),
+                _ => None,
+            };
+            (
+                IpAddr::V4(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19])),
+                ports,
+            )
+        };
         let by_process = f.processes.is_empty()
             || self
                 .procs
                 .iter()
-                .any(|&(i, a)| u32::from(i) == interface || a == dst);
-        let by_port = f.ports.is_empty() || {
-            let ihl = usize::from(ip[0] & 0x0f) * 4;
-            let first_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
-            let l4 = ip.get(ihl..ihl + 4).filter(|_| first_fragment);
-            match (ip[9], l4) {
-                (6 | 17, Some(p)) => {
-                    let (s, d) = (
-                        u16::from_be_bytes([p[0], p[1]]),
-                        u16::from_be_bytes([p[2], p[3]]),
-                    );
-                    f.ports.contains(&s) || f.ports.contains(&d)
-                }
-                _ => false,
-            }
-        };
+                .any(|&(i, a4, a6)| u32::from(i) == interface || a4 == dst || a6 == Some(dst));
+        let by_port = f.ports.is_empty()
+            || ports.is_some_and(|(s, d)| f.ports.contains(&s) || f.ports.contains(&d));
         by_process && by_port
     }
 
@@ -114,7 +123,8 @@ impl Selector {
         match rec {
             Record::Process(p) => {
                 if self.filter.processes.contains(&p.name) {
-                    self.procs.push((p.index, p.addr));
+                    self.procs
+                        .push((p.index, IpAddr::V4(p.addr), p.addr6.map(IpAddr::V6)));
                 }
                 true
             }
@@ -245,5 +255,54 @@ impl<W: Write> Exporter<W> {
     /// Whether anything (a connection or a packet) was selected so far.
     pub fn matched_anything(&self) -> bool {
         self.selector.connections + self.selector.packets > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{Packet, Process};
+    use std::net::Ipv6Addr;
+
+    fn proc0() -> Record {
+        Record::Process(Process {
+            index: 0,
+            name: "p0".into(),
+            command: "server".into(),
+            addr: Ipv4Addr::new(10, 0, 0, 2),
+            addr6: Some("fd00:706c:67::2".parse().unwrap()),
+            live: true,
+        })
+    }
+
+    fn udp6(to: &str, dport: u16) -> Record {
+        let me: Ipv6Addr = "fd00:706c:67::3".parse().unwrap();
+        let bytes =
+            crate::wire::dns::datagram6(me, 40000, to.parse().unwrap(), dport, b"x").unwrap();
+        Record::Packet(Packet {
+            interface: 1,
+            time_ns: 1,
+            orig_len: bytes.len() as u32,
+            bytes,
+        })
+    }
+
+    /// IPv6 packets are selected by port and by process as IPv4 ones are (they used to be
+    /// dropped by any filter).
+    #[test]
+    fn ipv6_packets_pass_port_and_process_filters() {
+        let mut by_port = Selector::new(Filter {
+            ports: vec![5353],
+            ..Default::default()
+        });
+        assert!(by_port.admit(&udp6("fd00:706c:67::2", 5353)));
+        assert!(!by_port.admit(&udp6("fd00:706c:67::2", 53)));
+        let mut by_proc = Selector::new(Filter {
+            processes: vec!["p0".into()],
+            ..Default::default()
+        });
+        assert!(by_proc.admit(&proc0()));
+        assert!(by_proc.admit(&udp6("fd00:706c:67::2", 9)));
+        assert!(!by_proc.admit(&udp6("fd00:706c:67::9", 9)));
     }
 }
