@@ -156,8 +156,6 @@ impl Forwarder {
 impl<W: Write + sink::Close> Engine<W> {
     /// UDP to the gateway's port 53: answered here (or forwarded), both ways recorded. True
     /// when the packet was the resolver's (handled, even if dropped).
-    /// IPv6 hook: a datagram to the v6 gateway's port 53 wants the same, with an IPv6 UDP
-    /// builder in place of `dns::answer_datagram` (`dns::respond` is family-neutral).
     pub(super) fn dns_datagram(
         &mut self,
         i: usize,
@@ -169,20 +167,9 @@ impl<W: Write + sink::Close> Engine<W> {
         {
             return false;
         }
-        let off = if self.offload { vnet::HDR_LEN } else { 0 };
-        let pkt = &frame[off..];
-        let mut query = pkt[..s.total_len.min(pkt.len())].to_vec();
-        if hdr.flags & vnet::NEEDS_CSUM != 0 {
-            wire::complete_checksum(
-                &mut query,
-                hdr.csum_start as usize,
-                hdr.csum_offset as usize,
-            );
-        }
-        // Recorded first, as every packet; a query the capture cannot hold is not answered.
-        if !self.rec.packet(i as u32, &query) {
+        let Some(query) = self.dns_query(i, hdr, frame, s.total_len) else {
             return true;
-        }
+        };
         let Some((answer, outside)) = dns::answer_datagram(&query, &self.dns.zone) else {
             return true; // not a query (or a bad checksum): a server would stay silent too
         };
@@ -209,9 +196,28 @@ impl<W: Write + sink::Close> Engine<W> {
         {
             return false;
         }
+        let Some(query) = self.dns_query(i, hdr, frame, s.total_len) else {
+            return true;
+        };
+        if let Some((answer, _)) = dns::answer_datagram6(&query, &self.dns.zone) {
+            self.dns_deliver(i, &answer);
+        }
+        true
+    }
+
+    /// The query of a datagram to the resolver, its checksum completed (with offload the
+    /// kernel leaves it partial), once it is recorded: `None` when the capture cannot hold it
+    /// (a query not on the record is not answered).
+    fn dns_query(
+        &mut self,
+        i: usize,
+        hdr: vnet::VnetHdr,
+        frame: &[u8],
+        total_len: usize,
+    ) -> Option<Vec<u8>> {
         let off = if self.offload { vnet::HDR_LEN } else { 0 };
         let pkt = &frame[off..];
-        let mut query = pkt[..s.total_len.min(pkt.len())].to_vec();
+        let mut query = pkt[..total_len.min(pkt.len())].to_vec();
         if hdr.flags & vnet::NEEDS_CSUM != 0 {
             wire::complete_checksum(
                 &mut query,
@@ -219,13 +225,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 hdr.csum_offset as usize,
             );
         }
-        if !self.rec.packet(i as u32, &query) {
-            return true;
-        }
-        if let Some((answer, _)) = dns::answer_datagram6(&query, &self.dns.zone) {
-            self.dns_deliver(i, &answer);
-        }
-        true
+        self.rec.packet(i as u32, &query).then_some(query)
     }
 
     fn dns_deliver(&mut self, i: usize, answer: &[u8]) {
