@@ -431,6 +431,59 @@ fn userns_commands_still_serve_low_ports() {
     assert_eq!(run.lines_of("p1"), vec!["200"], "{}", run.dump());
 }
 
+/// The command's shell switches to `nobody` before its user namespace. glibc's set*id
+/// functions broadcast to every thread glibc believes the process has (plg's threads: the
+/// init and the shell are raw clones of a multi-threaded plg) and wait for them; when one of
+/// plg's threads was being created at the clone, the shell waited forever before exec and the
+/// session hung (11 of 30 sessions with the CPU busy). Twenty sessions with the CPU busy, each
+/// must end.
+#[test]
+fn userns_sessions_never_hang_before_exec_when_the_cpu_is_busy() {
+    /// Busy loops, killed however the test ends.
+    struct Burners(Vec<std::process::Child>);
+    impl Drop for Burners {
+        fn drop(&mut self) {
+            for b in self.0.iter_mut() {
+                let _ = b.kill();
+                let _ = b.wait();
+            }
+        }
+    }
+    let dir = TempDir::new("usernsbusy");
+    let _burners = Burners(
+        (0..4)
+            .map(|_| {
+                Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("sh runs")
+            })
+            .collect(),
+    );
+    for i in 0..20 {
+        let cap = dir.join(&format!("busy{i}.traffic"));
+        let run = Plg::record(&[
+            "-q",
+            "-f",
+            &cap,
+            "--userns",
+            "--ready",
+            "p0:80",
+            &format!("cd / && exec {PY} -m http.server 80"),
+            "curl -s -o /dev/null -w '%{http_code}\\n' http://p0/",
+        ])
+        .timeout(30)
+        .run();
+        run.assert_code(0);
+        assert_eq!(
+            run.lines_of("p1"),
+            vec!["200"],
+            "session {i}: {}",
+            run.dump()
+        );
+    }
+}
+
 /// PostgreSQL started through `runuser` used to be SIGKILLed mid-shutdown: runuser takes a
 /// second SIGTERM as "kill the child now", and plg sent two. It must shut down cleanly (the
 /// log says so, `postmaster.pid` is gone) every time.

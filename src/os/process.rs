@@ -897,11 +897,21 @@ unsafe fn command_main(p: &Prepared) -> ! {
     //     privileged), dumpable again (changing ids clears it, and a non-dumpable process's
     //     /proc files belong to root, uid_map included), then the namespace and its maps,
     //     setgroups denied before gid_map.
+    //     Raw syscalls, not glibc's setgroups/setres[ug]id: those broadcast the change to
+    //     every thread glibc believes this process has (plg's, since the init and this shell
+    //     were raw clones) under a lock another plg thread may have held at the clone, and
+    //     then wait for them forever (the command hung before exec about 1 run in 6). A raw
+    //     call changes this thread only, which is the whole process here.
     if let Some(u) = &p.userns {
         let change_ids = |id: libc::uid_t| {
-            libc::setgroups(0, std::ptr::null()) == 0
-                && libc::setresgid(id, id, id) == 0
-                && libc::setresuid(id, id, id) == 0
+            let id = id as libc::c_long;
+            libc::syscall(
+                libc::SYS_setgroups,
+                0 as libc::c_long,
+                std::ptr::null::<libc::gid_t>(),
+            ) == 0
+                && libc::syscall(libc::SYS_setresgid, id, id, id) == 0
+                && libc::syscall(libc::SYS_setresuid, id, id, id) == 0
                 && libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) == 0
         };
         if !u.id.is_none_or(change_ids)
