@@ -776,25 +776,7 @@ impl<W: Write + sink::Close> Engine<W> {
                 }
                 self.replay_datagram(i, &pkt[..len]);
             }
-            Some(j) => {
-                // Recorded first, passed on only once it is: a packet the capture cannot
-                // hold is not delivered either.
-                let pkt = &frame[off..];
-                let len = s.total_len.min(pkt.len());
-                let copy = &mut self.scratch[..len];
-                copy.copy_from_slice(&pkt[..len]);
-                if hdr.flags & vnet::NEEDS_CSUM != 0 {
-                    // The checksum was left to the device; the capture gets the real one.
-                    wire::complete_checksum(
-                        copy,
-                        hdr.csum_start as usize,
-                        hdr.csum_offset as usize,
-                    );
-                }
-                if self.rec.packet(i as u32, &self.scratch[..len]) {
-                    self.write_tun(Out::Proc(j as u16), frame);
-                }
-            }
+            Some(j) => self.record_and_pass(i, j, hdr, frame, s.total_len),
             // Nobody owns it (outside the subnet without --allow-external, or the subnet's
             // broadcast): refused with "administratively prohibited", a hard error that makes
             // a connected UDP socket fail at once (Linux ignores "host unreachable" there, and
@@ -817,6 +799,30 @@ impl<W: Write + sink::Close> Engine<W> {
     /// IPv6 UDP, ICMPv6 and the rest: as [`Self::pass_other`] does for IPv4. Link-local
     /// housekeeping never gets here (dropped by the caller); a fragment is refused (plg does
     /// not reassemble, and its first part's ports would be all it could route on).
+    /// A packet from process `i` to process `j`, either family: recorded first, passed on
+    /// only once it is (a packet the capture cannot hold is not delivered either). The
+    /// capture gets the real checksum where the device was left to complete it.
+    fn record_and_pass(
+        &mut self,
+        i: usize,
+        j: usize,
+        hdr: vnet::VnetHdr,
+        frame: &[u8],
+        total_len: usize,
+    ) {
+        let off = if self.offload { vnet::HDR_LEN } else { 0 };
+        let pkt = &frame[off..];
+        let len = total_len.min(pkt.len());
+        let copy = &mut self.scratch[..len];
+        copy.copy_from_slice(&pkt[..len]);
+        if hdr.flags & vnet::NEEDS_CSUM != 0 {
+            wire::complete_checksum(copy, hdr.csum_start as usize, hdr.csum_offset as usize);
+        }
+        if self.rec.packet(i as u32, &self.scratch[..len]) {
+            self.write_tun(Out::Proc(j as u16), frame);
+        }
+    }
+
     fn pass_other6(
         &mut self,
         i: usize,
@@ -847,20 +853,7 @@ impl<W: Write + sink::Close> Engine<W> {
         };
         match owner {
             Some(j) if s.proto != next_header::FRAGMENT && !played(j) => {
-                let pkt = &frame[off..];
-                let len = s.total_len.min(pkt.len());
-                let copy = &mut self.scratch[..len];
-                copy.copy_from_slice(&pkt[..len]);
-                if hdr.flags & vnet::NEEDS_CSUM != 0 {
-                    wire::complete_checksum(
-                        copy,
-                        hdr.csum_start as usize,
-                        hdr.csum_offset as usize,
-                    );
-                }
-                if self.rec.packet(i as u32, &self.scratch[..len]) {
-                    self.write_tun(Out::Proc(j as u16), frame);
-                }
+                self.record_and_pass(i, j, hdr, frame, s.total_len)
             }
             // A played process (replay) has no program behind it: its host says "port
             // unreachable", as a host with nothing listening does.
