@@ -76,10 +76,23 @@ impl KeyLogs {
     /// Makes a private directory for the session's key logs.
     pub fn new() -> std::io::Result<KeyLogs> {
         use std::os::unix::fs::DirBuilderExt;
-        let dir = std::env::temp_dir().join(format!("plg-keys-{}", std::process::id()));
+        let base = std::env::temp_dir().join(format!("plg-keys-{}", std::process::id()));
         // A leftover of an earlier plg with the same pid (killed with SIGKILL) goes first.
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        let _ = std::fs::remove_dir_all(&base);
+        // One we may not remove (another user's, or not a directory) is stepped around, never
+        // a reason to fail the session.
+        let mut dir = base.clone();
+        let mut n = 0;
+        loop {
+            match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+                Ok(()) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && n < 100 => {
+                    n += 1;
+                    dir = base.with_file_name(format!("plg-keys-{}-{n}", std::process::id()));
+                }
+                Err(e) => return Err(e),
+            }
+        }
         Ok(KeyLogs {
             dir,
             files: Vec::new(),
@@ -173,7 +186,14 @@ mod test {
 
     #[test]
     fn files_are_polled_incrementally() {
+        // A leftover at the pid's name that cannot be removed (here a file; for an
+        // unprivileged plg, root's directory) is stepped around, not a failed session.
+        let stale = std::env::temp_dir().join(format!("plg-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&stale);
+        std::fs::write(&stale, b"not ours").unwrap();
         let mut logs = KeyLogs::new().unwrap();
+        std::fs::remove_file(&stale).unwrap();
+        assert_ne!(logs.dir, stale);
         let path = logs.add(0);
         assert!(logs.poll().is_empty(), "no file yet");
         std::fs::write(&path, format!("{}CLIENT_RAN", line("CLIENT_RANDOM", 4))).unwrap();
