@@ -124,7 +124,8 @@ fn python_on_dual_stack_and_v6_only_sockets_curl_by_name_both_families() {
     assert!(to8001[1].open.server_addr.is_ipv4());
     assert_eq!(to8001[1].open.outcome, Outcome::Refused);
 
-    // Stream files carry the bytes as recorded, named with the IPv6 addresses.
+    // Stream files carry the bytes as recorded, named with the IPv6 addresses (colons as
+    // dashes: no file name holds a colon).
     let streams = dir.path().join("streams");
     let out = Command::new(PLG)
         .args(["export", "--streams", streams.to_str().unwrap(), &cap])
@@ -132,9 +133,16 @@ fn python_on_dual_stack_and_v6_only_sockets_curl_by_name_both_families() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let name = format!(
-        "0000-p1_{P1_6}.{}-to-p0_{P0_6}.8000",
-        a.open.client_addr.port()
+        "0000-p1_{}.{}-to-p0_{}.8000",
+        P1_6.replace(':', "-"),
+        a.open.client_addr.port(),
+        P0_6.replace(':', "-")
     );
+    let names: Vec<String> = std::fs::read_dir(&streams)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains(':')), "{names:?}");
     assert_eq!(std::fs::read(streams.join(name)).unwrap(), a.c2s);
     // inspect shows [addr]:port.
     let out = Command::new(PLG)

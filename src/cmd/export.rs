@@ -52,7 +52,9 @@ pub struct Args {
     /// Write each connection's bytes into DIR (new or empty), one file per direction, named
     /// NNNN-SENDER_ADDR.PORT-to-RECEIVER_ADDR.PORT (NNNN: the connection id on four digits;
     /// SENDER and RECEIVER: process names), e.g. 0000-p1_10.0.0.3.40000-to-p0_10.0.0.2.80.
-    /// A capture of several sections (sessions) prefixes the files of section N>1 with sN-.
+    /// An IPv6 ADDR is written with - for each colon (fd00-706c-67--2), so no name holds a
+    /// colon. A capture of several sections (sessions) prefixes the files of section N>1 with
+    /// sN-.
     #[arg(long, value_name = "DIR", group = "output")]
     pub streams: Option<PathBuf>,
 

@@ -4,7 +4,9 @@
 //! A file is named `<id>-<sender>-to-<receiver>`, each end as `name_address.port`, e.g.
 //! `0003-curl_10.0.0.2.45678-to-web_10.0.0.1.8000` holds what curl sent to the web server on
 //! connection 3; the id first makes `ls` list a connection's two files together, in order.
-//! A direction that carried no byte has no file.
+//! An IPv6 address is written with `-` for each `:` (`fd00-706c-67--2`), so a name holds no
+//! colon (which scp, make, `PATH`-like lists and Windows shares read as a separator) and the
+//! last `.` still separates the port. A direction that carried no byte has no file.
 //!
 //! Files stay open only while their connection is; past [`MAX_OPEN`] open files the oldest
 //! is closed and reopened for appending when needed, so any number of concurrent connections
@@ -46,6 +48,14 @@ fn side(dir: Direction) -> usize {
 }
 
 /// Keeps a process name safe in a file name.
+/// An address as it appears in a file name: IPv4 as usual, IPv6 with `-` for `:`.
+fn file_addr(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => a.to_string().replace(':', "-"),
+    }
+}
+
 fn clean(name: &str) -> String {
     let s: String = name
         .chars()
@@ -84,7 +94,7 @@ impl StreamsWriter {
             None if p == crate::format::EXTERNAL => "external".into(),
             None => format!("p{p}"),
         };
-        format!("{name}_{}.{}", addr.ip(), addr.port())
+        format!("{name}_{}.{}", file_addr(addr.ip()), addr.port())
     }
 
     /// The file name of each direction of a connection. Connections of the second and later
