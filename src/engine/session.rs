@@ -20,7 +20,7 @@ use super::plan::{
 };
 use super::{Config, Control, Handle, ProcTun};
 use crate::format::{CaptureWriter, ExitStatus, ProcessExit, Summary};
-use crate::os::process::{self, Exit, SpawnSpec, Spawned};
+use crate::os::process::{self, Exit, SpawnError, SpawnSpec, Spawned};
 use crate::os::reaper::Reaper;
 use crate::os::signals::SignalFd;
 use crate::os::tun::{create_tun, TunConfig};
@@ -430,19 +430,33 @@ pub fn run(
                 super::keylog::ENV.to_string(),
                 keylogs.add(i).display().to_string(),
             ));
-            let mut child = process::spawn(&SpawnSpec {
-                command: cmd.clone(),
-                netns: ns,
-                hosts_file: hosts_path.clone(),
-                resolv_file: resolv_file.clone(),
-                gai_conf: gai.as_ref().map(|g| g.0.clone()),
-                hostname: p.name.clone(),
-                env,
-                cwd: None,
-                user_namespace: opts.user_namespace,
-            })
-            .with_context(|| format!("failed to start {} ({cmd})", p.name))
-            .map_err(SessionError::Start)?;
+            let spawned = process::spawn_watching(
+                &SpawnSpec {
+                    command: cmd.clone(),
+                    netns: ns,
+                    hosts_file: hosts_path.clone(),
+                    resolv_file: resolv_file.clone(),
+                    gai_conf: gai.as_ref().map(|g| g.0.clone()),
+                    hostname: p.name.clone(),
+                    env,
+                    cwd: None,
+                    user_namespace: opts.user_namespace,
+                },
+                Some(signals),
+            );
+            let mut child = match spawned {
+                Ok(child) => child,
+                // Told to stop while it started: end as for the signal (the command is gone).
+                Err(SpawnError::Interrupted(sig)) => {
+                    interrupted = Some(sig);
+                    return Ok(());
+                }
+                Err(SpawnError::Failed(e)) => {
+                    return Err(SessionError::Start(
+                        e.context(format!("failed to start {} ({cmd})", p.name)),
+                    ))
+                }
+            };
             let prefix = if opts.prefix_output && opts.procs.len() > 1 {
                 Some(format!("{}| ", p.name))
             } else {

@@ -281,6 +281,40 @@ pub struct Output {
 ///
 /// A failing setup step is named in the error, with its errno.
 pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
+    spawn_watching(spec, None).map_err(|e| match e {
+        SpawnError::Interrupted(sig) => anyhow::anyhow!("interrupted by {sig} while starting"),
+        SpawnError::Failed(e) => e,
+    })
+}
+
+/// How long a command's setup (namespaces, mounts, ids, up to its `exec`) may take: it is
+/// milliseconds of system calls, so a setup still running after this is stuck (a hung mount,
+/// a futex no thread will wake) and plg kills it rather than wait forever.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why [`spawn_watching`] did not start a command.
+#[derive(Debug)]
+pub enum SpawnError {
+    /// SIGINT, SIGTERM or SIGHUP arrived while the command was being set up: it was killed,
+    /// and the caller should end the session as for that signal.
+    Interrupted(Signal),
+    /// The setup failed or did not finish within [`SETUP_TIMEOUT`] (the command was killed).
+    Failed(anyhow::Error),
+}
+
+impl From<anyhow::Error> for SpawnError {
+    fn from(e: anyhow::Error) -> Self {
+        SpawnError::Failed(e)
+    }
+}
+
+/// [`spawn`], watching `signals` while the command is set up: plg stays responsive to
+/// SIGINT/SIGTERM/SIGHUP during that wait (other signals read there, such as SIGCHLD, are
+/// dropped, as the session's own waits do), and gives up after [`SETUP_TIMEOUT`].
+pub fn spawn_watching(
+    spec: &SpawnSpec,
+    signals: Option<&super::signals::SignalFd>,
+) -> Result<Spawned, SpawnError> {
     // The hosts file path is made absolute first: the init changes directory (cwd) after the
     // bind mount only, but a relative source is still a trap.
     let hosts = std::fs::canonicalize(&spec.hosts_file).with_context(|| {
@@ -315,10 +349,11 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
     };
     let hostname = spec.hostname.as_bytes().to_vec();
     if hostname.is_empty() || hostname.len() > 64 || hostname.contains(&0) {
-        bail!(
+        return Err(anyhow::anyhow!(
             "invalid hostname {:?}: 1 to 64 bytes, no NUL",
             spec.hostname
-        );
+        )
+        .into());
     }
     let cwd = match &spec.cwd {
         Some(c) => Some(CString::new(c.as_os_str().as_bytes()).context("cwd contains a NUL byte")?),
@@ -326,7 +361,10 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
     };
     let userns = if spec.user_namespace {
         if !nix::unistd::geteuid().is_root() {
-            bail!("a user namespace per command needs root (or plg's rootless user namespace)");
+            return Err(anyhow::anyhow!(
+                "a user namespace per command needs root (or plg's rootless user namespace)"
+            )
+            .into());
         }
         // In rootless mode only uid 0 exists in plg's namespace: map it to itself.
         let id = (!super::rootless::in_user_namespace()).then_some(USERNS_HOST_ID);
@@ -411,12 +449,14 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
         unsafe { init_main(&prepared) }
     }
     if pid < 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| {
-            format!(
-                "failed to start `{}` (clone3 with a new PID namespace)",
-                spec.command
-            )
-        });
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| {
+                format!(
+                    "failed to start `{}` (clone3 with a new PID namespace)",
+                    spec.command
+                )
+            })
+            .map_err(SpawnError::Failed);
     }
     // SAFETY: with CLONE_PIDFD the kernel stored a new pidfd (O_CLOEXEC) owned by nobody else.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -438,27 +478,99 @@ pub fn spawn(spec: &SpawnSpec) -> anyhow::Result<Spawned> {
         terminated: false,
     };
     // EOF once the shell exec'd (its copy is close-on-exec) and the init closed its copy.
-    if let Some((step, errno)) = read_report(report_r) {
+    let report = wait_report(report_r, signals, SETUP_TIMEOUT);
+    if !matches!(report, Report::Exec) {
         spawned.kill();
         spawned.wait_gone(Duration::from_secs(5));
-        let what = match STEPS.get(usize::from(step)) {
-            Some(step) => format!("failed to {step} for `{}`", spec.command),
-            None => format!("failed to spawn `{}`", spec.command),
-        };
-        return Err(std::io::Error::from_raw_os_error(errno)).context(what);
     }
-    Ok(spawned)
+    match report {
+        Report::Exec => Ok(spawned),
+        Report::Failed(step, errno) => {
+            let what = match STEPS.get(usize::from(step)) {
+                Some(step) => format!("failed to {step} for `{}`", spec.command),
+                None => format!("failed to spawn `{}`", spec.command),
+            };
+            Err(SpawnError::Failed(
+                anyhow::Error::from(std::io::Error::from_raw_os_error(errno)).context(what),
+            ))
+        }
+        Report::Signal(sig) => Err(SpawnError::Interrupted(sig)),
+        Report::TimedOut => Err(SpawnError::Failed(anyhow::anyhow!(
+            "`{}` did not finish its setup (namespaces, mounts, exec) within {} s: plg killed it",
+            spec.command,
+            SETUP_TIMEOUT.as_secs()
+        ))),
+    }
 }
 
-fn read_report(fd: OwnedFd) -> Option<(u8, i32)> {
+/// What the report pipe said about a command's setup.
+#[derive(Debug, PartialEq)]
+enum Report {
+    /// EOF with nothing written: the shell exec'd.
+    Exec,
+    /// The step that failed, and its errno.
+    Failed(u8, i32),
+    /// plg was told to stop while waiting.
+    Signal(Signal),
+    TimedOut,
+}
+
+/// Waits for the init's report (EOF alone means the shell exec'd), for at most `limit`, and
+/// returns early on SIGINT/SIGTERM/SIGHUP when `signals` is given.
+fn wait_report(fd: OwnedFd, signals: Option<&super::signals::SignalFd>, limit: Duration) -> Report {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Report::TimedOut;
+        }
+        let ms = PollTimeout::try_from(left.as_millis().min(1000) as i32 + 1)
+            .unwrap_or(PollTimeout::MAX);
+        let (report_ready, signal_ready) = {
+            let mut fds = vec![PollFd::new(
+                std::os::fd::AsFd::as_fd(&fd),
+                PollFlags::POLLIN,
+            )];
+            if let Some(s) = signals {
+                fds.push(PollFd::new(s.fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, ms) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                // Cannot poll: fall back to a plain blocking read of the report.
+                Err(_) => break,
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (ready(&fds[0]), fds.get(1).is_some_and(ready))
+        };
+        if signal_ready {
+            let stop = signals
+                .and_then(|s| s.read_signals().ok())
+                .and_then(|sigs| {
+                    sigs.into_iter()
+                        .find(|s| matches!(s, Signal::SIGINT | Signal::SIGTERM | Signal::SIGHUP))
+                });
+            if let Some(sig) = stop {
+                return Report::Signal(sig);
+            }
+        }
+        if report_ready {
+            break;
+        }
+    }
+    // Readable: either EOF or the one short message a failing init writes just before it
+    // exits (which closes the pipe), so this read ends at once.
     let mut file = File::from(fd);
     let mut buf = Vec::new();
     let _ = file.read_to_end(&mut buf);
-    let (&step, errno) = buf.split_first()?;
+    let Some((&step, errno)) = buf.split_first() else {
+        return Report::Exec;
+    };
     let errno = errno
         .get(..4)
         .map_or(0, |e| i32::from_ne_bytes([e[0], e[1], e[2], e[3]]));
-    Some((step, errno))
+    Report::Failed(step, errno)
 }
 
 /// `struct clone_args` of `<linux/sched.h>` (all fields 64-bit on every arch).
@@ -1053,6 +1165,51 @@ pub fn parse_ports_in_state(text: &str, wanted: &str) -> Vec<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_setup_wait_is_bounded_and_ends_on_a_stop_signal() {
+        // Nothing written and the write end open: a stuck setup, given up at the limit.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        assert_eq!(
+            wait_report(r, None, Duration::from_millis(200)),
+            Report::TimedOut
+        );
+        drop(w);
+        // EOF alone: exec'd.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        drop(w);
+        assert_eq!(wait_report(r, None, SETUP_TIMEOUT), Report::Exec);
+        // A failed step and its errno.
+        let (r, w) = nix::unistd::pipe().unwrap();
+        let mut msg = vec![3u8];
+        msg.extend_from_slice(&libc::ENOENT.to_ne_bytes());
+        nix::unistd::write(&w, &msg).unwrap();
+        drop(w);
+        assert_eq!(
+            wait_report(r, None, SETUP_TIMEOUT),
+            Report::Failed(3, libc::ENOENT)
+        );
+        // SIGTERM (directed at this thread, which blocks it like plg's main thread) ends the
+        // wait at once; a SIGCHLD alone does not.
+        let signals = super::super::signals::block_and_signalfd().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        // SAFETY: a signal to this very thread, which blocks it (it goes to the signalfd).
+        let to_me =
+            |sig: i32| assert_eq!(unsafe { libc::pthread_kill(libc::pthread_self(), sig) }, 0);
+        to_me(libc::SIGCHLD);
+        to_me(libc::SIGTERM);
+        assert_eq!(
+            wait_report(r, Some(&signals), SETUP_TIMEOUT),
+            Report::Signal(Signal::SIGTERM)
+        );
+        let (r, _w2) = nix::unistd::pipe().unwrap();
+        to_me(libc::SIGCHLD);
+        assert_eq!(
+            wait_report(r, Some(&signals), Duration::from_millis(200)),
+            Report::TimedOut
+        );
+        drop(w);
+    }
 
     #[test]
     fn parses_listeners() {
