@@ -95,7 +95,7 @@ fn tshark_names_every_record_of_a_real_http_capture() {
     assert!(list.contains("conn 0 client -> web "), "{list}");
     assert!(list.contains("client exited 0"), "{list}");
     assert!(
-        list.contains("summary: 2 processes, 1 connections"),
+        list.contains("summary: 2 processes, 1 connection,"),
         "{list}"
     );
     assert!(!list.contains("Custom Block"), "{list}");

@@ -180,6 +180,14 @@ local function add_str16(r, tvb, tree, field, off)
     return s, off + 2 + n
 end
 
+-- "1 connection", "2 connections": the singular for one, as plg's own text says.
+local function count(n, one, many)
+    if n == 1 then
+        return "1 " .. one
+    end
+    return string.format("%d %s", n, many)
+end
+
 local function info_time(t)
     local d = rel(t)
     if d == nil then return "" end
@@ -392,8 +400,10 @@ local function dissect_record(tvb, pinfo, tree)
             add(f.s_s2c, 40, 8)
             add(f.s_packets, 48, 8)
             add(f.s_ipv6, 56, 8)
-            pinfo.cols.info = string.format("%ssummary: %d processes, %d connections, %s B c2s, %s B s2c",
-                info_time(t), u(8, 4), u(12, 4), tostring(br.u64(8 + 32)), tostring(br.u64(8 + 40)))
+            pinfo.cols.info = string.format("%ssummary: %s, %s, %s B c2s, %s B s2c",
+                info_time(t), count(u(8, 4), "process", "processes"),
+                count(u(12, 4), "connection", "connections"),
+                tostring(br.u64(8 + 32)), tostring(br.u64(8 + 40)))
         else
             st:add_proto_expert_info(ef_unknown, "kind " .. kind)
             pinfo.cols.info = "plg record of unknown kind " .. kind

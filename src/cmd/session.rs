@@ -8,7 +8,7 @@ use crate::engine::Stats;
 use crate::error::UsageError;
 use crate::format::ExitStatus;
 use crate::os::output::{Output, OutputError, Replace};
-use crate::ui::{human_bytes, Stream};
+use crate::ui::{count, human_bytes, Stream};
 use std::fmt;
 use std::fs::File;
 use std::path::Path;
@@ -44,12 +44,12 @@ impl Terminal {
 /// The status line's text.
 pub fn status_text(s: &Stats) -> String {
     format!(
-        "{} open / {} connections | c->s {} | s->c {} | {} packets",
+        "{} open / {} | c->s {} | s->c {} | {}",
         s.open.load(Relaxed),
-        s.total.load(Relaxed),
+        count(s.total.load(Relaxed), "connection"),
         human_bytes(s.bytes_c2s.load(Relaxed)),
         human_bytes(s.bytes_s2c.load(Relaxed)),
-        s.packets.load(Relaxed),
+        count(s.packets.load(Relaxed), "packet"),
     )
 }
 
@@ -218,7 +218,13 @@ mod tests {
         s.packets.store(1, Relaxed);
         assert_eq!(
             status_text(&s),
-            "2 open / 5 connections | c->s 1.5 KiB | s->c 0 B | 1 packets"
+            "2 open / 5 connections | c->s 1.5 KiB | s->c 0 B | 1 packet"
+        );
+        s.total.store(1, Relaxed);
+        s.packets.store(0, Relaxed);
+        assert_eq!(
+            status_text(&s),
+            "2 open / 1 connection | c->s 1.5 KiB | s->c 0 B | 0 packets"
         );
     }
 }
