@@ -1,6 +1,7 @@
 //! Several sections are several sessions (issue 11): two captures concatenated with `cat` are
 //! read as two sessions by inspect (per section) and `--check` (clean), exported to streams
-//! with the second section's files prefixed `s2-`, and refused with a clear line by the
+//! with the second section's files prefixed `s2-` (`--conn sN:ID` picks one section's
+//! connection), and refused with a clear line by the
 //! one-session outputs (export --pcap, diff).
 
 mod export_support;
@@ -54,6 +55,37 @@ fn concatenated_captures_are_two_sessions() {
             fs::read(streams.join(format!("s2-{n}"))).unwrap()
         );
     }
+
+    // --conn names a section's connection: a bare id the first section's, sN:ID section N's.
+    let conn0: Vec<&String> = names.iter().filter(|n| n.starts_with("0000-")).collect();
+    assert!(!conn0.is_empty(), "{names:?}");
+    for (sel, prefix) in [("0", ""), ("s1:0", ""), ("s2:0", "s2-")] {
+        let dir = d.join(format!("conn-{}", sel.replace(':', "-")));
+        let o = plg(&[
+            "export",
+            t,
+            "--conn",
+            sel,
+            "--streams",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{sel}: {}", stderr(&o));
+        let mut got: Vec<String> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        let mut want: Vec<String> = conn0.iter().map(|n| format!("{prefix}{n}")).collect();
+        want.sort();
+        assert_eq!(got, want, "--conn {sel}");
+    }
+    let o = plg(&["export", t, "--conn", "s0:1", "--streams", "x"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("'s0:1' is not a connection id"),
+        "{}",
+        stderr(&o)
+    );
 
     let out = d.join("out.pcap");
     let o = plg(&["export", t, "--pcap", out.to_str().unwrap()]);

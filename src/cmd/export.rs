@@ -8,7 +8,7 @@ use crate::export::{
     pcap::PcapWriter, pcapng::PcapngWriter, streams::StreamsWriter, Exporter, Filter, Output,
     PacketExport,
 };
-use crate::format::{CaptureReader, ConnId, Record, Secrets};
+use crate::format::{CaptureReader, ConnRef, Record, Secrets};
 use crate::os::output::{self, OutputDir, Replace};
 use anyhow::Context;
 use std::fs::File;
@@ -58,9 +58,15 @@ pub struct Args {
     #[arg(long, value_name = "DIR", group = "output")]
     pub streams: Option<PathBuf>,
 
-    /// Only this connection (repeat or separate with commas for several).
-    #[arg(long = "conn", value_name = "ID", value_delimiter = ',')]
-    pub conns: Vec<ConnId>,
+    /// Only this connection (repeat or separate with commas for several); `sN:ID` is
+    /// connection ID of section N (captures concatenated), a bare ID the first section's.
+    #[arg(
+        long = "conn",
+        value_name = "ID",
+        value_delimiter = ',',
+        value_parser = super::parse_conn_ref
+    )]
+    pub conns: Vec<ConnRef>,
 
     /// Only connections and packets of this process, by name (repeatable).
     #[arg(long = "process", value_name = "NAME", value_delimiter = ',')]

@@ -7,7 +7,7 @@
 
 use crate::analysis::{protocol_name, side, Analyzer, CaptureInfo, ConnStats, InOrder, Problem};
 use crate::format::{
-    CaptureReader, CloseKind, ConnId, Direction, ExitStatus, Mode, Outcome, Record,
+    CaptureReader, CloseKind, ConnId, ConnRef, Direction, ExitStatus, Mode, Outcome, Record,
 };
 use crate::ui::{count, human_bytes, human_duration, noun, offset, Style};
 use serde_json::{json, Value};
@@ -55,7 +55,7 @@ pub struct Args {
 
     /// Show the conversation of connection ID in time order, with direction markers; `sN:ID`
     /// is connection ID of section N (captures concatenated).
-    #[arg(long, value_name = "ID", conflicts_with = "check", value_parser = parse_conn_ref)]
+    #[arg(long, value_name = "ID", conflicts_with = "check", value_parser = super::parse_conn_ref)]
     pub conn: Option<ConnRef>,
 
     /// Only section N (1 is the first) of a file of several sections: its summary, its
@@ -100,32 +100,6 @@ pub struct Args {
     pub json: bool,
 }
 
-/// A connection as `--conn` names it: `ID`, or `sN:ID` for section N.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnRef {
-    pub section: Option<u32>,
-    pub id: ConnId,
-}
-
-fn parse_conn_ref(s: &str) -> Result<ConnRef, String> {
-    let bad = || format!("'{s}' is not a connection id (ID, or sN:ID for section N)");
-    let (section, id) = match s.split_once(':') {
-        Some((sec, id)) => {
-            let n: u32 = sec
-                .strip_prefix('s')
-                .and_then(|n| n.parse().ok())
-                .filter(|n| *n >= 1)
-                .ok_or_else(bad)?;
-            (Some(n), id)
-        }
-        None => (None, s),
-    };
-    Ok(ConnRef {
-        section,
-        id: id.parse().map_err(|_| bad())?,
-    })
-}
-
 /// A connection's id as the text views show it: `3` in the first section, `s2:3` in the
 /// second (export --streams names its files `s2-...`).
 fn conn_label(section: u32, id: ConnId) -> String {
@@ -147,7 +121,7 @@ const COMMAND_CHARS: usize = 200;
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let (Some(c), Some(n)) = (args.conn.and_then(|c| c.section), args.section) {
         if c != n {
-            return Err(crate::cli::UsageError(format!(
+            return Err(crate::error::UsageError(format!(
                 "--conn s{c}:{} and --section {n} name different sections",
                 args.conn.map_or(0, |c| c.id)
             ))

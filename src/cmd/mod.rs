@@ -19,3 +19,23 @@ pub fn not_available(name: &str) -> anyhow::Result<std::process::ExitCode> {
             .into(),
     )
 }
+
+/// Parses `--conn`'s value: `ID`, or `sN:ID` for connection ID of section N (1 is the first).
+pub fn parse_conn_ref(s: &str) -> Result<crate::format::ConnRef, String> {
+    let bad = || format!("'{s}' is not a connection id (ID, or sN:ID for section N)");
+    let (section, id) = match s.split_once(':') {
+        Some((sec, id)) => {
+            let n: u32 = sec
+                .strip_prefix('s')
+                .and_then(|n| n.parse().ok())
+                .filter(|n| *n >= 1)
+                .ok_or_else(bad)?;
+            (Some(n), id)
+        }
+        None => (None, s),
+    };
+    Ok(crate::format::ConnRef {
+        section,
+        id: id.parse().map_err(|_| bad())?,
+    })
+}

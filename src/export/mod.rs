@@ -14,7 +14,7 @@ pub mod segment;
 pub mod streams;
 pub mod synth;
 
-use crate::format::{ConnId, ConnOpen, Direction, Outcome, ProcIndex, Record};
+use crate::format::{ConnId, ConnOpen, ConnRef, Direction, Outcome, ProcIndex, Record};
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,7 +24,8 @@ use synth::{Frame, Sink, Synthesizer};
 /// value matches, and the lists combine with "and".
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
-    pub conns: Vec<ConnId>,
+    /// Connections by id; a bare id names the first section's (as `inspect --conn` does).
+    pub conns: Vec<ConnRef>,
     pub processes: Vec<String>,
     pub ports: Vec<u16>,
 }
@@ -44,6 +45,8 @@ pub struct Selector {
     procs: Vec<(ProcIndex, IpAddr, Option<IpAddr>)>,
     /// Selected open connections, with which directions have closed.
     open: HashMap<ConnId, [bool; 2]>,
+    /// The section being read (1 is the first; 0 before its Session record).
+    section: u32,
     pub connections: u64,
     pub packets: u64,
 }
@@ -65,7 +68,7 @@ impl Selector {
 
     fn conn_matches(&self, o: &ConnOpen) -> bool {
         let f = &self.filter;
-        (f.conns.is_empty() || f.conns.contains(&o.id))
+        (f.conns.is_empty() || f.conns.iter().any(|c| c.is(self.section.max(1), o.id)))
             && (f.processes.is_empty()
                 || self
                     .procs
@@ -158,6 +161,7 @@ impl Selector {
             }
             Record::Session(_) => {
                 // A new section: its ids and process indexes are its own.
+                self.section += 1;
                 self.open.clear();
                 self.procs.clear();
                 true

@@ -9,6 +9,22 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 /// Identifies one relayed TCP connection inside a capture, unique per capture, starting at 0.
 pub type ConnId = u32;
 
+/// A connection of a capture of several sections (captures concatenated, each a session with
+/// its own ids from 0): connection `id` of section `section` (1 is the first), or of the first
+/// section when `section` is `None`. The text form is `ID` or `sN:ID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnRef {
+    pub section: Option<u32>,
+    pub id: ConnId,
+}
+
+impl ConnRef {
+    /// Whether this names connection `id` of section `section` (1-based).
+    pub fn is(&self, section: u32, id: ConnId) -> bool {
+        self.id == id && self.section.unwrap_or(1) == section
+    }
+}
+
 /// Index of a process in the session (0-based, the order of the command line).
 pub type ProcIndex = u16;
 
