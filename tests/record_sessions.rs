@@ -325,6 +325,61 @@ fn plg_ends_on_sigterm_although_its_stdout_is_full() {
     });
 }
 
+/// Regression: the writes of every command's stdout and stderr shared one lock, held while
+/// blocked on a full stdout, so once stdout was a full pipe nothing more of any command's
+/// stderr appeared (and the test above hung waiting for "flooding" when `yes` won the race).
+/// stdout and stderr are different pipes here: stderr must keep flowing.
+#[test]
+fn a_full_stdout_does_not_hold_back_stderr() {
+    let dir = TempDir::new("fullout-err");
+    let cap = dir.join("full.traffic");
+    let plg = Plg::record(&[
+        "-q",
+        "-f",
+        &cap,
+        "--grace",
+        "1",
+        "yes & sleep 1; for i in 1 2 3; do echo late-$i >&2; done; sleep 1000",
+    ]);
+    let mut cmd = plg.command();
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let _stdout_kept_unread = child.stdout.take();
+    let mut stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.extend_from_slice(&buf[..n]);
+            if String::from_utf8_lossy(&seen).contains("late-3") {
+                let _ = tx.send(seen.clone());
+                return;
+            }
+        }
+        let _ = tx.send(seen);
+    });
+    let got = rx.recv_timeout(Duration::from_secs(30));
+    kill("TERM", child.id());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = got.expect("plg showed none of the command's stderr while its stdout was full");
+    assert!(
+        String::from_utf8_lossy(&seen).contains("late-1\nlate-2\nlate-3"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
+    wait_until("no process left", Duration::from_secs(10), || {
+        processes_with_marker(&plg.marker).is_empty()
+    });
+}
+
 /// Regression: plg waited for EOF on its commands' output pipes, so a process outside the
 /// session holding one open (here: this test, through /proc/PID/fd/1) kept it forever.
 #[test]

@@ -402,7 +402,16 @@ pub fn run(
             )
         })
         .map_err(SessionError::Run)?;
+    // The commands' stdout and stderr lines are written under one lock when plg's stdout and
+    // stderr are the same file, so lines do not interleave mid-line. Otherwise each has its
+    // own: holding one lock while blocked on a full stdout (a pipe nobody reads) would keep
+    // every command's stderr from showing.
     let out_lock = Arc::new(Mutex::new(()));
+    let err_lock = if crate::os::output::stdout_is_stderr() {
+        out_lock.clone()
+    } else {
+        Arc::new(Mutex::new(()))
+    };
     let mut running: Vec<Option<Running>> = Vec::new();
     let mut interrupted = None;
     let mut pumps = Vec::new();
@@ -472,7 +481,7 @@ pub fn run(
                 ));
             }
             if let Some(e) = child.stderr.take() {
-                pumps.push(pass_output(e, true, prefix, out_lock.clone(), view.clone()));
+                pumps.push(pass_output(e, true, prefix, err_lock.clone(), view.clone()));
             }
             running.push(Some(Running { child, exit: None }));
             let waits: Vec<Ready> = if opts.ready.is_empty() {

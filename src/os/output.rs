@@ -436,6 +436,21 @@ impl Drop for OutputDir {
     }
 }
 
+/// Whether plg's standard output and standard error are the same open file (one terminal,
+/// one pipe, `2>&1`): only then can lines written to them interleave, so only then must the
+/// writes of a command's stdout and stderr be serialized. Unknown counts as the same.
+pub fn stdout_is_stderr() -> bool {
+    let meta = |fd: std::os::fd::BorrowedFd<'_>| {
+        nix::sys::stat::fstat(fd)
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    };
+    match (meta(io::stdout().as_fd()), meta(io::stderr().as_fd())) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
 /// Opens an input: `-` is standard input (a duplicate of fd 0, so it stays open however the
 /// caller uses it).
 pub fn open_input(path: &Path) -> io::Result<File> {
