@@ -112,20 +112,20 @@ fn an_outside_server_reached_through_the_gateway_is_played_in_replay() {
     common::require_root();
     let dir = TempDir::new("rp-external");
     let cap = dir.join("ext.traffic");
-    let port = 20000 + std::process::id() % 20000;
-    // Only on the host's loopback: nothing leaves the machine.
-    let mut outside = std::process::Command::new("socat")
-        .args([
-            &format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"),
-            "SYSTEM:echo outside-answer",
-        ])
-        .spawn()
-        .expect("start socat on the host's loopback");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Only on the host's loopback: nothing leaves the machine. A port the kernel picks (no
+    // clash with another run) and a listener ready before the client starts.
+    let outside = std::net::TcpListener::bind("127.0.0.1:0").expect("listen on the loopback");
+    let port = outside.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        // One connection: the recorded one.
+        if let Ok((mut s, _)) = outside.accept() {
+            let _ = s.write_all(b"outside-answer\n");
+        }
+    });
     let client = format!("printf 'question\\n' | socat -t 2 - TCP:gateway:{port}");
     let rec = record_ok(&["-f", &cap, "--allow-external", &client]);
-    let _ = outside.kill();
-    let _ = outside.wait();
+    drop(server); // never joined: a run that failed must not hang here
     assert!(rec.stdout.contains("outside-answer"), "{}", rec.dump());
 
     let run = replay(&["--strict", "-f", &cap, &client]).run();
