@@ -855,9 +855,12 @@ impl<W: Write + sink::Close> Engine<W> {
             Some(j) if s.proto != next_header::FRAGMENT && !played(j) => {
                 self.record_and_pass(i, j, hdr, frame, s.total_len)
             }
-            // A played process (replay) has no program behind it: its host says "port
-            // unreachable", as a host with nothing listening does.
+            // A played process (replay): as over IPv4, answered from the recording or not
+            // at all (`replay_datagram`).
             Some(_) if s.proto != next_header::FRAGMENT => {
+                if s.proto == next_header::ICMPV6 {
+                    self.replay_unreachable(&frame[off..]);
+                }
                 let pkt = &mut frame[off..];
                 let len = s.total_len.min(pkt.len());
                 if hdr.flags & vnet::NEEDS_CSUM != 0 {
@@ -867,14 +870,7 @@ impl<W: Write + sink::Close> Engine<W> {
                         hdr.csum_offset as usize,
                     );
                 }
-                if !self.rec.packet(i as u32, &pkt[..len]) {
-                    return;
-                }
-                if let Some(e) =
-                    wire::ipv6::icmp6_unreachable(&pkt[..len], s.dst, icmp6::PORT_UNREACHABLE)
-                {
-                    self.inject(Out::Proc(i as u16), &e);
-                }
+                self.replay_datagram(i, &pkt[..len]);
             }
             // Nobody owns it (or a fragment): "administratively prohibited", from the
             // destination, at once (a connected UDP socket fails with ECONNREFUSED).
