@@ -693,7 +693,7 @@ impl<W: Write + sink::Close> Engine<W> {
                     self.retire(rule.conn);
                 }
                 // plg's resolver answers live in replay too, never from the recording.
-                let resolver = self.dns.tcp_target(self.plan.gateway(), dst).is_some();
+                let resolver = self.dns.tcp_target(&self.plan, dst).is_some();
                 if self.replay.is_some() && !resolver && self.replay_syn(i, src, dst, frame) {
                     return;
                 }
@@ -916,8 +916,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let server = match self.plan.process_index(dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
             _ if self.plan.is_gateway(dst.ip())
-                && (self.external.is_some()
-                    || self.dns.tcp_target(self.plan.gateway(), dst).is_some()) =>
+                && (self.external.is_some() || self.dns.tcp_target(&self.plan, dst).is_some()) =>
             {
                 EXTERNAL
             }
@@ -1019,7 +1018,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let (server, src, dst) = (conn.server, conn.client_addr, conn.server_addr);
         // The gateway's port 53 is plg's DNS server, in the proxy namespace; otherwise the
         // gateway stands for the host's loopback: 127.0.0.1, or ::1 for the IPv6 one.
-        let resolver = self.dns.tcp_target(self.plan.gateway(), dst);
+        let resolver = self.dns.tcp_target(&self.plan, dst);
         let target = match (resolver, dst) {
             (Some(t), _) => t,
             (None, SocketAddr::V4(_)) if server == EXTERNAL => {
