@@ -1,11 +1,16 @@
 //! `plg replay` of UDP and ICMPv6 over IPv6, as `replay_tcp.rs` and `replay_verdict.rs` check
-//! them over IPv4: a live socat client whose UDP6 server is played gets the recorded answer
-//! (readdressed to its port, with a valid checksum: the kernel drops it otherwise); a live
-//! server whose client is played gets the recorded datagram, sent again when it arrives
-//! before the server's socket is bound (ICMPv6 port unreachable); a live client that sends
-//! something else is reported, never green; a played `ping -6` reaches the live host, whose
-//! echo replies are compared with the recorded ones. Needs root, /dev/net/tun, python3, socat
-//! and ping.
+//! them over IPv4:
+//! - a live socat client whose UDP6 server is played gets the recorded answer (readdressed to
+//!   its port, with a valid checksum: the kernel drops it otherwise);
+//! - a live server whose client is played gets the recorded datagram, sent again when it
+//!   arrives before the server's socket is bound (ICMPv6 port unreachable);
+//! - a datagram recorded over IPv4 answers a live client asking over IPv6;
+//! - a live client that sends something else is reported, never green;
+//! - dnsmasq with dig over UDP6 and TCP6, in every mode, with rules learned by `plg diff`;
+//! - a played `ping -6` reaches the live host, whose echo replies are compared with the
+//!   recorded ones.
+//!
+//! Needs root, /dev/net/tun, python3, socat, ping, dig and dnsmasq.
 
 mod common;
 #[path = "common/replay.rs"]
@@ -115,6 +120,28 @@ fn a_live_udp6_client_whose_server_is_played_gets_the_recorded_answer() {
     assert_eq!(
         udp6(&out),
         vec![(1, b"hello6\n".to_vec()), (0, b"HELLO6\n".to_vec())]
+    );
+}
+
+#[test]
+fn a_datagram_recorded_over_ipv4_is_answered_to_a_live_client_asking_over_ipv6() {
+    // As a TCP connection is matched by client, server and port whatever the family, so is a
+    // datagram: the played server's recorded answer goes back over the family asked in.
+    let dir = TempDir::new("rp6-udp-family");
+    let cap = dir.join("udp4.traffic");
+    let server = python(&dir, "upper6.py", UPPER6);
+    let v4 = "echo hello | socat -t 3 - UDP4:p0:9000";
+    let rec = record_ok(&["-f", &cap, "--ready", "p0:9001", &server, v4]);
+    assert_eq!(rec.lines_of("p1"), vec!["HELLO"], "{}", rec.dump());
+    let c = Capture::read(Path::new(&cap));
+    assert!(c.packets.iter().all(|p| p.bytes[0] >> 4 == 4), "{c:?}");
+    let out = dir.join("replayed.traffic");
+    let run = replay(&["--strict", "-f", &cap, "-o", &out, "-", &client("hello")]).run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p1"), vec!["HELLO"], "{}", run.dump());
+    assert_eq!(
+        udp6(&out),
+        vec![(1, b"hello\n".to_vec()), (0, b"HELLO\n".to_vec())]
     );
 }
 
