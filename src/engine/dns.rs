@@ -1,29 +1,31 @@
-//! plg's resolver at the gateway address: the session's names over DNS, UDP and TCP.
+//! plg's resolver at the gateway addresses: the session's names over DNS, UDP and TCP.
 //!
-//! - UDP to gateway:53 (IPv4 or IPv6) is answered in the engine loop ([`Engine::dns_datagram`]): the query
-//!   and the answer (`wire::dns`) are recorded as packets on the asking process's interface,
-//!   like any other datagram, and the answer is written to its TUN. In replay it is answered
-//!   the same way, live: a client whose server is played still resolves names.
-//! - TCP to gateway:53 is relayed and recorded like any connection; its upstream leg goes to
-//!   a small DNS-over-TCP server ([`TcpServer`]) on the proxy address, one thread, length-
-//!   prefixed messages (RFC 7766), idle connections closed after [`TCP_IDLE`], at most
-//!   [`TCP_MAX_CONNS`] at once.
-//! - With `--allow-external`, a UDP query for a name outside the session is forwarded to the
-//!   host's resolver (the first `nameserver` of the host's /etc/resolv.conf, from a socket in
-//!   the host's namespace) under a fresh id, and its answer sent back (both recorded). At most
-//!   [`MAX_FORWARDS`] wait at once, each for [`FORWARD_TIMEOUT`]; a query beyond that, or one
-//!   that cannot be sent, gets the definite local answer (NXDOMAIN) instead. Over TCP the
-//!   server forwards the same way, one query at a time per connection, over TCP.
+//! - UDP to gateway:53 (IPv4 or IPv6) is answered in the engine loop
+//!   ([`Engine::dns_datagram`], [`Engine::dns_datagram6`]): the query and the answer
+//!   (`wire::dns`) are recorded as packets on the asking process's interface, like any other
+//!   datagram, and the answer is written to its TUN. In replay it is answered the same way,
+//!   live: a client whose server is played still resolves names.
+//! - TCP to gateway:53 (either gateway) is relayed and recorded like any connection; its
+//!   upstream leg goes to a small DNS-over-TCP server ([`TcpServer`]) on the IPv4 proxy
+//!   address, one thread, length-prefixed messages (RFC 7766), idle connections closed after
+//!   [`TCP_IDLE`], at most [`TCP_MAX_CONNS`] at once.
+//! - With `--allow-external`, a UDP query for a name outside the session (at either gateway)
+//!   is forwarded to the host's resolver (the first `nameserver` of the host's
+//!   /etc/resolv.conf, from a socket in the host's namespace) under a fresh id, and its answer
+//!   sent back from the gateway it was asked at (both recorded). At most [`MAX_FORWARDS`] wait
+//!   at once, each for [`FORWARD_TIMEOUT`]; a query beyond that, or one that cannot be sent,
+//!   gets the definite local answer (NXDOMAIN) instead. Over TCP the server forwards the same
+//!   way, one query at a time per connection, over TCP.
 
 use super::nat::Out;
-use super::plan::PROXY_ADDR;
+use super::plan::{Plan, PROXY_ADDR};
 use super::{sink, Engine};
 use crate::os::{sockets, HostSockets};
 use crate::wire::{self, dns, vnet};
 use anyhow::Context as _;
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,14 +76,13 @@ impl Dns {
     }
 
     /// Where the upstream leg of a TCP connection to `dst` goes instead: the DNS server, when
-    /// `dst` is the (IPv4) gateway's port 53.
-    pub fn tcp_target(&self, gateway: Ipv4Addr, dst: SocketAddr) -> Option<SocketAddr> {
-        match dst {
-            SocketAddr::V4(d) if *d.ip() == gateway && d.port() == dns::PORT => {
-                self.tcp.as_ref().map(|t| SocketAddr::V4(t.addr))
-            }
-            _ => None,
+    /// `dst` is port 53 of a gateway, IPv4 or IPv6 (the server listens on the IPv4 proxy
+    /// address only: the leg to it is plg's own, whatever the client's family).
+    pub fn tcp_target(&self, plan: &Plan, dst: SocketAddr) -> Option<SocketAddr> {
+        if !plan.is_gateway(dst.ip()) || dst.port() != dns::PORT {
+            return None;
         }
+        self.tcp.as_ref().map(|t| SocketAddr::V4(t.addr))
     }
 
     pub fn sweep(&mut self) {
@@ -122,7 +123,9 @@ pub fn first_nameserver(resolv_conf: &str) -> Option<SocketAddr> {
 
 struct Pending {
     client: usize,
-    client_addr: SocketAddrV4,
+    /// The asking socket; its family is the one the query came over (and the answer goes
+    /// back over, from that family's gateway).
+    client_addr: SocketAddr,
     id: u16,
     deadline: Instant,
 }
@@ -173,16 +176,16 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some((answer, outside)) = dns::answer_datagram(&query, &self.dns.zone) else {
             return true; // not a query (or a bad checksum): a server would stay silent too
         };
-        if outside && self.dns_forward(i, &query, s) {
+        let client = SocketAddr::V4(SocketAddrV4::new(s.src, s.sport));
+        if outside && self.dns_forward(i, &query, s.ip_header_len, client) {
             return true;
         }
         self.dns_deliver(i, &answer);
         true
     }
 
-    /// UDP to the IPv6 gateway's port 53: answered here, both ways recorded. Outside names
-    /// get the local answer (NXDOMAIN) even with `--allow-external`: only IPv4 queries are
-    /// forwarded. True when the packet was the resolver's.
+    /// UDP to the IPv6 gateway's port 53: answered here (or forwarded, as over IPv4), both
+    /// ways recorded. True when the packet was the resolver's.
     pub(super) fn dns_datagram6(
         &mut self,
         i: usize,
@@ -199,9 +202,14 @@ impl<W: Write + sink::Close> Engine<W> {
         let Some(query) = self.dns_query(i, hdr, frame, s.total_len) else {
             return true;
         };
-        if let Some((answer, _)) = dns::answer_datagram6(&query, &self.dns.zone) {
-            self.dns_deliver(i, &answer);
+        let Some((answer, outside)) = dns::answer_datagram6(&query, &self.dns.zone) else {
+            return true;
+        };
+        let client = SocketAddr::V6(SocketAddrV6::new(s.src, s.sport, 0, 0));
+        if outside && self.dns_forward(i, &query, s.l4_offset, client) {
+            return true;
         }
+        self.dns_deliver(i, &answer);
         true
     }
 
@@ -234,12 +242,15 @@ impl<W: Write + sink::Close> Engine<W> {
         }
     }
 
-    /// Sends an outside name's query to the host's resolver; false if it could not be.
-    fn dns_forward(&mut self, i: usize, query: &[u8], s: &wire::Summary) -> bool {
+    /// Sends an outside name's query (an IP datagram whose UDP header is at `l4`, from
+    /// `client`) to the host's resolver; false if it could not be.
+    fn dns_forward(&mut self, i: usize, query: &[u8], l4: usize, client: SocketAddr) -> bool {
         let Some(f) = self.dns.forward.as_mut() else {
             return false;
         };
-        let payload = &query[s.ip_header_len + wire::udp::HEADER_LEN..];
+        let Some(payload) = query.get(l4 + wire::udp::HEADER_LEN..) else {
+            return false;
+        };
         if payload.len() < dns::HEADER_LEN || f.pending.len() >= MAX_FORWARDS {
             return false;
         }
@@ -259,7 +270,7 @@ impl<W: Write + sink::Close> Engine<W> {
             id,
             Pending {
                 client: i,
-                client_addr: SocketAddrV4::new(s.src, s.sport),
+                client_addr: client,
                 id: u16::from_be_bytes([payload[0], payload[1]]),
                 deadline: now + FORWARD_TIMEOUT,
             },
@@ -288,14 +299,17 @@ impl<W: Write + sink::Close> Engine<W> {
                 continue;
             };
             buf[..2].copy_from_slice(&p.id.to_be_bytes());
-            let Some(answer) = dns::datagram(
-                self.plan.gateway(),
-                dns::PORT,
-                *p.client_addr.ip(),
-                p.client_addr.port(),
-                &buf[..n],
-                0,
-            ) else {
+            let answer = match p.client_addr {
+                SocketAddr::V4(c) => {
+                    let gw = self.plan.gateway();
+                    dns::datagram(gw, dns::PORT, *c.ip(), c.port(), &buf[..n], 0)
+                }
+                SocketAddr::V6(c) => self
+                    .plan
+                    .gateway6()
+                    .and_then(|gw| dns::datagram6(gw, dns::PORT, *c.ip(), c.port(), &buf[..n])),
+            };
+            let Some(answer) = answer else {
                 continue;
             };
             self.dns_deliver(p.client, &answer);
@@ -465,7 +479,7 @@ mod tests {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let mut z = dns::Zone::new();
-        z.add(&["p0"], Some(Ipv4Addr::new(10, 0, 0, 2)), None);
+        z.add(&["p0"], Some(std::net::Ipv4Addr::new(10, 0, 0, 2)), None);
         let t = std::thread::spawn(move || {
             let (c, _) = l.accept().unwrap();
             let _ = serve_tcp(c, &z, None);

@@ -693,7 +693,7 @@ impl<W: Write + sink::Close> Engine<W> {
                     self.retire(rule.conn);
                 }
                 // plg's resolver answers live in replay too, never from the recording.
-                let resolver = self.dns.tcp_target(self.plan.gateway(), dst).is_some();
+                let resolver = self.dns.tcp_target(&self.plan, dst).is_some();
                 if self.replay.is_some() && !resolver && self.replay_syn(i, src, dst, frame) {
                     return;
                 }
@@ -855,9 +855,12 @@ impl<W: Write + sink::Close> Engine<W> {
             Some(j) if s.proto != next_header::FRAGMENT && !played(j) => {
                 self.record_and_pass(i, j, hdr, frame, s.total_len)
             }
-            // A played process (replay) has no program behind it: its host says "port
-            // unreachable", as a host with nothing listening does.
+            // A played process (replay): as over IPv4, answered from the recording or not
+            // at all (`replay_datagram`).
             Some(_) if s.proto != next_header::FRAGMENT => {
+                if s.proto == next_header::ICMPV6 {
+                    self.replay_unreachable(&frame[off..]);
+                }
                 let pkt = &mut frame[off..];
                 let len = s.total_len.min(pkt.len());
                 if hdr.flags & vnet::NEEDS_CSUM != 0 {
@@ -867,14 +870,7 @@ impl<W: Write + sink::Close> Engine<W> {
                         hdr.csum_offset as usize,
                     );
                 }
-                if !self.rec.packet(i as u32, &pkt[..len]) {
-                    return;
-                }
-                if let Some(e) =
-                    wire::ipv6::icmp6_unreachable(&pkt[..len], s.dst, icmp6::PORT_UNREACHABLE)
-                {
-                    self.inject(Out::Proc(i as u16), &e);
-                }
+                self.replay_datagram(i, &pkt[..len]);
             }
             // Nobody owns it (or a fragment): "administratively prohibited", from the
             // destination, at once (a connected UDP socket fails with ECONNREFUSED).
@@ -920,8 +916,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let server = match self.plan.process_index(dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
             _ if self.plan.is_gateway(dst.ip())
-                && (self.external.is_some()
-                    || self.dns.tcp_target(self.plan.gateway(), dst).is_some()) =>
+                && (self.external.is_some() || self.dns.tcp_target(&self.plan, dst).is_some()) =>
             {
                 EXTERNAL
             }
@@ -1023,7 +1018,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let (server, src, dst) = (conn.server, conn.client_addr, conn.server_addr);
         // The gateway's port 53 is plg's DNS server, in the proxy namespace; otherwise the
         // gateway stands for the host's loopback: 127.0.0.1, or ::1 for the IPv6 one.
-        let resolver = self.dns.tcp_target(self.plan.gateway(), dst);
+        let resolver = self.dns.tcp_target(&self.plan, dst);
         let target = match (resolver, dst) {
             (Some(t), _) => t,
             (None, SocketAddr::V4(_)) if server == EXTERNAL => {

@@ -23,7 +23,7 @@ use mio::net::TcpStream;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, Write};
-use std::net::SocketAddrV4;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// What replay needs besides the network.
@@ -156,15 +156,17 @@ pub(super) struct Replayer {
     ended: Vec<bool>,
     /// The recorded chunks read last, by offset.
     cache: ChunkCache,
-    /// Played packets recently sent (IP id, index), to resend one its receiver was not
-    /// ready for (answered "port unreachable").
-    sent: VecDeque<(u16, usize, Instant)>,
+    /// Played packets recently sent (how an ICMP error quotes them, index), to resend one
+    /// its receiver was not ready for (answered "port unreachable").
+    sent: VecDeque<(Quoted, usize, Instant)>,
     /// A packet to send again, and since when it has been tried.
     resend: Option<(usize, Instant)>,
     next_packet: usize,
-    /// Recorded UDP requests from a live process to a played one, per (sender, destination),
-    /// in order: the nth live datagram there is answered as the nth recorded one was.
-    requests: HashMap<(ProcIndex, SocketAddrV4), VecDeque<usize>>,
+    /// Recorded UDP requests from a live process to a played one, per (sender, receiver,
+    /// port), in order: the nth live datagram there is answered as the nth recorded one was.
+    /// Either IP family: as a TCP connection, a datagram is matched by the processes and
+    /// the port, not by the address it went to.
+    requests: HashMap<(ProcIndex, ProcIndex, u16), VecDeque<usize>>,
     /// The recorded answers to each such request (packet indexes), played on request.
     answers: HashMap<usize, Vec<usize>>,
     /// Connections between two played processes, still to be copied into the replay's
@@ -227,24 +229,30 @@ impl Replayer {
             report.conns.push(r);
         }
         // UDP answers of played processes to live ones follow the live requests.
-        let owner = |ip: std::net::Ipv4Addr| {
+        let owner = |ip: IpAddr| {
             cfg.script
                 .processes
                 .iter()
-                .find(|p| p.addr == ip)
+                .find(|p| match ip {
+                    IpAddr::V4(a) => p.addr == a,
+                    IpAddr::V6(a) => p.addr6 == Some(a),
+                })
                 .map(|p| p.index)
         };
-        let mut requests: HashMap<(ProcIndex, SocketAddrV4), VecDeque<usize>> = HashMap::new();
+        let mut requests: HashMap<(ProcIndex, ProcIndex, u16), VecDeque<usize>> = HashMap::new();
         let mut answers: HashMap<usize, Vec<usize>> = HashMap::new();
         for (idx, p) in cfg.script.packets.iter().enumerate() {
             let Some((_, dst)) = p.udp else { continue };
             let sender = p.interface as ProcIndex;
-            if live(sender) && owner(*dst.ip()).is_some_and(|r| !live(r)) {
-                requests.entry((sender, dst)).or_default().push_back(idx);
+            if let Some(r) = owner(dst.ip()).filter(|&r| live(sender) && !live(r)) {
+                requests
+                    .entry((sender, r, dst.port()))
+                    .or_default()
+                    .push_back(idx);
             }
             if let Some((q, _)) = p.answers {
                 let req = &cfg.script.packets[q];
-                let asked = req.udp.is_some_and(|(_, d)| owner(*d.ip()) == Some(sender));
+                let asked = req.udp.is_some_and(|(_, d)| owner(d.ip()) == Some(sender));
                 if asked && live(req.interface as ProcIndex) && !live(sender) {
                     answers.entry(q).or_default().push(idx);
                 }
@@ -560,18 +568,17 @@ impl<W: Write + super::sink::Close> Engine<W> {
             let idx = rp.next_packet;
             rp.next_packet += 1;
             let bytes = rp.read_bytes(p.offset);
-            let Some(s) = crate::wire::summarize(&bytes) else {
+            let Some(dst) = ip_dst(&bytes) else {
                 continue;
             };
-            if bytes.len() >= 6 {
-                let ip_id = u16::from_be_bytes([bytes[4], bytes[5]]);
-                rp.sent.push_back((ip_id, idx, Instant::now()));
+            if let Some(q) = Quoted::of(&bytes) {
+                rp.sent.push_back((q, idx, Instant::now()));
                 if rp.sent.len() > 64 {
                     rp.sent.pop_front();
                 }
             }
             let n = rp.cfg.live.len();
-            if let Some(j) = self.plan.v4.process_index(s.dst, n) {
+            if let Some(j) = self.plan.process_index(dst, n) {
                 if rp.is_live(j as ProcIndex) {
                     if rp.resend.is_none_or(|(r, _)| r != idx) {
                         rp.report.packets_played += 1;
@@ -854,16 +861,16 @@ impl<W: Write + super::sink::Close> Engine<W> {
         if !self.rec.packet(i as u32, pkt) {
             return;
         }
-        let Some(s) = crate::wire::summarize(pkt) else {
+        let Some((_, dst, _)) = crate::wire::udp::view(pkt) else {
             return;
         };
-        if s.proto != 17 {
-            return;
-        }
         let Some(rp) = self.replay.as_mut() else {
             return;
         };
-        let key = (i as ProcIndex, SocketAddrV4::new(s.dst, s.dport));
+        let Some(j) = self.plan.process_index(dst.ip(), rp.cfg.live.len()) else {
+            return;
+        };
+        let key = (i as ProcIndex, j as ProcIndex, dst.port());
         let Some(q) = rp.requests.get_mut(&key).and_then(|q| q.pop_front()) else {
             return;
         };
@@ -886,26 +893,17 @@ impl<W: Write + super::sink::Close> Engine<W> {
         }
     }
 
-    /// A live process answered a played packet with "port unreachable": its socket was not
-    /// bound yet. Schedules that packet (found by the quoted IP id) to go again.
+    /// A live process answered a played packet with "port unreachable" (ICMP or ICMPv6): its
+    /// socket was not bound yet. Schedules that packet (found by what the error quotes of it)
+    /// to go again.
     pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) {
         let Some(rp) = self.replay.as_mut() else {
             return;
         };
-        let Some(s) = crate::wire::summarize(icmp) else {
+        let Some(quoted) = Quoted::port_unreachable(icmp) else {
             return;
         };
-        let ihl = s.ip_header_len;
-        // ICMP header (8 bytes), then the quoted IP header: its id at offset 4.
-        let Some(id) = icmp.get(ihl + 8 + 4..ihl + 8 + 6) else {
-            return;
-        };
-        let (t, code) = (icmp[ihl], icmp[ihl + 1]);
-        if s.proto != 1 || t != 3 || code != 3 {
-            return;
-        }
-        let ip_id = u16::from_be_bytes([id[0], id[1]]);
-        if let Some(&(_, idx, _)) = rp.sent.iter().find(|(i, _, _)| *i == ip_id) {
+        if let Some(&(_, idx, _)) = rp.sent.iter().find(|(q, _, _)| *q == quoted) {
             let since = match rp.resend {
                 Some((r, since)) if r == idx => since,
                 _ => Instant::now(),
@@ -929,6 +927,65 @@ impl ConnReplay {
             live_head: [Vec::new(), Vec::new()],
             retry_until: None,
         }
+    }
+}
+
+/// How an ICMP "port unreachable" names the played packet it is about: by its IPv4 id, or
+/// (IPv6 has no id) by its addresses and first 8 bytes past the IPv6 header (the UDP header
+/// with its checksum, or an ICMPv6 header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Quoted {
+    Id4(u16),
+    Head6([u8; 40]),
+}
+
+impl Quoted {
+    /// The key of a packet plg sends.
+    fn of(ip: &[u8]) -> Option<Quoted> {
+        match ip.first()? >> 4 {
+            4 => ip
+                .get(4..6)
+                .map(|b| Quoted::Id4(u16::from_be_bytes([b[0], b[1]]))),
+            6 => ip
+                .get(8..48)
+                .and_then(|b| b.try_into().ok())
+                .map(Quoted::Head6),
+            _ => None,
+        }
+    }
+
+    /// The key of the packet an ICMP port unreachable (type 3 code 3) or ICMPv6 one (type 1
+    /// code 4) quotes; `None` for any other packet.
+    fn port_unreachable(icmp: &[u8]) -> Option<Quoted> {
+        use crate::wire::ipv6::{self, icmp6, next_header};
+        let (l4, end, proto, want) = if icmp.first()? >> 4 == 6 {
+            let s = ipv6::summarize6(icmp)?;
+            let want = (icmp6::DEST_UNREACHABLE, icmp6::PORT_UNREACHABLE);
+            (
+                s.l4_offset,
+                s.total_len,
+                s.proto == next_header::ICMPV6,
+                want,
+            )
+        } else {
+            let s = crate::wire::summarize(icmp)?;
+            (s.ip_header_len, s.total_len, s.proto == 1, (3, 3))
+        };
+        let head = icmp.get(l4..l4 + 2)?;
+        if !proto || (head[0], head[1]) != want {
+            return None;
+        }
+        // The ICMP header (8 bytes), then the quoted packet.
+        Quoted::of(icmp.get(l4 + 8..end)?)
+    }
+}
+
+/// The destination of an IPv4 or IPv6 packet.
+fn ip_dst(ip: &[u8]) -> Option<IpAddr> {
+    match ip.first()? >> 4 {
+        4 => crate::wire::summarize(ip).map(|s| IpAddr::V4(s.dst)),
+        6 => crate::wire::ipv6::Ipv6Packet::new_checked(ip).map(|p| IpAddr::V6(p.dst_addr())),
+        _ => None,
     }
 }
 

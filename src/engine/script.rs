@@ -12,7 +12,7 @@ use crate::format::{
 };
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::SocketAddrV4;
+use std::net::SocketAddr;
 
 /// One recorded read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,8 +67,8 @@ pub struct PacketStep {
     pub offset: u64,
     pub interface: u32,
     pub time_ns: u64,
-    /// For a UDP datagram: its source and destination.
-    pub udp: Option<(SocketAddrV4, SocketAddrV4)>,
+    /// For a UDP datagram (IPv4 or IPv6, unfragmented): its source and destination.
+    pub udp: Option<(SocketAddr, SocketAddr)>,
     /// For a UDP datagram sent back to where an earlier one came from (the reverse ports):
     /// that earlier one's index in `Script::packets`, and how many leading payload bytes this
     /// one echoed from it (`wire::udp::echo_len`). Replay plays such an answer when the live
@@ -117,7 +117,7 @@ impl Script {
         let mut unknown_blocks = 0;
         let mut exits = Vec::new();
         // The last UDP datagram seen per (source, destination), with its first payload bytes.
-        let mut last_udp: HashMap<(SocketAddrV4, SocketAddrV4), (usize, Vec<u8>)> = HashMap::new();
+        let mut last_udp: HashMap<(SocketAddr, SocketAddr), (usize, Vec<u8>)> = HashMap::new();
         while let Some(rec) = reader.next() {
             let rec = match rec {
                 Ok(r) => r,
@@ -195,7 +195,7 @@ impl Script {
                 }
                 Record::Packet(p) => {
                     let idx = packets.len();
-                    let udp = udp_view(&p.bytes);
+                    let udp = crate::wire::udp::view(&p.bytes);
                     let mut answers = None;
                     if let Some((src, dst, payload)) = udp {
                         if let Some((q, head)) = last_udp.get(&(dst, src)) {
@@ -263,18 +263,4 @@ impl Script {
             unknown_blocks,
         })
     }
-}
-
-/// Source, destination and payload of an unfragmented IPv4 UDP datagram.
-fn udp_view(ip: &[u8]) -> Option<(SocketAddrV4, SocketAddrV4, &[u8])> {
-    let s = crate::wire::summarize(ip)?;
-    if s.proto != 17 || s.sport == 0 {
-        return None;
-    }
-    let payload = ip.get(s.ip_header_len + 8..s.total_len)?;
-    Some((
-        SocketAddrV4::new(s.src, s.sport),
-        SocketAddrV4::new(s.dst, s.dport),
-        payload,
-    ))
 }
