@@ -15,9 +15,9 @@
 //!   that cannot be sent, gets the definite local answer (NXDOMAIN) instead. Over TCP the
 //!   server forwards the same way, one query at a time per connection, over TCP.
 
+use super::io::Net;
 use super::nat::Out;
 use super::plan::PROXY_ADDR;
-use super::io::Net;
 use super::{sink, Engine};
 use crate::os::{sockets, HostSockets};
 use crate::wire::{self, dns, vnet};

@@ -49,6 +49,8 @@ pub mod recorder;
 pub mod replay;
 pub mod script;
 pub mod session;
+#[cfg(test)]
+mod sim;
 pub mod sink;
 
 use self::core::{Admission, Expiry, Known, Life, State, TcpRoute, Timeouts};
@@ -938,8 +940,7 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
         let server = match self.plan.process_index(dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
             _ if self.plan.is_gateway(dst.ip())
-                && (self.external
-                    || self.dns.tcp_target(self.plan.gateway(), dst).is_some()) =>
+                && (self.external || self.dns.tcp_target(self.plan.gateway(), dst).is_some()) =>
             {
                 EXTERNAL
             }
@@ -1053,16 +1054,15 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
             (None, _) => dst,
         };
         let host = server == EXTERNAL && resolver.is_none();
-        let up = self
-            .net
-            .connect(host, target)
-            .and_then(|(mut up, gport)| match self.net.watch(&mut up, id, true) {
+        let up = self.net.connect(host, target).and_then(|(mut up, gport)| {
+            match self.net.watch(&mut up, id, true) {
                 Ok(()) => Ok((up, gport)),
                 Err(e) => {
                     self.net.close(up, false);
                     Err(e)
                 }
-            });
+            }
+        });
         let (up, gport) = match up {
             Ok(x) => x,
             Err(e) => {

@@ -13,11 +13,11 @@
 //!
 //! A step that waits longer than the step timeout is forced, reported, and the replay moves on.
 
+use super::io::Net;
 use super::player::{Chunk, Next, Player};
 use super::pump::{self, Cue, Play};
 use super::script::ConnScript;
 use super::script::Script;
-use super::io::Net;
 use super::{now_ns, Conn, Engine, State};
 use crate::format::{CaptureReader, CloseKind, ConnId, ConnOpen, Outcome, ProcIndex, Record};
 use std::collections::{HashMap, VecDeque};
