@@ -17,6 +17,7 @@
 //!   gets the definite local answer (NXDOMAIN) instead. Over TCP the server forwards the same
 //!   way, one query at a time per connection, over TCP.
 
+use super::io::Net;
 use super::nat::Out;
 use super::plan::{Plan, PROXY_ADDR};
 use super::{sink, Engine};
@@ -73,6 +74,17 @@ impl Dns {
             tcp: Some(tcp),
             forward,
         })
+    }
+
+    /// A resolver that only answers UDP in the loop: no TCP server, no forwarder (for the
+    /// loop's simulations, which have no proxy namespace to listen in).
+    #[cfg(test)]
+    pub fn in_loop_only(zone: dns::Zone) -> Dns {
+        Dns {
+            zone,
+            tcp: None,
+            forward: None,
+        }
     }
 
     /// Where the upstream leg of a TCP connection to `dst` goes instead: the DNS server, when
@@ -156,7 +168,7 @@ impl Forwarder {
     }
 }
 
-impl<W: Write + sink::Close> Engine<W> {
+impl<W: Write + sink::Close, N: Net> Engine<W, N> {
     /// UDP to the gateway's port 53: answered here (or forwarded), both ways recorded. True
     /// when the packet was the resolver's (handled, even if dropped).
     pub(super) fn dns_datagram(

@@ -30,12 +30,16 @@
 //!
 //! The engine reads as core (`core`: each connection's lifecycle and the admission bounds, pure),
 //! pump (`pump`: the byte path of record and replay, over any socket), recorder (`recorder`:
-//! every capture write and counter) and this loop, which does the I/O around them. A TCP
-//! segment's fate is decided in the core (`core::route_tcp`) and carried out here; the
-//! non-TCP decisions (`pass_other`) and the NAT bookkeeping still share functions with I/O.
+//! every capture write and counter) and this loop, which does the I/O around them, all of it
+//! through [`io::Net`]: the kernel's network ([`io::Kernel`]: TUN fds, listeners, upstream
+//! sockets, a mio poll, the clock) in a session, an in-memory one in the seeded simulations
+//! of `sim`, which run this whole loop without root. A TCP segment's fate is decided in the
+//! core (`core::route_tcp`) and carried out here; the non-TCP decisions (`pass_other`) and the
+//! NAT bookkeeping still share functions with the calls to `Net` that carry them out.
 
 pub mod core;
 pub mod dns;
+pub mod io;
 pub mod keylog;
 pub mod nat;
 pub mod plan;
@@ -45,6 +49,8 @@ pub mod recorder;
 pub mod replay;
 pub mod script;
 pub mod session;
+#[cfg(test)]
+mod sim;
 pub mod sink;
 
 use self::core::{Admission, Expiry, Known, Life, State, TcpRoute, Timeouts};
@@ -53,19 +59,18 @@ use crate::format::{
     CaptureWriter, CloseKind, ConnId, ConnOpen, Direction, Outcome, ProcIndex, ProcessExit,
     Summary, EXTERNAL,
 };
-use crate::os::{sockets, HostSockets, Netns};
+use crate::os::{HostSockets, Netns};
 use crate::wire::{self, vnet, CsumMode};
 use anyhow::Context as _;
-use mio::net::{TcpListener, TcpStream};
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
+use io::{Connect, Kernel, Net, Now, Ready};
+use mio::Waker;
 use nat::{Nat, Out, Rule};
 use plan::{Plan, PROXY6_ADDR, PROXY_ADDR};
 use pump::Pump;
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -108,15 +113,10 @@ const TUN_BATCH: usize = 128;
 /// Room for a virtio header and the largest GSO packet.
 const PKT_BUF: usize = 128 << 10;
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
-
-const WAKER: Token = Token(0);
-const PROXY_TUN: Token = Token(1);
-const LISTENER: Token = Token(2);
-const LISTENER6: Token = Token(3);
-/// The DNS forwarder's socket (`--allow-external`).
-const DNS_UP: Token = Token(4);
-const TUN_BASE: usize = 16;
-const SOCK_BASE: usize = 1 << 20;
+/// How often finished entries are retired and stuck ones given up.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often replay looks at what is due.
+const REPLAY_TICK: Duration = Duration::from_millis(10);
 
 /// One process's end of the network: its TUN fd (the device lives in its namespace).
 pub struct ProcTun {
@@ -254,7 +254,7 @@ pub fn start<W: Write + sink::Close + Send + 'static>(
     })
 }
 
-struct Conn {
+struct Conn<S> {
     id: ConnId,
     /// Where it is in its lifecycle (`core`): every pending state times out.
     life: Life,
@@ -269,13 +269,13 @@ struct Conn {
     /// Replay behaviour; None relays (and records) as in `plg record`.
     replay: Option<Box<replay::ConnReplay>>,
     keys: Vec<nat::Key>,
-    up: Option<TcpStream>,
-    down: Option<TcpStream>,
+    up: Option<S>,
+    down: Option<S>,
     /// The bytes in flight both ways (`pump`).
     pump: Pump,
 }
 
-impl Conn {
+impl<S> Conn<S> {
     /// Relaying has not begun: the upstream connect is in progress, or the client's leg has
     /// not been accepted yet.
     fn pending(&self) -> bool {
@@ -283,21 +283,22 @@ impl Conn {
     }
 
     fn new(
+        now: Now,
         id: ConnId,
         client: ProcIndex,
         client_addr: SocketAddr,
         server: ProcIndex,
         server_addr: SocketAddr,
         syn: &[u8],
-    ) -> Conn {
+    ) -> Conn<S> {
         Conn {
             id,
-            life: Life::new(Instant::now()),
+            life: Life::new(now.mono),
             client,
             client_addr,
             server,
             server_addr,
-            syn_time: now_ns(),
+            syn_time: now.wall_ns,
             syn: syn.to_vec(),
             fake: None,
             replay: None,
@@ -309,22 +310,26 @@ impl Conn {
     }
 }
 
-struct Engine<W: Write + sink::Close> {
-    poll: Poll,
+/// What the loop knows of a process besides its TUN: its addresses.
+#[derive(Debug, Clone, Copy)]
+struct ProcAddr {
+    addr: Ipv4Addr,
+    addr6: Option<Ipv6Addr>,
+}
+
+/// The loop, over a network `N` (the kernel's, or a simulated one in tests).
+struct Engine<W: Write + sink::Close, N: Net> {
+    net: N,
     plan: Plan,
-    procs: Vec<ProcTun>,
-    proxy_tun: OwnedFd,
+    procs: Vec<ProcAddr>,
     offload: bool,
-    external: Option<HostSockets>,
-    listener: TcpListener,
-    /// The IPv6 listener, when the session has IPv6.
-    listener6: Option<TcpListener>,
+    /// Connections to the gateway go to the host (`--allow-external`).
+    external: bool,
     nat: Nat,
-    conns: HashMap<ConnId, Conn>,
+    conns: HashMap<ConnId, Conn<N::Stream>>,
     by_fake: HashMap<SocketAddr, ConnId>,
     /// The live cap (`MAX_LIVE_CONNS`, or less if fds are short) and the pending bound.
     adm: Admission,
-    spare: crate::os::limits::SpareFd,
     next_id: ConnId,
     /// Every capture write and counter.
     rec: recorder::Recorder<W>,
@@ -337,6 +342,10 @@ struct Engine<W: Write + sink::Close> {
     proxy_busy: bool,
     replay: Option<replay::Replayer>,
     dns: dns::Dns,
+    ready: Vec<Ready>,
+    last_flush: Instant,
+    last_sweep: Instant,
+    last_tick: Instant,
 }
 
 /// Wall-clock time, nanoseconds since the Unix epoch (capture timestamps).
@@ -347,11 +356,23 @@ pub fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn sock_token(id: ConnId, upstream: bool) -> Token {
-    Token(SOCK_BASE + ((id as usize) << 1) + upstream as usize)
+/// What a loop needs besides its network, whatever that is.
+struct Setup<W: Write + sink::Close> {
+    plan: Plan,
+    procs: Vec<ProcAddr>,
+    offload: bool,
+    external: bool,
+    max_conns: usize,
+    max_pending: usize,
+    capture: Option<CaptureWriter<W>>,
+    stats: Arc<Stats>,
+    rx: mpsc::Receiver<Control>,
+    replay: Option<replay::ReplayConfig>,
+    dns: dns::Dns,
 }
 
-impl<W: Write + sink::Close> Engine<W> {
+impl<W: Write + sink::Close> Engine<W, Kernel> {
+    /// The real loop: enters the proxy namespace, raises the fd limit, binds the listeners.
     fn new(
         config: Config,
         capture: Option<CaptureWriter<W>>,
@@ -361,149 +382,153 @@ impl<W: Write + sink::Close> Engine<W> {
         config.proxy_ns.enter_current_thread()?;
         let max_conns = conn_cap();
         stats.conn_cap.store(max_conns as u64, Relaxed);
-        let poll = Poll::new().context("failed to create the relay's poll")?;
-        let waker =
-            Arc::new(Waker::new(poll.registry(), WAKER).context("failed to create a waker")?);
-        let listener = sockets::listen(
+        let procs: Vec<ProcAddr> = config
+            .procs
+            .iter()
+            .map(|p| ProcAddr {
+                addr: p.addr,
+                addr6: p.addr6,
+            })
+            .collect();
+        let external = config.external.is_some();
+        let (net, waker) = Kernel::new(
             SocketAddr::V4(SocketAddrV4::new(PROXY_ADDR, LISTEN_PORT)),
-            4096,
+            config
+                .plan
+                .v6
+                .map(|_| SocketAddr::V6(SocketAddrV6::new(PROXY6_ADDR, LISTEN_PORT, 0, 0))),
+            config.procs.into_iter().map(|p| p.fd).collect(),
+            config.proxy_tun,
+            config.external,
         )?;
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)
-            .context("failed to watch the proxy listener")?;
-        let listener6 = match config.plan.v6 {
-            Some(_) => {
-                let l = sockets::listen(
-                    SocketAddr::V6(SocketAddrV6::new(PROXY6_ADDR, LISTEN_PORT, 0, 0)),
-                    4096,
-                )?;
-                let mut l = TcpListener::from_std(l);
-                poll.registry()
-                    .register(&mut l, LISTENER6, Interest::READABLE)
-                    .context("failed to watch the proxy's IPv6 listener")?;
-                Some(l)
-            }
-            None => None,
-        };
-        poll.registry()
-            .register(
-                &mut SourceFd(&config.proxy_tun.as_raw_fd()),
-                PROXY_TUN,
-                Interest::READABLE,
-            )
-            .context("failed to watch the proxy TUN")?;
-        for (i, p) in config.procs.iter().enumerate() {
-            poll.registry()
-                .register(
-                    &mut SourceFd(&p.fd.as_raw_fd()),
-                    Token(TUN_BASE + i),
-                    Interest::READABLE,
-                )
-                .context("failed to watch a process TUN")?;
-        }
-        let n = config.procs.len();
         // In the proxy namespace already: the DNS server listens on the proxy address.
         let dns = dns::Dns::start(
             config.dns,
-            config.external.as_ref(),
+            net.external(),
             config.dns_host,
-            poll.registry(),
-            DNS_UP,
+            net.registry(),
+            io::DNS_UP,
         )?;
-        let engine = Engine {
-            poll,
+        let setup = Setup {
             plan: config.plan,
-            procs: config.procs,
-            proxy_tun: config.proxy_tun,
+            procs,
             offload: config.offload,
-            external: config.external,
-            listener,
-            listener6,
+            external,
+            max_conns,
+            max_pending: MAX_PENDING,
+            capture,
+            stats,
+            rx,
+            replay: config.replay,
+            dns,
+        };
+        Ok((Engine::with_net(net, setup), waker))
+    }
+}
+
+impl<W: Write + sink::Close, N: Net> Engine<W, N> {
+    fn with_net(net: N, s: Setup<W>) -> Self {
+        let n = s.procs.len();
+        let now = net.now().mono;
+        Engine {
+            net,
+            plan: s.plan,
+            procs: s.procs,
+            offload: s.offload,
+            external: s.external,
             nat: Nat::default(),
             conns: HashMap::new(),
             by_fake: HashMap::new(),
-            adm: Admission::new(max_conns, MAX_PENDING),
-            spare: crate::os::limits::SpareFd::new(),
+            adm: Admission::new(s.max_conns, s.max_pending),
             next_id: 0,
-            rec: recorder::Recorder::new(capture, n as u32, stats.clone()),
-            stats,
-            rx,
+            rec: recorder::Recorder::new(s.capture, n as u32, s.stats.clone()),
+            stats: s.stats,
+            rx: s.rx,
             pkt: vec![0; PKT_BUF],
             scratch: vec![0; MAX_READ],
             busy: vec![false; n],
             proxy_busy: false,
-            replay: config.replay.map(replay::Replayer::new),
-            dns,
-        };
-        Ok((engine, waker))
+            replay: s.replay.map(replay::Replayer::new),
+            dns: s.dns,
+            ready: Vec::with_capacity(1024),
+            last_flush: now,
+            last_sweep: now,
+            last_tick: now,
+        }
     }
 
     fn run(&mut self) -> anyhow::Result<Finished> {
-        let mut events = Events::with_capacity(1024);
-        let mut last_flush = Instant::now();
-        let mut last_sweep = Instant::now();
-        let mut last_tick = Instant::now();
         loop {
-            let busy = self.proxy_busy || self.busy.iter().any(|b| *b);
-            let idle = if self.replay.is_some() { 10 } else { 250 };
-            let timeout = if busy {
-                Duration::ZERO
-            } else {
-                Duration::from_millis(idle)
-            };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    return Err(e).context("failed to poll");
-                }
-            }
-            for ev in events.iter() {
-                match ev.token() {
-                    WAKER => {}
-                    PROXY_TUN => self.proxy_busy = true,
-                    LISTENER => self.accept_all(false),
-                    LISTENER6 => self.accept_all(true),
-                    DNS_UP => self.dns_forward_readable(),
-                    Token(t) if (TUN_BASE..SOCK_BASE).contains(&t) => {
-                        self.busy[t - TUN_BASE] = true
-                    }
-                    Token(t) => {
-                        let id = ((t - SOCK_BASE) >> 1) as ConnId;
-                        let upstream = (t - SOCK_BASE) & 1 == 1;
-                        if upstream && ev.is_writable() {
-                            self.upstream_progress(id);
-                        }
-                        self.pump(id);
-                    }
-                }
-            }
-            self.drain_tuns();
-            if self.replay.is_some() && last_tick.elapsed() >= Duration::from_millis(10) {
-                last_tick = Instant::now();
-                self.replay_tick();
-            }
-            while let Ok(c) = self.rx.try_recv() {
-                match c {
-                    Control::Exit(e) => self.rec.process_exit(e),
-                    Control::TlsKeys(data) => self.rec.secrets(data),
-                    Control::Stop => return self.finish(),
-                }
-            }
-            if let Some(e) = self.rec.take_error() {
-                return Err(e).context("failed to write the capture");
-            }
-            if last_flush.elapsed() >= FLUSH_EVERY {
-                last_flush = Instant::now();
-                self.rec.flush().context("failed to write the capture")?;
-            }
-            if last_sweep.elapsed() >= Duration::from_secs(1) {
-                last_sweep = Instant::now();
-                self.sweep();
-                self.dns.sweep();
+            if let Some(finished) = self.turn()? {
+                return Ok(finished);
             }
         }
     }
 
+    /// One turn of the loop: wait for something to do (not at all while a TUN still has
+    /// frames), do it, then the periodic work. Some(..) once told to stop.
+    fn turn(&mut self) -> anyhow::Result<Option<Finished>> {
+        let busy = self.proxy_busy || self.busy.iter().any(|b| *b);
+        let idle = if self.replay.is_some() { 10 } else { 250 };
+        let timeout = if busy {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(idle)
+        };
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.clear();
+        if let Err(e) = self.net.poll(&mut ready, timeout) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e).context("failed to poll");
+            }
+        }
+        for r in &ready {
+            match *r {
+                Ready::Wake => {}
+                Ready::Tun(Out::Proxy) => self.proxy_busy = true,
+                Ready::Tun(Out::Proc(i)) => self.busy[i as usize] = true,
+                Ready::Listener { v6 } => self.accept_all(v6),
+                Ready::DnsUp => self.dns_forward_readable(),
+                Ready::Sock {
+                    id,
+                    upstream,
+                    writable,
+                } => {
+                    if upstream && writable {
+                        self.upstream_progress(id);
+                    }
+                    self.pump(id);
+                }
+            }
+        }
+        self.ready = ready;
+        self.drain_tuns();
+        let now = self.net.now().mono;
+        if self.replay.is_some() && now.duration_since(self.last_tick) >= REPLAY_TICK {
+            self.last_tick = now;
+            self.replay_tick();
+        }
+        while let Ok(c) = self.rx.try_recv() {
+            match c {
+                Control::Exit(e) => self.rec.process_exit(e),
+                Control::TlsKeys(data) => self.rec.secrets(data),
+                Control::Stop => return self.finish().map(Some),
+            }
+        }
+        if let Some(e) = self.rec.take_error() {
+            return Err(e).context("failed to write the capture");
+        }
+        if now.duration_since(self.last_flush) >= FLUSH_EVERY {
+            self.last_flush = now;
+            self.rec.flush().context("failed to write the capture")?;
+        }
+        if now.duration_since(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = now;
+            self.sweep();
+            self.dns.sweep();
+        }
+        Ok(None)
+    }
     fn finish(&mut self) -> anyhow::Result<Finished> {
         // Attempts still connecting (a server whose accept queue is full drops SYNs) are on
         // the record too: they never got through.
@@ -539,15 +564,14 @@ impl<W: Write + sink::Close> Engine<W> {
 
     /// Reads up to a batch of packets from one TUN; true if it may have more.
     fn drain_one(&mut self, from: Option<usize>) -> bool {
+        let tun = match from {
+            Some(i) => Out::Proc(i as u16),
+            None => Out::Proxy,
+        };
         for _ in 0..TUN_BATCH {
-            let fd = match from {
-                Some(i) => &self.procs[i].fd,
-                None => &self.proxy_tun,
-            };
-            let n = match sockets::tun_read(fd, &mut self.pkt) {
+            let n = match self.net.tun_read(tun, &mut self.pkt) {
                 Ok(n) => n,
-                Err(nix::errno::Errno::EAGAIN) => return false,
-                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) if pump::interrupted(&e) => continue,
                 Err(_) => return false,
             };
             let mut buf = std::mem::take(&mut self.pkt);
@@ -579,21 +603,17 @@ impl<W: Write + sink::Close> Engine<W> {
         }
     }
 
-    fn write_tun(&self, out: Out, frame: &[u8]) {
-        let fd = match out {
-            Out::Proc(i) => &self.procs[i as usize].fd,
-            Out::Proxy => &self.proxy_tun,
-        };
+    fn write_tun(&mut self, out: Out, frame: &[u8]) {
         // A TUN write fails only when the device is gone or the packet is malformed; the
         // sender's TCP retransmits, as it would after any lost packet.
-        let r = sockets::tun_write(fd, frame);
+        let r = self.net.tun_write(out, frame);
         if debug() {
             eprintln!("plg-debug: write {:?} {} -> {:?}", out, frame.len(), r);
         }
     }
 
     /// Writes a packet plg made itself (RST, ICMP error), with an empty virtio header.
-    fn inject(&self, out: Out, pkt: &[u8]) {
+    fn inject(&mut self, out: Out, pkt: &[u8]) {
         if self.offload {
             let mut frame = vec![0u8; vnet::HDR_LEN + pkt.len()];
             frame[vnet::HDR_LEN..].copy_from_slice(pkt);
@@ -603,7 +623,7 @@ impl<W: Write + sink::Close> Engine<W> {
         }
     }
 
-    fn apply(&self, frame: &mut [u8], rule: &Rule) {
+    fn apply(&mut self, frame: &mut [u8], rule: &Rule) {
         let Some((hdr, pkt)) = self.split(frame) else {
             return;
         };
@@ -888,7 +908,7 @@ impl<W: Write + sink::Close> Engine<W> {
 
     /// Answers a TCP segment (a SYN, or a stray one) with the RST its destination's host
     /// would send.
-    fn refuse(&self, i: usize, syn_frame: &[u8]) {
+    fn refuse(&mut self, i: usize, syn_frame: &[u8]) {
         let off = if self.offload { vnet::HDR_LEN } else { 0 };
         let Some(pkt) = syn_frame.get(off..) else {
             return;
@@ -916,7 +936,7 @@ impl<W: Write + sink::Close> Engine<W> {
         let server = match self.plan.process_index(dst.ip(), n) {
             Some(j) if j != i => j as ProcIndex,
             _ if self.plan.is_gateway(dst.ip())
-                && (self.external.is_some() || self.dns.tcp_target(&self.plan, dst).is_some()) =>
+                && (self.external || self.dns.tcp_target(&self.plan, dst).is_some()) =>
             {
                 EXTERNAL
             }
@@ -932,13 +952,13 @@ impl<W: Write + sink::Close> Engine<W> {
             self.stats.cap_refused.fetch_add(1, Relaxed);
             let id = self.next_id;
             self.next_id += 1;
-            let mut conn = Conn::new(id, i as ProcIndex, src, server, dst, &[]);
+            let mut conn = Conn::new(self.net.now(), id, i as ProcIndex, src, server, dst, &[]);
             self.open_failed(&mut conn, Outcome::Refused);
             return None;
         }
         let id = self.next_id;
         self.next_id += 1;
-        let mut conn = Conn::new(id, i as ProcIndex, src, server, dst, frame);
+        let mut conn = Conn::new(self.net.now(), id, i as ProcIndex, src, server, dst, frame);
         // Marks the client's 4-tuple as pending, so its retransmitted SYNs are kept, not relayed.
         self.nat.insert(
             (src, dst),
@@ -1002,7 +1022,7 @@ impl<W: Write + sink::Close> Engine<W> {
     }
 
     /// Takes a new connection into the table, counted as live until `end`.
-    fn add_live(&mut self, conn: Conn) {
+    fn add_live(&mut self, conn: Conn<N::Stream>) {
         self.adm.admit(conn.id);
         self.stats.open.fetch_add(1, Relaxed);
         self.stats.total.fetch_add(1, Relaxed);
@@ -1030,16 +1050,15 @@ impl<W: Write + sink::Close> Engine<W> {
             (None, _) => dst,
         };
         let host = server == EXTERNAL && resolver.is_none();
-        let up = self
-            .connect_upstream(host, target)
-            .and_then(|(mut up, gport)| {
-                self.poll.registry().register(
-                    &mut up,
-                    sock_token(id, true),
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
-                Ok((up, gport))
-            });
+        let up = self.net.connect(host, target).and_then(|(mut up, gport)| {
+            match self.net.watch(&mut up, id, true) {
+                Ok(()) => Ok((up, gport)),
+                Err(e) => {
+                    self.net.close(up, false);
+                    Err(e)
+                }
+            }
+        });
         let (up, gport) = match up {
             Ok(x) => x,
             Err(e) => {
@@ -1087,18 +1106,6 @@ impl<W: Write + sink::Close> Engine<W> {
         conn.up = Some(up);
     }
 
-    /// `host`: a socket in the host's namespace (`--allow-external`), else in the proxy's.
-    fn connect_upstream(&self, host: bool, to: SocketAddr) -> io::Result<(TcpStream, u16)> {
-        let sock = if host {
-            let s = self.external.as_ref().expect("checked by the caller");
-            s.tcp_socket(to.is_ipv6()).map_err(io::Error::other)?
-        } else {
-            sockets::tcp_socket(to)?
-        };
-        let (std, local) = sockets::connect(sock, to)?;
-        Ok((TcpStream::from_std(std), local))
-    }
-
     /// The upstream socket became writable: the connect finished one way or the other.
     fn upstream_progress(&mut self, id: ConnId) {
         let Some(conn) = self.conns.get_mut(&id) else {
@@ -1108,13 +1115,11 @@ impl<W: Write + sink::Close> Engine<W> {
             return;
         }
         let Some(up) = conn.up.as_ref() else { return };
-        let err = match up.take_error() {
-            Ok(e) => e,
-            Err(e) => Some(e),
+        let err = match self.net.progress(up) {
+            Connect::Pending => return, // spurious wake-up: still connecting
+            Connect::Done => None,
+            Connect::Failed(e) => Some(e),
         };
-        if err.is_none() && up.peer_addr().is_err() {
-            return; // spurious wake-up: still connecting
-        }
         if let Some(e) = err {
             let outcome = if e.raw_os_error() == Some(libc::ECONNREFUSED) {
                 Outcome::Refused
@@ -1137,7 +1142,7 @@ impl<W: Write + sink::Close> Engine<W> {
         self.replay_connected(id);
         let conn = self.conns.get_mut(&id).expect("looked up above");
         let has_client_leg = !conn.syn.is_empty();
-        conn.life.opened(Instant::now(), has_client_leg);
+        conn.life.opened(self.net.now().mono, has_client_leg);
         let open = ConnOpen {
             id,
             time_ns: conn.syn_time,
@@ -1162,6 +1167,7 @@ impl<W: Write + sink::Close> Engine<W> {
             return;
         };
         let fake = self.nat.next_fake_like(like);
+        let now = self.net.now().mono;
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
@@ -1190,7 +1196,6 @@ impl<W: Write + sink::Close> Engine<W> {
         conn.keys.push((l, fake));
         conn.fake = Some(fake);
         // Waiting for the listener to accept the client's leg starts now.
-        let now = Instant::now();
         conn.life.opened(now, true);
         conn.life.awaiting_client(now);
         self.by_fake.insert(fake, id);
@@ -1198,7 +1203,7 @@ impl<W: Write + sink::Close> Engine<W> {
         self.apply(&mut syn, &to_listener);
     }
 
-    fn open_failed(&mut self, conn: &mut Conn, outcome: Outcome) {
+    fn open_failed(&mut self, conn: &mut Conn<N::Stream>, outcome: Outcome) {
         self.rec.conn_open(ConnOpen {
             id: conn.id,
             time_ns: conn.syn_time,
@@ -1212,12 +1217,7 @@ impl<W: Write + sink::Close> Engine<W> {
 
     fn accept_all(&mut self, v6: bool) {
         loop {
-            let listener = match (v6, &self.listener6) {
-                (true, Some(l)) => l,
-                (true, None) => return,
-                (false, _) => &self.listener,
-            };
-            let (mut stream, peer) = match listener.accept() {
+            let (mut stream, peer) = match self.net.accept(v6) {
                 Ok(x) => x,
                 Err(e) if pump::would_block(&e) => return,
                 Err(e) if pump::interrupted(&e) => continue,
@@ -1231,28 +1231,22 @@ impl<W: Write + sink::Close> Engine<W> {
                 }
                 Err(_) => return,
             };
-            let Some(&id) = self.by_fake.get(&peer) else {
+            let wanted = self.by_fake.get(&peer).copied().filter(|id| {
+                self.conns
+                    .get(id)
+                    .is_some_and(|c| c.down.is_none() && c.life.is(State::Open))
+            });
+            let Some(id) = wanted else {
+                self.net.close(stream, false);
                 continue;
             };
+            if self.net.watch(&mut stream, id, false).is_err() {
+                self.net.close(stream, false);
+                continue;
+            }
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
             };
-            if conn.down.is_some() || !conn.life.is(State::Open) {
-                continue;
-            }
-            sockets::accepted(&stream);
-            if self
-                .poll
-                .registry()
-                .register(
-                    &mut stream,
-                    sock_token(id, false),
-                    Interest::READABLE | Interest::WRITABLE,
-                )
-                .is_err()
-            {
-                continue;
-            }
             conn.down = Some(stream);
             conn.life.accepted();
             self.pump(id);
@@ -1262,16 +1256,9 @@ impl<W: Write + sink::Close> Engine<W> {
     /// Out of fds in `accept`: takes the first queued connection with the spare fd and
     /// resets it (the client sees ECONNRESET, never a hang). False if even that failed.
     fn refuse_queued(&mut self, v6: bool) -> bool {
-        let listener = match (v6, &self.listener6) {
-            (true, Some(l)) => l,
-            _ => &self.listener,
-        };
-        let got = self.spare.without(|| listener.accept());
-        let Ok((stream, peer)) = got else {
+        let Some(peer) = self.net.reset_queued(v6) else {
             return false;
         };
-        sockets::abort_on_close(&stream);
-        drop(stream);
         if let Some(&id) = self.by_fake.get(&peer) {
             self.abandon(id);
         }
@@ -1321,7 +1308,7 @@ impl<W: Write + sink::Close> Engine<W> {
     }
 
     /// The sender of `dir` reset the connection: record it and reset the other side too.
-    fn reset(&mut self, conn: &mut Conn, dir: Direction) {
+    fn reset(&mut self, conn: &mut Conn<N::Stream>, dir: Direction) {
         pump::record_close(&mut self.rec, conn.id, analysis::side(dir), CloseKind::Rst);
         self.close_legs(conn, true);
     }
@@ -1329,24 +1316,21 @@ impl<W: Write + sink::Close> Engine<W> {
     /// Closes both legs and ends the connection. After a reset (`abort`) the side that reset
     /// is gone already and the other must see a RST, not a FIN: an abortive close (SO_LINGER
     /// 0) sends it when the last reference goes.
-    fn close_legs(&mut self, conn: &mut Conn, abort: bool) {
+    fn close_legs(&mut self, conn: &mut Conn<N::Stream>, abort: bool) {
         self.drop_socket(conn.down.take(), abort);
         self.drop_socket(conn.up.take(), abort);
         self.end(conn);
     }
 
-    fn drop_socket(&self, s: Option<TcpStream>, abort: bool) {
-        if let Some(mut s) = s {
-            let _ = self.poll.registry().deregister(&mut s);
-            if abort {
-                sockets::abort_on_close(&s);
-            }
+    fn drop_socket(&mut self, s: Option<N::Stream>, abort: bool) {
+        if let Some(s) = s {
+            self.net.close(s, abort);
         }
     }
 
     /// The connection is over: keep its rules a while for the last packets.
-    fn end(&mut self, conn: &mut Conn) {
-        if conn.life.ended(Instant::now()) {
+    fn end(&mut self, conn: &mut Conn<N::Stream>) {
+        if conn.life.ended(self.net.now().mono) {
             self.adm.ended();
             self.stats.open.fetch_sub(1, Relaxed);
         }
@@ -1368,7 +1352,7 @@ impl<W: Write + sink::Close> Engine<W> {
         }
     }
 
-    fn unhook(&mut self, conn: &Conn) {
+    fn unhook(&mut self, conn: &Conn<N::Stream>) {
         for k in &conn.keys {
             self.nat.remove(k, conn.id);
         }
@@ -1381,7 +1365,7 @@ impl<W: Write + sink::Close> Engine<W> {
 
     /// Periodic: retire lingering connections, give up on connects that never finish.
     fn sweep(&mut self) {
-        let now = Instant::now();
+        let now = self.net.now().mono;
         let mut expired = Vec::new();
         let mut stuck = Vec::new();
         for (id, c) in &self.conns {

@@ -447,4 +447,4 @@ impl Pump {
 }
 
 #[cfg(test)]
-mod sim;
+pub(super) mod sim;

@@ -13,13 +13,13 @@
 //!
 //! A step that waits longer than the step timeout is forced, reported, and the replay moves on.
 
+use super::io::Net;
 use super::player::{Chunk, Next, Player};
 use super::pump::{self, Cue, Play};
 use super::script::ConnScript;
 use super::script::Script;
 use super::{now_ns, Conn, Engine, State};
 use crate::format::{CaptureReader, CloseKind, ConnId, ConnOpen, Outcome, ProcIndex, Record};
-use mio::net::TcpStream;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufReader, Write};
@@ -408,7 +408,7 @@ impl Play for PlayConn<'_> {
     }
 }
 
-impl<W: Write + super::sink::Close> Engine<W> {
+impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
     /// A live client's SYN in replay: match it to the next recorded connection with the same
     /// client, server and port. Returns false when it should be handled as in recording.
     pub(super) fn replay_syn(
@@ -481,7 +481,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         // Played server: accept at once, no upstream.
         let id = self.next_id;
         self.next_id += 1;
-        let mut conn = Conn::new(id, i as ProcIndex, src, server, dst, frame);
+        let mut conn = Conn::new(self.net.now(), id, i as ProcIndex, src, server, dst, frame);
         conn.replay = Some(Box::new(state));
         if let Some(rp) = self.replay.as_mut() {
             rp.report.conns[k].replay_id = Some(id);
@@ -705,6 +705,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
         let id = self.next_id;
         self.next_id += 1;
         let mut conn = Conn::new(
+            self.net.now(),
             id,
             open.client,
             open.client_addr,
@@ -810,7 +811,7 @@ impl<W: Write + super::sink::Close> Engine<W> {
     pub(super) fn replay_pump(
         &mut self,
         pump: &mut pump::Pump,
-        legs: &mut [Option<TcpStream>; 2],
+        legs: &mut [Option<N::Stream>; 2],
         id: ConnId,
         st: &mut ConnReplay,
     ) -> pump::Outcome {

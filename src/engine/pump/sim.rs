@@ -31,29 +31,29 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::rc::Rc;
 use std::sync::Arc;
 
-/// xorshift64*: a seeded, dependency-free generator.
-struct Rng(u64);
+/// xorshift64*: a seeded, dependency-free generator (also the loop's simulations').
+pub(in crate::engine) struct Rng(u64);
 impl Rng {
-    fn new(seed: u64) -> Rng {
+    pub(in crate::engine) fn new(seed: u64) -> Rng {
         Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
     }
-    fn next(&mut self) -> u64 {
+    pub(in crate::engine) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(in crate::engine) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
     /// 1 ..= n
-    fn upto(&mut self, n: usize) -> usize {
+    pub(in crate::engine) fn upto(&mut self, n: usize) -> usize {
         1 + self.below(n as u64) as usize
     }
-    fn percent(&mut self, p: u64) -> bool {
+    pub(in crate::engine) fn percent(&mut self, p: u64) -> bool {
         self.below(100) < p
     }
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
+    pub(in crate::engine) fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
     }
 }
@@ -254,9 +254,9 @@ impl App {
 
 /// The capture's output: memory shared with the test, with disk space up to `limit`.
 #[derive(Clone)]
-struct Disk {
-    bytes: Rc<RefCell<Vec<u8>>>,
-    limit: u64,
+pub(in crate::engine) struct Disk {
+    pub(in crate::engine) bytes: Rc<RefCell<Vec<u8>>>,
+    pub(in crate::engine) limit: u64,
 }
 
 impl Write for Disk {
