@@ -380,6 +380,50 @@ fn a_full_stdout_does_not_hold_back_stderr() {
     });
 }
 
+/// Regression: the other processes got SIGTERM the moment the main command exited, so a
+/// server's goodbye to a client that had just left (postgres's FATAL on fast shutdown, a
+/// server that answers EOF) was in some captures and not in others. Now the connections still
+/// open get a moment to close by themselves.
+#[test]
+fn a_servers_goodbye_after_the_client_left_is_recorded() {
+    let dir = TempDir::new("goodbye");
+    let cap = dir.join("bye.traffic");
+    let server = r#"
+import socket, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 7000))
+s.listen()
+c, _ = s.accept()
+while c.recv(100):
+    pass
+time.sleep(0.05)
+c.sendall(b"goodbye\n")
+c.close()
+time.sleep(100)
+"#;
+    let client = r#"
+import socket
+c = socket.create_connection(("p0", 7000))
+c.sendall(b"hi\n")
+c.shutdown(socket.SHUT_WR)
+"#;
+    let run = Plg::record(&[
+        "-f",
+        &cap,
+        "--ready",
+        "p0:7000",
+        &format!("{PY} -c {}", sh_quote(server)),
+        &format!("{PY} -c {}", sh_quote(client)),
+    ])
+    .run();
+    run.assert_code(0);
+    let c = Capture::read(Path::new(&cap));
+    let conn = c.conns.values().next().expect("one connection");
+    assert_eq!(conn.c2s, b"hi\n");
+    assert_eq!(conn.s2c, b"goodbye\n", "{}", run.dump());
+}
+
 /// Regression: plg waited for EOF on its commands' output pipes, so a process outside the
 /// session holding one open (here: this test, through /proc/PID/fd/1) kept it forever.
 #[test]

@@ -21,8 +21,9 @@ use std::process::ExitCode;
 /// every process resolves every other by name, to both addresses, through /etc/hosts and over
 /// DNS (plg answers at the gateway, and each process's /etc/resolv.conf points there; other
 /// names get NXDOMAIN at once). The session ends when the last command (or those named with --main)
-/// exits, or on SIGINT, SIGTERM or SIGHUP: every process still running (daemons included) gets
-/// one SIGTERM, then SIGKILL after --grace (at once on a second signal). plg exits with the main
+/// exits (after up to 0.3 s for the connections still open to close by themselves), or on
+/// SIGINT, SIGTERM or SIGHUP: every process still running (daemons included) gets one
+/// SIGTERM, then SIGKILL after --grace (at once on a second signal). plg exits with the main
 /// command's status (128+N after signal N). Without --ready, each command but the last gets up
 /// to one second to start listening before the next one starts.
 #[derive(Debug, clap::Args)]

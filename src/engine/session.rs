@@ -6,7 +6,8 @@
 //! each command runs in a PID namespace of its own whose init has PDEATHSIG=SIGKILL (see
 //! `os::process`), and the TUNs vanish with their namespaces.
 //!
-//! Ending: each command's processes get exactly one SIGTERM, then SIGKILL after `--grace` (or
+//! Ending: once the main commands have exited, the connections still open get up to
+//! [`QUIESCE`] to close by themselves; then each command's processes get exactly one SIGTERM, then SIGKILL after `--grace` (or
 //! at once on a second SIGINT/SIGTERM/SIGHUP). plg never waits on anything unbounded after
 //! that: output pumps still blocked a second later (a full stdout, a pipe held open) are left
 //! behind and die with the process.
@@ -34,6 +35,11 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// When the main commands have ended, how long the session waits for the connections still
+/// open to close before it ends the other processes (without it, a server's goodbye to a
+/// client that had just left was recorded in some runs and killed by SIGTERM in others).
+/// Bounded: connections between daemons that never close cost only this.
+pub const QUIESCE: Duration = Duration::from_millis(300);
 /// TUN queue length: the default (500) overflows under load; at 10,000 the proxy TUN still
 /// dropped packets with 1,000 busy connections.
 const TXQUEUELEN: u32 = 65_536;
@@ -577,6 +583,22 @@ pub fn run(
         if shows_status && last_status.elapsed() >= Duration::from_millis(200) {
             last_status = Instant::now();
             view.status(&engine.stats);
+        }
+    }
+    // The main commands are done: let the connections still open close by themselves (the
+    // peer's FIN, a server's goodbye to a client that left) for a moment before the others are
+    // ended, so how a capture ends does not depend on who wins a race with SIGTERM.
+    if interrupted.is_none() && !engine.finished() {
+        let until = Instant::now() + QUIESCE;
+        while interrupted.is_none()
+            && Instant::now() < until
+            && engine.stats.open.load(Relaxed) > 0
+            && !engine.finished()
+        {
+            reap(&mut running, &engine);
+            if let Some(sig) = wait_signal(signals, Duration::from_millis(5)) {
+                interrupted = Some(sig);
+            }
         }
     }
     if !opts.settle.is_zero() && interrupted.is_none() && !engine.finished() {
