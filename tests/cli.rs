@@ -470,3 +470,37 @@ fn bash_completion_completes_captures_help_topics_and_links() {
     assert!(complete(dir.path(), &["/usr/local/bin/plg-export", "--pc"])
         .contains(&"--pcapng".to_string()));
 }
+
+/// Numbers out of range name the value as the user wrote it (`1e999` is not "inf"), and a
+/// count of one is singular; each is one line, exit 2, before anything starts.
+#[test]
+fn out_of_range_numbers_are_named_as_written() {
+    for (argv, want) in [
+        (
+            &["record", "-f", "x.traffic", "--grace", "1e999", "true"][..],
+            "'1e999'",
+        ),
+        (
+            &["record", "-f", "x.traffic", "--grace", "nan", "true"],
+            "'nan'",
+        ),
+        (
+            &["record", "-f", "x.traffic", "--grace", "soon", "true"],
+            "'soon' is not a number",
+        ),
+        (
+            &["record", "-f", "x.traffic", "--mtu", "99999999", "true"],
+            "576..=65521",
+        ),
+        (
+            &["record", "-f", "x.traffic", "--names", "a,b", "true"],
+            "2 names for 1 command",
+        ),
+    ] {
+        let out = run(plg().args(argv));
+        let line = assert_one_line_error(&out, &argv.join(" "));
+        assert!(line.contains(want), "{argv:?}: {line}");
+        assert!(!line.contains(" inf"), "{argv:?}: {line}");
+        assert!(!Path::new("x.traffic").exists());
+    }
+}

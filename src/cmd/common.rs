@@ -55,7 +55,7 @@ pub struct SessionArgs {
     pub main: Vec<String>,
 
     /// Seconds between SIGTERM and SIGKILL for the processes still running at the end.
-    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    #[arg(long, value_name = "SECS", default_value_t = 3.0, value_parser = parse_grace)]
     pub grace: f64,
 
     /// Do not prefix each output line with the process name.
@@ -211,4 +211,20 @@ pub fn load_rules(
         rules.add_ignore(p, "--ignore").map_err(UsageError)?;
     }
     Ok(rules)
+}
+
+/// `--grace`: seconds, finite and within what a duration holds, named as the user wrote them
+/// (`1e999` parses as infinity, which the error must not call `inf`).
+fn parse_grace(s: &str) -> Result<f64, String> {
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    if v < 0.0 {
+        return Err(format!("'{s}': the value cannot be negative"));
+    }
+    if !v.is_finite() || Duration::try_from_secs_f64(v).is_err() {
+        return Err(format!("'{s}': expected seconds, from 0 to {}", u64::MAX));
+    }
+    Ok(v)
 }

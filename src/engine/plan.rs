@@ -280,8 +280,9 @@ pub const RESERVED_NAMES: [&str; 5] = [
 pub fn validate_names(names: &[String], count: usize) -> Result<(), String> {
     if names.len() > count {
         return Err(format!(
-            "--names gives {} names for {count} commands",
-            names.len()
+            "--names gives {} names for {count} {}",
+            names.len(),
+            if count == 1 { "command" } else { "commands" }
         ));
     }
     for (i, n) in names.iter().enumerate() {
