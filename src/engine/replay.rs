@@ -940,7 +940,8 @@ enum Quoted {
 }
 
 impl Quoted {
-    /// The key of a packet plg sends.
+    /// The key of a packet plg sends, or of the start of one an error quotes (raw offsets:
+    /// a quote may end before the packet's own length says).
     fn of(ip: &[u8]) -> Option<Quoted> {
         match ip.first()? >> 4 {
             4 => ip
@@ -954,29 +955,11 @@ impl Quoted {
         }
     }
 
-    /// The key of the packet an ICMP port unreachable (type 3 code 3) or ICMPv6 one (type 1
-    /// code 4) quotes; `None` for any other packet.
+    /// The key of the packet an ICMP or ICMPv6 port unreachable quotes; `None` for any other
+    /// packet.
     fn port_unreachable(icmp: &[u8]) -> Option<Quoted> {
-        use crate::wire::ipv6::{self, icmp6, next_header};
-        let (l4, end, proto, want) = if icmp.first()? >> 4 == 6 {
-            let s = ipv6::summarize6(icmp)?;
-            let want = (icmp6::DEST_UNREACHABLE, icmp6::PORT_UNREACHABLE);
-            (
-                s.l4_offset,
-                s.total_len,
-                s.proto == next_header::ICMPV6,
-                want,
-            )
-        } else {
-            let s = crate::wire::summarize(icmp)?;
-            (s.ip_header_len, s.total_len, s.proto == 1, (3, 3))
-        };
-        let head = icmp.get(l4..l4 + 2)?;
-        if !proto || (head[0], head[1]) != want {
-            return None;
-        }
-        // The ICMP header (8 bytes), then the quoted packet.
-        Quoted::of(icmp.get(l4 + 8..end)?)
+        use crate::wire::{icmp::port_unreachable_quote, ipv6::port_unreachable_quote6};
+        Quoted::of(port_unreachable_quote(icmp).or_else(|| port_unreachable_quote6(icmp))?)
     }
 }
 
