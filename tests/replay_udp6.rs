@@ -260,7 +260,7 @@ fn a_played_ping6_reaches_the_live_host_and_its_echo_replies_compare() {
         &cap,
         "--main",
         "p0",
-        "exec sleep 2",
+        "exec sleep 4",
         "ping -6 -c 2 -i 0.2 -W 5 p0 >/dev/null && echo pinged",
     ]);
     assert_eq!(rec.lines_of("p1"), vec!["pinged"], "{}", rec.dump());
