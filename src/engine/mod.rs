@@ -762,8 +762,8 @@ impl<W: Write + sink::Close> Engine<W> {
                     .as_ref()
                     .is_some_and(|r| !r.is_live(j as ProcIndex)) =>
             {
-                if s.proto == 1 {
-                    self.replay_unreachable(&frame[off..]);
+                if s.proto == 1 && self.replay_unreachable(&frame[off..]) {
+                    return;
                 }
                 let pkt = &mut frame[off..];
                 let len = s.total_len.min(pkt.len());
@@ -858,8 +858,8 @@ impl<W: Write + sink::Close> Engine<W> {
             // A played process (replay): as over IPv4, answered from the recording or not
             // at all (`replay_datagram`).
             Some(_) if s.proto != next_header::FRAGMENT => {
-                if s.proto == next_header::ICMPV6 {
-                    self.replay_unreachable(&frame[off..]);
+                if s.proto == next_header::ICMPV6 && self.replay_unreachable(&frame[off..]) {
+                    return;
                 }
                 let pkt = &mut frame[off..];
                 let len = s.total_len.min(pkt.len());

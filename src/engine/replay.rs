@@ -895,21 +895,25 @@ impl<W: Write + super::sink::Close> Engine<W> {
 
     /// A live process answered a played packet with "port unreachable" (ICMP or ICMPv6): its
     /// socket was not bound yet. Schedules that packet (found by what the error quotes of it)
-    /// to go again.
-    pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) {
+    /// to go again, and returns true: the error is then plg's doing (it delivered too early,
+    /// as a played client's refused connect is retried), so it is neither recorded nor
+    /// judged. A packet that never gets taken is counted lost instead.
+    pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) -> bool {
         let Some(rp) = self.replay.as_mut() else {
-            return;
+            return false;
         };
         let Some(quoted) = Quoted::port_unreachable(icmp) else {
-            return;
+            return false;
         };
-        if let Some(&(_, idx, _)) = rp.sent.iter().find(|(q, _, _)| *q == quoted) {
-            let since = match rp.resend {
-                Some((r, since)) if r == idx => since,
-                _ => Instant::now(),
-            };
-            rp.resend = Some((idx, since));
-        }
+        let Some(&(_, idx, _)) = rp.sent.iter().find(|(q, _, _)| *q == quoted) else {
+            return false;
+        };
+        let since = match rp.resend {
+            Some((r, since)) if r == idx => since,
+            _ => Instant::now(),
+        };
+        rp.resend = Some((idx, since));
+        true
     }
 
     pub(super) fn take_replay_report(&mut self) -> Option<ReplayReport> {
