@@ -782,8 +782,8 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
                     .as_ref()
                     .is_some_and(|r| !r.is_live(j as ProcIndex)) =>
             {
-                if s.proto == 1 {
-                    self.replay_unreachable(&frame[off..]);
+                if s.proto == 1 && self.replay_unreachable(&frame[off..]) {
+                    return;
                 }
                 let pkt = &mut frame[off..];
                 let len = s.total_len.min(pkt.len());
@@ -878,8 +878,8 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
             // A played process (replay): as over IPv4, answered from the recording or not
             // at all (`replay_datagram`).
             Some(_) if s.proto != next_header::FRAGMENT => {
-                if s.proto == next_header::ICMPV6 {
-                    self.replay_unreachable(&frame[off..]);
+                if s.proto == next_header::ICMPV6 && self.replay_unreachable(&frame[off..]) {
+                    return;
                 }
                 let pkt = &mut frame[off..];
                 let len = s.total_len.min(pkt.len());

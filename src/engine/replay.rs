@@ -896,21 +896,25 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
 
     /// A live process answered a played packet with "port unreachable" (ICMP or ICMPv6): its
     /// socket was not bound yet. Schedules that packet (found by what the error quotes of it)
-    /// to go again.
-    pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) {
+    /// to go again, and returns true: the error is then plg's doing (it delivered too early,
+    /// as a played client's refused connect is retried), so it is neither recorded nor
+    /// judged. A packet that never gets taken is counted lost instead.
+    pub(super) fn replay_unreachable(&mut self, icmp: &[u8]) -> bool {
         let Some(rp) = self.replay.as_mut() else {
-            return;
+            return false;
         };
         let Some(quoted) = Quoted::port_unreachable(icmp) else {
-            return;
+            return false;
         };
-        if let Some(&(_, idx, _)) = rp.sent.iter().find(|(q, _, _)| *q == quoted) {
-            let since = match rp.resend {
-                Some((r, since)) if r == idx => since,
-                _ => Instant::now(),
-            };
-            rp.resend = Some((idx, since));
-        }
+        let Some(&(_, idx, _)) = rp.sent.iter().find(|(q, _, _)| *q == quoted) else {
+            return false;
+        };
+        let since = match rp.resend {
+            Some((r, since)) if r == idx => since,
+            _ => Instant::now(),
+        };
+        rp.resend = Some((idx, since));
+        true
     }
 
     pub(super) fn take_replay_report(&mut self) -> Option<ReplayReport> {
@@ -941,7 +945,8 @@ enum Quoted {
 }
 
 impl Quoted {
-    /// The key of a packet plg sends.
+    /// The key of a packet plg sends, or of the start of one an error quotes (raw offsets:
+    /// a quote may end before the packet's own length says).
     fn of(ip: &[u8]) -> Option<Quoted> {
         match ip.first()? >> 4 {
             4 => ip
@@ -955,29 +960,11 @@ impl Quoted {
         }
     }
 
-    /// The key of the packet an ICMP port unreachable (type 3 code 3) or ICMPv6 one (type 1
-    /// code 4) quotes; `None` for any other packet.
+    /// The key of the packet an ICMP or ICMPv6 port unreachable quotes; `None` for any other
+    /// packet.
     fn port_unreachable(icmp: &[u8]) -> Option<Quoted> {
-        use crate::wire::ipv6::{self, icmp6, next_header};
-        let (l4, end, proto, want) = if icmp.first()? >> 4 == 6 {
-            let s = ipv6::summarize6(icmp)?;
-            let want = (icmp6::DEST_UNREACHABLE, icmp6::PORT_UNREACHABLE);
-            (
-                s.l4_offset,
-                s.total_len,
-                s.proto == next_header::ICMPV6,
-                want,
-            )
-        } else {
-            let s = crate::wire::summarize(icmp)?;
-            (s.ip_header_len, s.total_len, s.proto == 1, (3, 3))
-        };
-        let head = icmp.get(l4..l4 + 2)?;
-        if !proto || (head[0], head[1]) != want {
-            return None;
-        }
-        // The ICMP header (8 bytes), then the quoted packet.
-        Quoted::of(icmp.get(l4 + 8..end)?)
+        use crate::wire::{icmp::port_unreachable_quote, ipv6::port_unreachable_quote6};
+        Quoted::of(port_unreachable_quote(icmp).or_else(|| port_unreachable_quote6(icmp))?)
     }
 }
 

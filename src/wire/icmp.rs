@@ -141,6 +141,22 @@ pub fn error_quote(pkt: &[u8]) -> Option<Quoted> {
     })
 }
 
+/// For an ICMP port unreachable (type 3, code 3; a whole IPv4 packet), what it quotes of the
+/// packet it is about (the IP header and at least 8 bytes past it, RFC 792). `None` for
+/// anything else.
+pub fn port_unreachable_quote(pkt: &[u8]) -> Option<&[u8]> {
+    let ip = Ipv4Packet::new_checked(pkt)?;
+    if ip.protocol() != ipv4::proto::ICMP || ip.frag_offset() != 0 {
+        return None;
+    }
+    let icmp = ip.payload();
+    let head = icmp.get(..HEADER_LEN)?;
+    if (head[field::TYPE], head[field::CODE]) != (kind::DEST_UNREACHABLE, unreachable::PORT) {
+        return None;
+    }
+    Some(&icmp[HEADER_LEN..])
+}
+
 /// RFC 1122 3.2.2: no ICMP error is sent about a datagram for a broadcast or multicast
 /// destination (the subnet's own broadcast address is for the caller to check).
 pub fn may_answer_with_error(dst: Ipv4Addr) -> bool {
@@ -260,6 +276,27 @@ mod tests {
             let _ = error_quote(&r[..n]);
         }
         assert_eq!(error_quote(&r[..20 + 8 + 19]), None);
+    }
+
+    #[test]
+    fn a_port_unreachable_gives_its_quote() {
+        let udp = {
+            let mut p = Vec::new();
+            etherparse::PacketBuilder::ipv4([10, 0, 0, 3], [10, 0, 0, 2], 64)
+                .udp(5000, 53)
+                .write(&mut p, b"query")
+                .unwrap();
+            p
+        };
+        let e = icmp_unreachable(&udp, Ipv4Addr::new(10, 0, 0, 2), unreachable::PORT).unwrap();
+        // The IP header and the UDP header.
+        assert_eq!(port_unreachable_quote(&e), Some(&udp[..28]));
+        let other = icmp_unreachable(&udp, Ipv4Addr::new(10, 0, 0, 2), unreachable::HOST).unwrap();
+        assert_eq!(port_unreachable_quote(&other), None);
+        assert_eq!(port_unreachable_quote(&udp), None);
+        for n in 0..e.len() {
+            assert_eq!(port_unreachable_quote(&e[..n]), None);
+        }
     }
 
     #[test]

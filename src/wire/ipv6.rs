@@ -473,6 +473,21 @@ pub fn error_quote6(pkt: &[u8]) -> Option<Quoted6> {
     })
 }
 
+/// For an ICMPv6 port unreachable (type 1, code 4), what it quotes of the packet it is about
+/// (as much as fitted in the minimum MTU). `None` for anything else.
+pub fn port_unreachable_quote6(pkt: &[u8]) -> Option<&[u8]> {
+    let s = summarize6(pkt)?;
+    if s.proto != next_header::ICMPV6 {
+        return None;
+    }
+    let icmp = &pkt[s.l4_offset..s.total_len];
+    let head = icmp.get(..8)?;
+    if (head[0], head[1]) != (icmp6::DEST_UNREACHABLE, icmp6::PORT_UNREACHABLE) {
+        return None;
+    }
+    Some(&icmp[8..])
+}
+
 /// Link-local housekeeping that must never be relayed or recorded: anything to or from a
 /// multicast or link-local address (MLD, Neighbour Discovery, router solicitations), and
 /// ICMPv6 ND/MLD messages (types 130..=143) wherever they go.
@@ -611,6 +626,20 @@ mod tests {
     }
 
     #[test]
+    fn a_port_unreachable_gives_its_quote() {
+        let q = seg(b"x");
+        let gw: Ipv6Addr = "fd00:706c:67::3".parse().unwrap();
+        let e = icmp6_unreachable(&q, gw, icmp6::PORT_UNREACHABLE).unwrap();
+        assert_eq!(port_unreachable_quote6(&e), Some(&q[..]));
+        let other = icmp6_unreachable(&q, gw, icmp6::ADMIN_PROHIBITED).unwrap();
+        assert_eq!(port_unreachable_quote6(&other), None);
+        assert_eq!(port_unreachable_quote6(&q), None);
+        for n in 0..e.len() {
+            assert_eq!(port_unreachable_quote6(&e[..n]), None);
+        }
+    }
+
+    #[test]
     fn no_panic_on_mutations() {
         let seeds = [seg(b"payload"), tcp6_rst_for(&seg(b"")).unwrap()];
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -634,6 +663,7 @@ mod tests {
             let _ = tcp6_rst_for(&p);
             let _ = icmp6_unreachable(&p, Ipv6Addr::LOCALHOST, 1);
             let _ = error_quote6(&p);
+            let _ = port_unreachable_quote6(&p);
             let mut q = p.clone();
             let ok = rewrite6(&mut q, CsumMode::Full, a("[::1]:1"), a("[::2]:2"));
             assert_eq!(ok, s.is_some());
