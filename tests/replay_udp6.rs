@@ -383,3 +383,68 @@ fn dns_over_udp6_and_tcp6_replays_in_every_mode_and_fails_strict_when_it_should(
     assert!(!r["flows"].as_array().unwrap().is_empty(), "{r}");
     assert_eq!(r["connections"][0]["status"], "diverged", "{r}");
 }
+
+/// Binds late like UPPER6, answers the first datagram, then counts every datagram that comes
+/// in the next 1.5 s, and says how many it got in all.
+const COUNT6: &str = r#"
+import socket, sys, time
+time.sleep(float(sys.argv[1]))
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 9000))
+s.settimeout(20)
+n = 0
+try:
+    data, peer = s.recvfrom(100)
+    n = 1
+    s.sendto(data.upper(), peer)
+    end = time.time() + 1.5
+    while time.time() < end:
+        s.settimeout(max(0.01, end - time.time()))
+        try:
+            s.recvfrom(100)
+            n += 1
+        except socket.timeout:
+            pass
+except socket.timeout:
+    pass
+print("got", n, flush=True)
+"#;
+
+/// Regression: a played datagram refused by a receiver that had not bound yet went again every
+/// tick until the step timeout, also after the receiver took it (135 copies reached a server
+/// that kept running), and was then counted lost. Now it goes again only while refused, with
+/// growing waits: the server gets it once and nothing is lost (IPv6 here; IPv4 takes the same
+/// path).
+#[test]
+fn a_late_binding_server_gets_a_played_datagram_once_and_it_is_not_lost() {
+    let dir = TempDir::new("rp6-udp-once");
+    let (cap6, _) = record_upper(&dir);
+    let server = python(&dir, "count6.py", COUNT6);
+    for late in ["0.3", "1"] {
+        let json = dir.join(&format!("report-{late}.json"));
+        let run = replay(&[
+            "--strict",
+            "-f",
+            &cap6,
+            "--step-timeout",
+            "3",
+            "--report",
+            &json,
+            "--main",
+            "p0",
+            &format!("{server} {late}"),
+            "-",
+        ])
+        .run();
+        run.assert_code(0);
+        assert_eq!(
+            run.lines_of("p0"),
+            vec!["got 1"],
+            "late {late}: {}",
+            run.dump()
+        );
+        let r = report(&json);
+        assert_eq!(r["packets_lost"], 0, "late {late}: {r}");
+        assert_eq!(r["clean"], true, "late {late}: {r}");
+    }
+}

@@ -159,8 +159,10 @@ pub(super) struct Replayer {
     /// Played packets recently sent (how an ICMP error quotes them, index), to resend one
     /// its receiver was not ready for (answered "port unreachable").
     sent: VecDeque<(Quoted, usize, Instant)>,
-    /// A packet to send again, and since when it has been tried.
-    resend: Option<(usize, Instant)>,
+    /// Played packets a live receiver answered "port unreachable" (it had not bound yet), in
+    /// recorded order: each is sent again until it draws no error (taken) or the step timeout
+    /// passes (lost). Bounded by `sent`'s length.
+    refused: Vec<Refused>,
     next_packet: usize,
     /// Recorded UDP requests from a live process to a played one, per (sender, receiver,
     /// port), in order: the nth live datagram there is answered as the nth recorded one was.
@@ -272,7 +274,7 @@ impl Replayer {
             ended: vec![false; n],
             cache: ChunkCache::default(),
             sent: VecDeque::new(),
-            resend: None,
+            refused: Vec::new(),
             next_packet: 0,
             started: Instant::now(),
             waiting_since: Instant::now(),
@@ -534,17 +536,7 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
         }
         // Non-TCP packets from played processes to live ones, at their recorded time; one the
         // receiver was not ready for goes again a little later, until the step timeout.
-        if let Some(rp) = self.replay.as_mut() {
-            if let Some((idx, since)) = rp.resend {
-                if since.elapsed() > rp.cfg.step_timeout {
-                    rp.resend = None;
-                    rp.report.packets_lost += 1;
-                } else if rp.next_packet > idx {
-                    rp.next_packet = idx;
-                    rp.sent.clear();
-                }
-            }
-        }
+        self.resend_refused();
         loop {
             let Some(rp) = self.replay.as_mut() else {
                 return;
@@ -558,11 +550,6 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
                 continue;
             }
             if !rp.due(p.time_ns) {
-                break;
-            }
-            if rp.resend.is_some_and(|(idx, since)| {
-                idx == rp.next_packet && since.elapsed() < Duration::from_millis(20)
-            }) {
                 break;
             }
             let idx = rp.next_packet;
@@ -580,9 +567,7 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
             let n = rp.cfg.live.len();
             if let Some(j) = self.plan.process_index(dst, n) {
                 if rp.is_live(j as ProcIndex) {
-                    if rp.resend.is_none_or(|(r, _)| r != idx) {
-                        rp.report.packets_played += 1;
-                    }
+                    rp.report.packets_played += 1;
                     if self.rec.packet(p.interface, &bytes) {
                         self.inject(super::nat::Out::Proc(j as u16), &bytes);
                     }
@@ -909,12 +894,82 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
         let Some(&(_, idx, _)) = rp.sent.iter().find(|(q, _, _)| *q == quoted) else {
             return false;
         };
-        let since = match rp.resend {
-            Some((r, since)) if r == idx => since,
-            _ => Instant::now(),
-        };
-        rp.resend = Some((idx, since));
+        match rp.refused.iter_mut().find(|r| r.idx == idx) {
+            Some(r) => r.again = true,
+            None => {
+                let now = Instant::now();
+                let at = rp.refused.partition_point(|r| r.idx < idx);
+                rp.refused.insert(
+                    at,
+                    Refused {
+                        idx,
+                        since: now,
+                        last_sent: now,
+                        again: true,
+                        tries: 0,
+                    },
+                );
+            }
+        }
         true
+    }
+
+    /// Sends again the played packets their receiver refused, each once per round: one that
+    /// drew no new error since it was last sent was taken (the receiver's kernel answers an
+    /// unbound port at once, and plg turns off ICMP rate limiting in every process's
+    /// namespace, so silence means delivery); one still refused after the step timeout is
+    /// lost. The wait between tries doubles from [`RESEND_FIRST`] up to [`RESEND_MAX`], so a
+    /// receiver that binds late gets each packet once, and a slow one a bounded number of
+    /// times.
+    fn resend_refused(&mut self) {
+        let Some(rp) = self.replay.as_mut() else {
+            return;
+        };
+        let mut due = Vec::new();
+        let step_timeout = rp.cfg.step_timeout;
+        let mut lost = 0;
+        rp.refused.retain_mut(|r| {
+            let wait = RESEND_FIRST
+                .saturating_mul(1 << r.tries.min(16))
+                .min(RESEND_MAX);
+            if !r.again {
+                // Sent again and no error came back: taken.
+                return r.last_sent.elapsed() < RESEND_SETTLE;
+            }
+            if r.since.elapsed() > step_timeout {
+                lost += 1;
+                return false;
+            }
+            if r.last_sent.elapsed() >= wait {
+                r.again = false;
+                r.tries += 1;
+                r.last_sent = Instant::now();
+                due.push(r.idx);
+            }
+            true
+        });
+        rp.report.packets_lost += lost;
+        for idx in due {
+            let Some(rp) = self.replay.as_mut() else {
+                return;
+            };
+            let Some(p) = rp.cfg.script.packets.get(idx).copied() else {
+                continue;
+            };
+            let bytes = rp.read_bytes(p.offset);
+            let (Some(dst), Some(q)) = (ip_dst(&bytes), Quoted::of(&bytes)) else {
+                continue;
+            };
+            rp.sent.push_back((q, idx, Instant::now()));
+            if rp.sent.len() > 64 {
+                rp.sent.pop_front();
+            }
+            let n = rp.cfg.live.len();
+            if let Some(j) = self.plan.process_index(dst, n) {
+                // Recorded once (the first send); a resend is plg's early delivery repeated.
+                self.inject(super::nat::Out::Proc(j as u16), &bytes);
+            }
+        }
     }
 
     pub(super) fn take_replay_report(&mut self) -> Option<ReplayReport> {
@@ -934,6 +989,27 @@ impl ConnReplay {
         }
     }
 }
+
+/// A played packet its live receiver refused (see `Replayer::refused`).
+#[derive(Debug)]
+struct Refused {
+    /// The packet's index in the script.
+    idx: usize,
+    /// When it was first refused (the step timeout counts from here).
+    since: Instant,
+    last_sent: Instant,
+    /// Refused again since it was last sent.
+    again: bool,
+    tries: u32,
+}
+
+/// The first wait before a refused packet goes again; it doubles per try, up to
+/// [`RESEND_MAX`].
+const RESEND_FIRST: Duration = Duration::from_millis(20);
+const RESEND_MAX: Duration = Duration::from_millis(500);
+/// How long after a resend silence means the packet was taken (the error, when there is one,
+/// comes back within the same tick: the receiver's kernel answers as the packet arrives).
+const RESEND_SETTLE: Duration = Duration::from_millis(50);
 
 /// How an ICMP "port unreachable" names the played packet it is about: by its IPv4 id, or
 /// (IPv6 has no id) by its addresses and first 8 bytes past the IPv6 header (the UDP header

@@ -164,6 +164,11 @@ pub fn build_network(opts: &Options) -> anyhow::Result<Network> {
                 None => disable_ipv6()?,
             }
             loopback_up()?;
+            // Every "port unreachable" is sent, none held back by the per-peer rate limit: in
+            // replay, plg learns from them whether a played datagram reached a socket (and sends
+            // it again until one is bound); a suppressed one would read as delivered.
+            let _ = sysctl_set("net/ipv4/icmp_ratelimit", "0");
+            let _ = sysctl_set("net/ipv6/icmp/ratelimit", "0");
             if userns {
                 // A command in its own user namespace has no privilege over this network
                 // namespace: let it bind low ports and open ping sockets all the same.
