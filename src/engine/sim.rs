@@ -15,9 +15,10 @@
 //!
 //! Scenarios, mixed per seed: exchanges with half-close both ways (the client's FIN first or
 //! the server's), refused ports, upstream connects that time out, clients and servers that
-//! reset mid-stream, clients that vanish after their SYN (their kernel resets the SYN-ACK),
-//! bare SYN floods beyond the pending bound followed by legitimate connections, a client
-//! port reused after close, and more connections than the cap.
+//! reset mid-stream, clients that vanish after their SYN (their kernel resets the SYN-ACK) or
+//! go silent (their host drops the SYN-ACK: the accept timeout), bare SYN floods beyond the
+//! pending bound and the cap followed by legitimate connections, a client port reused after
+//! close, and more clients at once than the cap.
 //!
 //! Invariants after each scenario, once the clock has passed every timeout:
 //! - the connection table, the NAT table and the fake-address index are empty, nothing counts
@@ -849,6 +850,9 @@ enum Kind {
     ResetMid,
     /// Client: its SYN goes, then it is gone (its kernel resets the SYN-ACK).
     Vanish,
+    /// Client: its SYN goes, then nothing answers from there any more (its host drops the
+    /// SYN-ACK): the engine waits out the accept timeout.
+    Silent,
     /// Server: sends back what it reads; half-closes after the client's FIN.
     Echo,
     /// Server: sends its answer and half-closes first, then reads to the end.
@@ -908,7 +912,10 @@ impl App {
     }
 
     fn is_client(&self) -> bool {
-        matches!(self.kind, Kind::Exchange | Kind::ResetMid | Kind::Vanish)
+        matches!(
+            self.kind,
+            Kind::Exchange | Kind::ResetMid | Kind::Vanish | Kind::Silent
+        )
     }
 
     fn close(&mut self, w: &mut World, abort: bool) {
@@ -996,7 +1003,7 @@ impl App {
                     moved = true;
                 }
             }
-            Kind::Vanish => {}
+            Kind::Vanish | Kind::Silent => {}
         }
         moved
     }
@@ -1147,9 +1154,10 @@ impl Run {
                 8 => BLACKHOLE,
                 _ => ECHO,
             };
-            let kind = match self.rng.below(10) {
-                0 => Kind::ResetMid,
-                1 => Kind::Vanish,
+            let kind = match self.rng.below(20) {
+                0 | 1 => Kind::ResetMid,
+                2 | 3 => Kind::Vanish,
+                4 => Kind::Silent,
                 _ => Kind::Exchange,
             };
             let len = self.rng.below(20_000) as usize;
@@ -1159,11 +1167,12 @@ impl Run {
             // The same client, the same port, once an earlier one is done: one at a time, and
             // never around a client that vanished (its SYN may still be pending in the engine,
             // and a SYN for the same 4-tuple then is that attempt's).
-            let prev = (shape.reuse && k > 0 && kind != Kind::Vanish && self.rng.percent(30))
+            let gone = |k: Kind| matches!(k, Kind::Vanish | Kind::Silent);
+            let prev = (shape.reuse && k > 0 && !gone(kind) && self.rng.percent(30))
                 .then(|| self.rng.below(k as u64) as usize)
                 .filter(|&p| {
                     let a = &self.apps[p];
-                    a.kind != Kind::Vanish
+                    !gone(a.kind)
                         && a.port.is_some()
                         && !self.apps.iter().any(|b| b.after == Some(p))
                 });
@@ -1279,6 +1288,12 @@ impl Run {
                     // The SYN is out; the socket is gone before any answer.
                     a.close(&mut w, true);
                 }
+                if a.kind == Kind::Silent {
+                    // The SYN is out; from now on its host drops what comes back.
+                    let port = w.tcbs[&id].local.port();
+                    w.blackholes.push((Host::Proc(a.host), port));
+                    a.close(&mut w, true);
+                }
                 moved = true;
             }
             moved |= self.apps[k].step(&mut w);
@@ -1342,7 +1357,8 @@ impl Run {
         let held = w
             .tcbs
             .values()
-            .filter(|t| t.host == Host::Proxy && !t.orphan)
+            // A half-open child of the listener is the kernel's, not the engine's yet.
+            .filter(|t| t.host == Host::Proxy && !t.orphan && t.st != St::SynRcvd)
             .count();
         if held != 0 {
             out.push(format!("the engine never closed {held} sockets"));
@@ -1453,7 +1469,7 @@ fn check_conns(ctx: &str, shape: Shape, apps: &[App], recorded: &[Recorded]) {
         };
         let open = rec.open.expect("filtered");
         // A client that vanished learns nothing; the others are told they were refused.
-        let vanished = c.kind == Kind::Vanish;
+        let vanished = matches!(c.kind, Kind::Vanish | Kind::Silent);
         let refused = vanished || c.err == Some(libc::ECONNREFUSED);
         match key.1.port() {
             _ if open.outcome == Outcome::Refused && shape.may_cap() => {}
@@ -1591,4 +1607,3 @@ fn beyond_the_cap_connections_are_refused_counted_and_recorded() {
     }
     assert!(refused > 0, "the cap was never reached");
 }
-
