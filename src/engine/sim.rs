@@ -31,6 +31,9 @@
 //!   recorded whole with both FINs; refusals and timeouts are recorded as such;
 //! - every frame the engine wrote has valid checksums and goes to the host it was written to;
 //! - the capture passes the analysis behind `plg inspect --check`; nothing panics.
+//!
+//! And when the capture's disk fills up part-way: the loop ends with the write error, the
+//! capture reads as truncated (not damaged), and every byte a process received is in it.
 
 use super::dns::Dns;
 use super::io::{Connect, Net, Now, Ready};
@@ -1038,6 +1041,8 @@ struct Shape {
     spread_ms: u64,
     /// Percent of the frames the engine writes that are lost.
     loss: u64,
+    /// Bytes the capture's disk holds.
+    disk: u64,
 }
 
 impl Shape {
@@ -1066,6 +1071,8 @@ struct Run {
     began: usize,
     /// What the engine still held once every timeout had passed (`Run::leaks`).
     leaks: Vec<String>,
+    /// The engine stopped on a capture write error.
+    failed: bool,
     _tx: mpsc::Sender<super::Control>,
 }
 
@@ -1080,7 +1087,7 @@ fn setup(seed: u64, shape: Shape) -> Run {
     let w: Shared = Rc::new(RefCell::new(World::new(seed, shape.procs, plan)));
     let disk = Disk {
         bytes: Rc::new(RefCell::new(Vec::new())),
-        limit: u64::MAX,
+        limit: shape.disk,
     };
     let session = Session {
         format_version: crate::format::FORMAT_VERSION,
@@ -1147,6 +1154,7 @@ fn setup(seed: u64, shape: Shape) -> Run {
         rng: Rng::new(seed),
         began: 0,
         leaks: Vec::new(),
+        failed: false,
         _tx: tx,
     }
 }
@@ -1235,7 +1243,15 @@ impl Run {
             let mut moved = self.w.borrow_mut().deliver();
             moved |= self.apps_step();
             let before = self.engine.next_id;
-            self.engine.turn().expect("a turn");
+            if self.failed {
+                return;
+            }
+            if let Err(e) = self.engine.turn() {
+                // The capture cannot be written: the session ends here (`run` stops).
+                assert!(format!("{e:#}").contains("capture"), "{e:#}");
+                self.failed = true;
+                return;
+            }
             let w = self.w.borrow();
             let pending = !w.ready.is_empty()
                 || w.outbox.iter().any(|q| !q.is_empty())
@@ -1330,7 +1346,7 @@ impl Run {
     fn run(&mut self) -> Vec<u8> {
         let limit = Duration::from_secs(300);
         self.settle();
-        while !self.clients_done() && self.w.borrow().now < limit {
+        while !self.clients_done() && !self.failed && self.w.borrow().now < limit {
             let dt = Duration::from_millis(1 + self.rng.below(300));
             self.advance(dt);
             self.settle();
@@ -1338,9 +1354,14 @@ impl Run {
         // Past every timeout of the engine (connect, accept, linger) and of the kernels.
         let past = super::CONNECT_TIMEOUT + super::ACCEPT_TIMEOUT + LINGER + Duration::from_secs(5);
         let until = self.w.borrow().now + past;
-        while self.w.borrow().now < until {
+        while !self.failed && self.w.borrow().now < until {
             self.advance(Duration::from_millis(500));
             self.settle();
+        }
+        if self.failed {
+            // As the session would leave it: what was written, cut at a block boundary.
+            let _ = self.engine.rec.flush();
+            return self.disk.bytes.borrow().clone();
         }
         // Before `finish`, which gives up what is still connecting.
         self.leaks = self.leaks();
@@ -1382,7 +1403,11 @@ impl Run {
     }
 }
 
-/// Reads a capture back: each connection's record, and the analysis of `plg inspect --check`.
+/// What `read_back` says of a capture cut short (it reads as truncated, not damaged).
+const NO_SUMMARY: &str = "no closing summary";
+
+/// Reads a capture back: each connection's record, and what the analysis behind
+/// `plg inspect --check` finds wrong with it (nothing: it passes).
 fn read_back(bytes: &[u8]) -> (Vec<Recorded>, Vec<String>) {
     let mut r = CaptureReader::new(bytes, "sim").expect("capture header");
     let mut a = Analyzer::new();
@@ -1409,7 +1434,14 @@ fn read_back(bytes: &[u8]) -> (Vec<Recorded>, Vec<String>) {
         }
     }
     let (info, _) = a.finish();
-    let problems = info.problems.iter().map(|p| p.message.clone()).collect();
+    let mut problems: Vec<String> = info.problems.iter().map(|p| p.message.clone()).collect();
+    if let Some(e) = &info.read_error {
+        problems.push(format!("read error: {}", e.message));
+    }
+    if info.summary.is_none() {
+        problems.push(NO_SUMMARY.into());
+    }
+    assert_eq!(problems.is_empty(), info.is_sound(), "{problems:?}");
     let mut ids: Vec<ConnId> = conns.keys().copied().collect();
     ids.sort_unstable();
     let list = ids
@@ -1545,6 +1577,7 @@ const SHAPE: Shape = Shape {
     reuse: false,
     spread_ms: 3000,
     loss: 0,
+    disk: u64::MAX,
 };
 
 #[test]
@@ -1637,4 +1670,40 @@ fn lost_frames_are_retransmitted_and_change_nothing_on_the_record() {
         };
         scenario(seed, shape);
     }
+}
+
+#[test]
+fn a_full_disk_stops_the_relay_with_every_delivered_byte_on_the_record() {
+    let mut stopped = 0;
+    for seed in 0..300 {
+        let shape = Shape {
+            disk: 2000 + seed * 300,
+            ..SHAPE
+        };
+        let mut run = setup(seed, shape);
+        run.add_clients(shape);
+        let capture = run.run();
+        let ctx = format!("seed {seed} {shape:?}");
+        stopped += run.failed as u32;
+        let (recorded, problems) = read_back(&capture);
+        let cut = run.failed && problems == [NO_SUMMARY];
+        assert!(problems.is_empty() || cut, "{ctx}: {problems:?}");
+        // Whatever a process received is on the record, in order; nothing more was passed on.
+        let prefix = |a: &[u8], b: &[u8]| a.len() <= b.len() && a == &b[..a.len()];
+        for a in run.apps.iter().filter(|a| a.tcb.is_some()) {
+            let Some(key) = a.key else { continue };
+            let k = (SocketAddr::V4(key.0), SocketAddr::V4(key.1));
+            let got_dir = if a.is_client() { 1 } else { 0 };
+            let on_record: Vec<&Recorded> = recorded
+                .iter()
+                .filter(|r| r.open.is_some_and(|o| (o.client_addr, o.server_addr) == k))
+                .collect();
+            match on_record.as_slice() {
+                [] => assert!(a.got.is_empty(), "{ctx}: {key:?} got unrecorded bytes"),
+                [r] => assert!(prefix(&a.got, &r.data[got_dir]), "{ctx}: {key:?}"),
+                _ => {}
+            }
+        }
+    }
+    assert!(stopped > 100, "the disk filled up in {stopped} runs only");
 }
