@@ -324,7 +324,7 @@ _plg() {
             return 0
             ;;
         plg__subcmd__record)
-            opts="-f -s -q -h -V --file --subnet --subnet6 --no-ipv6 --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --allow-external --color --help --version"
+            opts="-f -s -q -h -V --file --subnet --subnet6 --no-ipv6 --names --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --prefer-ipv6 --allow-external --color --help --version"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -387,7 +387,7 @@ _plg() {
             return 0
             ;;
         plg__subcmd__replay)
-            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --ignore --rules --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --color --help --version"
+            opts="-f -o -q -h -V --file --output --step-timeout --timing --speed --unmatched --strict --ignore --rules --report --ready --ready-timeout --main --grace --no-prefix --quiet --mtu --no-offload --userns --prefer-ipv6 --color --help --version"
             if [[ ${cur} == -* ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

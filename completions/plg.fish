@@ -53,6 +53,7 @@ complete -c plg -n "__fish_plg_using_subcommand record" -l no-prefix -d 'Do not 
 complete -c plg -n "__fish_plg_using_subcommand record" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand record" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
 complete -c plg -n "__fish_plg_using_subcommand record" -l userns -d 'Run each command in a user namespace of its own, as root inside and, on the host, as nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The commands then cannot enter the host\'s or each other\'s namespaces, reconfigure their network or act as root on the host\'s files. Low ports and ping still work'
+complete -c plg -n "__fish_plg_using_subcommand record" -l prefer-ipv6 -d 'Names resolve IPv6 first (AAAA before A), as glibc\'s own table orders a ULA subnet. By default plg gives every process RFC 6724\'s table, which ranks the default ULA subnet below IPv4, so a client of an IPv4-only server does not first hit a refused IPv6 attempt (recorded as a refused connection). Ignored with --no-ipv6'
 complete -c plg -n "__fish_plg_using_subcommand record" -l allow-external -d 'Relay connections to the gateway address (subnet+1) to the host\'s loopback, recorded like any other. Without it, processes can reach only each other'
 complete -c plg -n "__fish_plg_using_subcommand record" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand record" -s V -l version -d 'Print version'
@@ -79,6 +80,7 @@ complete -c plg -n "__fish_plg_using_subcommand replay" -l no-prefix -d 'Do not 
 complete -c plg -n "__fish_plg_using_subcommand replay" -s q -l quiet -d 'No status line and no summary'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l no-offload -d 'Disable segmentation/checksum offload through the TUN devices (slower; for debugging)'
 complete -c plg -n "__fish_plg_using_subcommand replay" -l userns -d 'Run each command in a user namespace of its own, as root inside and, on the host, as nobody (uid 65534; when plg runs as root) or as the invoking user (rootless). The commands then cannot enter the host\'s or each other\'s namespaces, reconfigure their network or act as root on the host\'s files. Low ports and ping still work'
+complete -c plg -n "__fish_plg_using_subcommand replay" -l prefer-ipv6 -d 'Names resolve IPv6 first (AAAA before A), as glibc\'s own table orders a ULA subnet. By default plg gives every process RFC 6724\'s table, which ranks the default ULA subnet below IPv4, so a client of an IPv4-only server does not first hit a refused IPv6 attempt (recorded as a refused connection). Ignored with --no-ipv6'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c plg -n "__fish_plg_using_subcommand replay" -s V -l version -d 'Print version'
 complete -c plg -n "__fish_plg_using_subcommand inspect" -l conn -d 'Show the conversation of connection ID in time order, with direction markers; `sN:ID` is connection ID of section N (captures concatenated)' -r

@@ -227,6 +227,45 @@ fn redis_on_v6_any_with_redis_cli_by_name_and_by_v6_address() {
     assert_eq!(last.s2c, b"$2\r\nv6\r\n");
 }
 
+/// `--prefer-ipv6`: names resolve AAAA first, so a client that follows getaddrinfo's order
+/// (python's `create_connection`, as curl and most programs do) reaches redis on `::` over
+/// IPv6; without it, over IPv4. (`redis-cli` is no example: hiredis asks for IPv4 first
+/// whatever the policy table says.)
+#[test]
+fn prefer_ipv6_resolves_aaaa_first_and_clients_by_name_go_over_ipv6() {
+    let dir = TempDir::new("v6-prefer");
+    let client = r#"python3 -c '
+import socket
+print(socket.getaddrinfo("p0", 1, type=socket.SOCK_STREAM)[0][4][0])
+c = socket.create_connection(("p0", 6379))
+c.sendall(b"PING\r\n")
+print(c.recv(100).decode().strip())
+'"#;
+    for (flag, first) in [(Some("--prefer-ipv6"), P0_6), (None, "10.0.0.2")] {
+        let cap = dir.join(&format!("prefer-{}.traffic", flag.is_some()));
+        let mut args = vec!["-f", &cap, "--ready", "p0:6379"];
+        args.extend(flag);
+        let server = format!(
+            "redis-server --bind '0.0.0.0 ::' --port 6379 --protected-mode no --save '' --dir {}",
+            dir.join("")
+        );
+        args.extend([server.as_str(), client]);
+        let run = Plg::record(&args).run();
+        run.assert_code(0);
+        assert_eq!(run.lines_of("p1"), vec![first, "+PONG"], "{}", run.dump());
+        check(&cap);
+        let c = Capture::read(Path::new(&cap));
+        let conns = c.conns_to(0, 6379);
+        assert_eq!(conns.len(), 1, "{flag:?}");
+        assert_eq!(
+            conns[0].open.server_addr.ip(),
+            first.parse::<IpAddr>().unwrap(),
+            "{flag:?}"
+        );
+        assert_eq!(conns[0].s2c, b"+PONG\r\n");
+    }
+}
+
 #[test]
 fn udp6_and_ping6_between_processes_pass_and_are_recorded() {
     let dir = TempDir::new("v6-udp");

@@ -82,6 +82,13 @@ pub struct SessionArgs {
     /// network or act as root on the host's files. Low ports and ping still work.
     #[arg(long)]
     pub userns: bool,
+
+    /// Names resolve IPv6 first (AAAA before A), as glibc's own table orders a ULA subnet.
+    /// By default plg gives every process RFC 6724's table, which ranks the default ULA
+    /// subnet below IPv4, so a client of an IPv4-only server does not first hit a refused
+    /// IPv6 attempt (recorded as a refused connection). Ignored with --no-ipv6.
+    #[arg(long)]
+    pub prefer_ipv6: bool,
 }
 
 impl SessionArgs {
@@ -187,6 +194,7 @@ impl SessionArgs {
             mtu: self.mtu,
             offload: !self.no_offload,
             user_namespace: self.userns,
+            prefer_ipv6: self.prefer_ipv6,
             settle: Duration::ZERO,
         })
     }

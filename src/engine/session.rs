@@ -78,6 +78,8 @@ pub struct Options {
     /// Run each command in a user namespace of its own (uid 0 inside, `nobody` or the invoking
     /// user outside): the boundary of rootless mode and more (`--userns`).
     pub user_namespace: bool,
+    /// Order names IPv6 first (`--prefer-ipv6`; see [`plan::gai_conf`]).
+    pub prefer_ipv6: bool,
     /// Replay: once the main commands ended, wait up to this long for live processes still
     /// expected to send what they sent in the recording, before ending the others. A live
     /// client fed recorded answers can finish before its live server even answered; ending
@@ -380,7 +382,7 @@ pub fn run(
     let gai = match opts.subnet6 {
         Some(_) => {
             let path = gai_path();
-            std::fs::write(&path, plan::gai_conf())
+            std::fs::write(&path, plan::gai_conf(opts.prefer_ipv6))
                 .with_context(|| format!("failed to write {}", path.display()))
                 .map_err(SessionError::Run)?;
             Some(HostsFile(path))
