@@ -117,6 +117,12 @@ const FLUSH_EVERY: Duration = Duration::from_secs(1);
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// How often replay looks at what is due.
 const REPLAY_TICK: Duration = Duration::from_millis(10);
+/// After a turn that did work, the loop keeps polling without sleeping for this long before it
+/// blocks: the next packet of an exchange (the peer's answer, an ACK) often follows within
+/// tens of microseconds, and waking a thread that went to sleep costs about as much again
+/// (measured: 1-byte RTT through plg 102 -> 80 us median). Counted from the last work, so an
+/// idle session does not spin.
+const SPIN: Duration = Duration::from_micros(50);
 
 /// One process's end of the network: its TUN fd (the device lives in its namespace).
 pub struct ProcTun {
@@ -346,6 +352,8 @@ struct Engine<W: Write + sink::Close, N: Net> {
     last_flush: Instant,
     last_sweep: Instant,
     last_tick: Instant,
+    /// Until when the loop polls without sleeping ([`SPIN`] after the last turn with work).
+    spin_until: Instant,
 }
 
 /// Wall-clock time, nanoseconds since the Unix epoch (capture timestamps).
@@ -454,6 +462,7 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
             last_flush: now,
             last_sweep: now,
             last_tick: now,
+            spin_until: now,
         }
     }
 
@@ -470,7 +479,7 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
     fn turn(&mut self) -> anyhow::Result<Option<Finished>> {
         let busy = self.proxy_busy || self.busy.iter().any(|b| *b);
         let idle = if self.replay.is_some() { 10 } else { 250 };
-        let timeout = if busy {
+        let timeout = if busy || self.net.now().mono < self.spin_until {
             Duration::ZERO
         } else {
             Duration::from_millis(idle)
@@ -501,9 +510,13 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
                 }
             }
         }
+        let worked = busy || ready.iter().any(|r| !matches!(r, Ready::Wake));
         self.ready = ready;
         self.drain_tuns();
         let now = self.net.now().mono;
+        if worked {
+            self.spin_until = now + SPIN;
+        }
         if self.replay.is_some() && now.duration_since(self.last_tick) >= REPLAY_TICK {
             self.last_tick = now;
             self.replay_tick();
