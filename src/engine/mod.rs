@@ -829,9 +829,6 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
         }
     }
 
-    /// IPv6 UDP, ICMPv6 and the rest: as [`Self::pass_other`] does for IPv4. Link-local
-    /// housekeeping never gets here (dropped by the caller); a fragment is refused (plg does
-    /// not reassemble, and its first part's ports would be all it could route on).
     /// A packet from process `i` to process `j`, either family: recorded first, passed on
     /// only once it is (a packet the capture cannot hold is not delivered either). The
     /// capture gets the real checksum where the device was left to complete it.
@@ -856,6 +853,9 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
         }
     }
 
+    /// IPv6 UDP, ICMPv6 and the rest: as [`Self::pass_other`] does for IPv4. Link-local
+    /// housekeeping never gets here (dropped by the caller); a fragment is refused (plg does
+    /// not reassemble, and its first part's ports would be all it could route on).
     fn pass_other6(
         &mut self,
         i: usize,
