@@ -12,10 +12,13 @@
 //! Needs root, /dev/net/tun, dig (bind9-dnsutils), dnsmasq, python3 and curl.
 
 mod common;
+#[path = "common/dnsmasq.rs"]
+mod dnsmasq;
 #[path = "common/replay.rs"]
 mod replay;
 
 use common::{Capture, Plg, TempDir, PY};
+use dnsmasq::Dnsmasq;
 use plg::format::{Outcome, EXTERNAL};
 use replay::{record_ok, replay, PLG};
 use std::net::{IpAddr, Ipv6Addr};
@@ -111,58 +114,16 @@ fn dig_over_tcp_at_the_v6_gateway_gets_the_session_names() {
     }
 }
 
-/// A loopback address of its own for this test's resolver (127/8 is all loopback).
-fn loopback_addr() -> String {
-    format!(
-        "127.78.{}.{}",
-        std::process::id() % 250,
-        1 + std::process::id() % 200
-    )
-}
-
 #[test]
 fn allow_external_forwards_outside_names_asked_at_the_v6_gateway() {
     need("dnsmasq");
     need("dig");
     let dir = TempDir::new("dns6-forward");
-    let addr = loopback_addr();
-    let mut dnsmasq = Command::new("dnsmasq")
-        .args([
-            "-k",
-            "--no-resolv",
-            "--no-hosts",
-            "--bind-interfaces",
-            "--port=53",
-            &format!("--listen-address={addr}"),
-            "--address=/outside.test/192.0.2.7",
-            "--address=/outside.test/2001:db8::7",
-            &format!("--pid-file={}", dir.join("dnsmasq.pid")),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start dnsmasq");
-    // Ready once it answers (bounded wait, not a timing assertion).
-    let mut ready = false;
-    for _ in 0..100 {
-        let o = Command::new("dig")
-            .args([
-                &format!("@{addr}"),
-                "+short",
-                "+tries=1",
-                "+time=1",
-                "outside.test",
-            ])
-            .output()
-            .unwrap();
-        if String::from_utf8_lossy(&o.stdout).trim() == "192.0.2.7" {
-            ready = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let conf = dir.join("resolv.conf");
-    std::fs::write(&conf, format!("nameserver {addr}\n")).unwrap();
+    let dns = Dnsmasq::start(
+        &dir,
+        78,
+        &["/outside.test/192.0.2.7", "/outside.test/2001:db8::7"],
+    );
     let cap = dir.join("fwd6.traffic");
     let client = format!(
         "sh -c '{}; {}; {}; {} | wc -l; {}'",
@@ -172,23 +133,9 @@ fn allow_external_forwards_outside_names_asked_at_the_v6_gateway() {
         dig("nothing.invalid"),
         dig("+tcp outside.test AAAA"),
     );
-    let run = ready.then(|| {
-        Plg::wrapped(
-            "env",
-            &[
-                &format!("PLG_HOST_RESOLV_CONF={conf}"),
-                PLG,
-                "record",
-                "-f",
-                &cap,
-                "--allow-external",
-                &client,
-            ],
-        )
-        .run()
-    });
-    let _ = dnsmasq.kill();
-    let _ = dnsmasq.wait();
+    let run = dns.record(&["-f", &cap, "--allow-external", &client]);
+    let (ready, addr) = (dns.ready, dns.addr.clone());
+    drop(dns);
     assert!(ready, "dnsmasq on {addr} never answered");
     let run = run.unwrap();
     run.assert_code(0);
