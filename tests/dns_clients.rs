@@ -15,7 +15,7 @@ mod common;
 #[path = "common/replay.rs"]
 mod replay;
 
-use common::{sh_quote, Capture, TempDir, PY};
+use common::{need, sh_quote, Capture, TempDir, PY};
 use replay::{record_ok, PLG};
 use std::path::Path;
 use std::process::Command;
@@ -153,11 +153,7 @@ fn dnspython_resolves_session_names_at_the_gateway() {
 
 #[test]
 fn gos_pure_resolver_resolves_session_names_over_dns() {
-    let go = Command::new("sh")
-        .args(["-c", "command -v go"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(go, "go is missing: install golang-go (.ci/run does)");
+    need("go");
     let dir = TempDir::new("dns-go");
     let src = dir.join("resolve.go");
     std::fs::write(&src, GO_RESOLVE).unwrap();

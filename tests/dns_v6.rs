@@ -17,7 +17,7 @@ mod dnsmasq;
 #[path = "common/replay.rs"]
 mod replay;
 
-use common::{Capture, Plg, TempDir, PY};
+use common::{need, Capture, Plg, TempDir, PY};
 use dnsmasq::Dnsmasq;
 use plg::format::{Outcome, EXTERNAL};
 use replay::{record_ok, replay, PLG};
@@ -27,17 +27,6 @@ use std::process::Command;
 
 const GW6: &str = "fd00:706c:67::1";
 const P0_6: &str = "fd00:706c:67::2";
-
-fn need(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is missing: install it (.ci/run installs every tool the tests use)"
-    );
-}
 
 /// What a lone process printed (plg prefixes lines only when there are several).
 fn stdout_lines(run: &common::Run) -> Vec<String> {

@@ -22,22 +22,11 @@ mod dnsmasq;
 #[path = "common/replay.rs"]
 mod replay;
 
-use common::{sh_quote, Capture, Plg, TempDir, PY};
+use common::{need, sh_quote, Capture, Plg, TempDir, PY};
 use dnsmasq::Dnsmasq;
 use replay::{record_ok, replay, PLG};
 use std::path::Path;
 use std::process::Command;
-
-fn need(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is missing: install it (.ci/run installs every tool the tests use)"
-    );
-}
 
 /// What a lone process printed (plg prefixes lines only when there are several).
 fn stdout_lines(run: &common::Run) -> Vec<String> {

@@ -16,22 +16,11 @@ mod common;
 #[path = "common/replay.rs"]
 mod replay;
 
-use common::{TempDir, PY};
+use common::{need, TempDir, PY};
 use replay::{record_ok, replay, PLG};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;
-
-fn need(tool: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found,
-        "{tool} is missing: install it (.ci/run installs every tool the tests use)"
-    );
-}
 
 fn report(path: &str) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {path}: {e}"));

@@ -161,7 +161,7 @@ pub(super) struct Replayer {
     sent: VecDeque<(Quoted, usize, Instant)>,
     /// Played packets a live receiver answered "port unreachable" (it had not bound yet), in
     /// recorded order: each is sent again until it draws no error (taken) or the step timeout
-    /// passes (lost). Bounded by `sent`'s length.
+    /// passes (lost), so every entry ends within the step timeout.
     refused: Vec<Refused>,
     next_packet: usize,
     /// Recorded UDP requests from a live process to a played one, per (sender, receiver,
@@ -929,9 +929,6 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
         let step_timeout = rp.cfg.step_timeout;
         let mut lost = 0;
         rp.refused.retain_mut(|r| {
-            let wait = RESEND_FIRST
-                .saturating_mul(1 << r.tries.min(16))
-                .min(RESEND_MAX);
             if !r.again {
                 // Sent again and no error came back: taken.
                 return r.last_sent.elapsed() < RESEND_SETTLE;
@@ -940,6 +937,9 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
                 lost += 1;
                 return false;
             }
+            let wait = RESEND_FIRST
+                .saturating_mul(1 << r.tries.min(16))
+                .min(RESEND_MAX);
             if r.last_sent.elapsed() >= wait {
                 r.again = false;
                 r.tries += 1;

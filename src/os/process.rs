@@ -1073,28 +1073,21 @@ pub fn signal_group(pgid: i32, sig: Signal) -> anyhow::Result<()> {
     }
 }
 
-/// TCP ports in LISTEN state in the network namespace of process `pid`, sorted and without
-/// duplicates. Reads `/proc/<pid>/net/tcp` and `tcp6` (state `0A`), so it detects a listener
-/// without sending any packet. `tcp6` is absent when the kernel has no IPv6.
+/// The ports of [`listening_sockets`], sorted and without duplicates.
 pub fn listening_ports(pid: u32) -> anyhow::Result<Vec<u16>> {
-    let mut ports = Vec::new();
-    // TCP sockets in LISTEN; UDP sockets bound and not connected (what "listening" means for
-    // a datagram server), so `--ready` works for both.
-    for (file, state) in [("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")] {
-        let path = format!("/proc/{pid}/net/{file}");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => ports.extend(parse_ports_in_state(&text, state)),
-            Err(e) if file.ends_with('6') && e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("failed to read {path}")),
-        }
-    }
+    let mut ports: Vec<u16> = listening_sockets(pid)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
     ports.sort_unstable();
     ports.dedup();
     Ok(ports)
 }
 
-/// Like [`listening_ports`], with each listener's local address: TCP sockets in LISTEN and
-/// unconnected UDP sockets in the network namespace of `pid`, IPv4 and IPv6.
+/// Each listener's local address and port: TCP sockets in LISTEN and UDP sockets bound and
+/// not connected (what "listening" means for a datagram server, so `--ready` works for both)
+/// in the network namespace of `pid`, IPv4 and IPv6, read from `/proc/<pid>/net/{tcp,udp}[6]`
+/// (no packet is sent; the IPv6 tables are absent when the kernel has no IPv6).
 pub fn listening_sockets(pid: u32) -> anyhow::Result<Vec<(std::net::IpAddr, u16)>> {
     let mut found = Vec::new();
     for (file, state) in [("tcp", "0A"), ("tcp6", "0A"), ("udp", "07"), ("udp6", "07")] {
@@ -1135,29 +1128,6 @@ pub fn parse_sockets_in_state(text: &str, wanted: &str) -> Vec<(std::net::IpAddr
                 _ => return None,
             };
             Some((ip, port))
-        })
-        .collect()
-}
-
-/// The local ports of the LISTEN (`0A`) rows of a `/proc/net/tcp` or `tcp6` table.
-pub fn parse_listening_ports(text: &str) -> Vec<u16> {
-    parse_ports_in_state(text, "0A")
-}
-
-/// The local ports of the rows in `state` (hex, as the kernel prints it) of a
-/// `/proc/net/{tcp,udp}[6]` table.
-pub fn parse_ports_in_state(text: &str, wanted: &str) -> Vec<u16> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut fields = line.split_whitespace();
-            let local = fields.nth(1)?;
-            let state = fields.nth(1)?;
-            if state != wanted {
-                return None;
-            }
-            let port = local.rsplit_once(':')?.1;
-            u16::from_str_radix(port, 16).ok()
         })
         .collect()
 }
@@ -1216,11 +1186,17 @@ mod tests {
         let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
    0: 00000000:1FBB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n\
    1: 0100007F:0050 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n";
-        assert_eq!(parse_listening_ports(tcp), vec![8123]);
+        let ports = |text| -> Vec<u16> {
+            parse_sockets_in_state(text, "0A")
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect()
+        };
+        assert_eq!(ports(tcp), vec![8123]);
         let tcp6 = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
    0: 00000000000000000000000000000000:0016 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3 1 0 100 0 0 10 0\n";
-        assert_eq!(parse_listening_ports(tcp6), vec![22]);
-        assert!(parse_listening_ports("").is_empty());
+        assert_eq!(ports(tcp6), vec![22]);
+        assert!(ports("").is_empty());
         let any: std::net::IpAddr = "0.0.0.0".parse().unwrap();
         assert_eq!(parse_sockets_in_state(tcp, "0A"), vec![(any, 8123)]);
         let lo6 = "  sl  local_address remote_address st\n\

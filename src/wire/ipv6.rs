@@ -24,7 +24,7 @@ use std::ops::Range;
 
 use super::checksum;
 use super::summary::TcpInfo;
-use super::tcp::{self, tcp_flags, TcpPacket};
+use super::tcp::{self, TcpPacket};
 use super::udp::UdpPacket;
 use super::CsumMode;
 
@@ -368,21 +368,7 @@ impl<'a> Tcp6Segment<'a> {
 /// `None` if it is a RST itself or not a complete IPv6 TCP packet.
 pub fn tcp6_rst_for(pkt: &[u8]) -> Option<Vec<u8>> {
     let seg = Tcp6Segment::parse(pkt)?;
-    if seg.flags & tcp_flags::RST != 0 {
-        return None;
-    }
-    let (seq, ack, flags) = if seg.flags & tcp_flags::ACK != 0 {
-        (seg.ack, 0, tcp_flags::RST)
-    } else {
-        let len = seg.payload.len() as u32
-            + u32::from(seg.flags & tcp_flags::SYN != 0)
-            + u32::from(seg.flags & tcp_flags::FIN != 0);
-        (
-            0,
-            seg.seq.wrapping_add(len),
-            tcp_flags::RST | tcp_flags::ACK,
-        )
-    };
+    let (seq, ack, flags) = tcp::rst_answer(seg.flags, seg.seq, seg.ack, seg.payload.len())?;
     Some(
         Tcp6Segment {
             src: seg.dst,
@@ -504,6 +490,7 @@ pub fn is_link_housekeeping(s: &Summary6) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::tcp::tcp_flags;
 
     fn a(s: &str) -> SocketAddrV6 {
         s.parse().unwrap()

@@ -232,27 +232,28 @@ impl<'a> TcpSegment<'a> {
     }
 }
 
+/// The (seq, ack, flags) of the RST answering a segment with these fields (RFC 793, "Reset
+/// Generation"), either IP family; `None` for a RST, which is never answered.
+pub fn rst_answer(flags: u8, seq: u32, ack: u32, payload_len: usize) -> Option<(u32, u32, u8)> {
+    if flags & tcp_flags::RST != 0 {
+        return None;
+    }
+    if flags & tcp_flags::ACK != 0 {
+        return Some((ack, 0, tcp_flags::RST));
+    }
+    let len = payload_len as u32
+        + u32::from(flags & tcp_flags::SYN != 0)
+        + u32::from(flags & tcp_flags::FIN != 0);
+    Some((0, seq.wrapping_add(len), tcp_flags::RST | tcp_flags::ACK))
+}
+
 /// The RST a host would answer to this TCP segment (RFC 793, "Reset Generation"): if the
 /// segment has ACK, a RST with seq = its ack; otherwise RST|ACK with seq 0 and
 /// ack = seq + payload length + SYN + FIN. Addresses and ports swapped, TTL 64, ip id 0,
 /// valid checksums. `None` if the segment is a RST itself or not a complete IPv4 TCP packet.
 pub fn tcp_rst_for(pkt: &[u8]) -> Option<Vec<u8>> {
     let seg = TcpSegment::parse(pkt)?;
-    if seg.flags & tcp_flags::RST != 0 {
-        return None;
-    }
-    let (seq, ack, flags) = if seg.flags & tcp_flags::ACK != 0 {
-        (seg.ack, 0, tcp_flags::RST)
-    } else {
-        let len = seg.payload.len() as u32
-            + u32::from(seg.flags & tcp_flags::SYN != 0)
-            + u32::from(seg.flags & tcp_flags::FIN != 0);
-        (
-            0,
-            seg.seq.wrapping_add(len),
-            tcp_flags::RST | tcp_flags::ACK,
-        )
-    };
+    let (seq, ack, flags) = rst_answer(seg.flags, seg.seq, seg.ack, seg.payload.len())?;
     Some(
         TcpSegment {
             src: seg.dst,

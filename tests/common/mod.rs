@@ -27,6 +27,18 @@ use std::time::{Duration, Instant};
 /// The Debian python, not a pyenv shim: starts faster and is what the issue names.
 pub const PY: &str = "/usr/bin/python3";
 
+/// Fails the test at once, naming the package to install, unless `tool` is on the PATH.
+pub fn need(tool: &str) {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{tool} is missing: install it (.ci/run installs every tool the tests use)"
+    );
+}
+
 /// Fails the test at once, with the reason, unless it runs as root with `/dev/net/tun`.
 pub fn require_root() {
     let uid = real_uid();
