@@ -4,10 +4,15 @@
 //! relay sockets (abortively or not), says which of them are ready, and tells the time.
 //!
 //! [`Kernel`] is the real one: the TUN fds, the listeners and a mio poll in the proxy
-//! namespace, with the syscalls themselves in `os::sockets`. The seeded simulations
-//! (`engine::sim`, tests only) implement `Net` in memory, so the whole loop runs without root.
-//! The engine is generic over it (one packet at a time is the hot path: no dynamic dispatch).
+//! namespace, with the syscalls themselves in `os::sockets`. Its TUNs are read by a thread of
+//! their own (`plg-tun`), which carries the fast path (`forward`) itself and hands the loop
+//! only the frames the fast path leaves, through a queue bounded in bytes: so the relaying of
+//! established connections' segments between TUNs runs beside the loop's socket relay, on the
+//! other core. The seeded simulations (`engine::sim`, tests only) implement `Net` in memory,
+//! so the whole loop runs without root. The engine is generic over it (one packet at a time
+//! is the hot path: no dynamic dispatch).
 
+use super::forward::Forwarder;
 use super::nat::Out;
 use super::pump::Socket;
 use crate::format::ConnId;
@@ -16,10 +21,13 @@ use anyhow::Context as _;
 use mio::net::{TcpListener, TcpStream};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Something the loop has to look at.
@@ -89,24 +97,100 @@ pub trait Net {
 }
 
 pub const WAKER: Token = Token(0);
-const PROXY_TUN: Token = Token(1);
+/// The TUN thread handed frames over.
+const HANDOFF: Token = Token(1);
 const LISTENER: Token = Token(2);
 const LISTENER6: Token = Token(3);
 /// The DNS forwarder's socket (`--allow-external`).
 pub const DNS_UP: Token = Token(4);
-const TUN_BASE: usize = 16;
 const SOCK_BASE: usize = 1 << 20;
+
+/// The TUN thread's own poll: process TUN i is token i, the proxy TUN `PROXY`, and `STOP`
+/// ends the thread.
+const STOP: Token = Token(usize::MAX);
+const PROXY: Token = Token(usize::MAX - 1);
+
+/// What frames waiting for the loop may hold: the TUN thread waits for room beyond it (and
+/// the kernel's TUN queues fill behind it, as they would behind a busy loop).
+const HANDOFF_BYTES: usize = 4 << 20;
 
 fn sock_token(id: ConnId, upstream: bool) -> Token {
     Token(SOCK_BASE + ((id as usize) << 1) + upstream as usize)
+}
+
+/// The TUN fds, shared by the loop (which writes the frames it makes or decides) and the TUN
+/// thread (which reads them all and writes what the fast path carries).
+struct Tuns {
+    procs: Vec<OwnedFd>,
+    proxy: OwnedFd,
+}
+
+impl Tuns {
+    fn get(&self, tun: Out) -> Option<&OwnedFd> {
+        match tun {
+            Out::Proc(i) => self.procs.get(i as usize),
+            Out::Proxy => Some(&self.proxy),
+        }
+    }
+}
+
+/// Frames the fast path left to the loop, oldest first, and what they weigh.
+#[derive(Default)]
+struct Queue {
+    frames: VecDeque<(Out, Vec<u8>)>,
+    bytes: usize,
+}
+
+/// Between the TUN thread and the loop.
+#[derive(Default)]
+struct Handoff {
+    queue: Mutex<Queue>,
+    /// Signalled when the loop takes frames from a queue the TUN thread found full.
+    room: Condvar,
+    stop: AtomicBool,
+}
+
+impl Handoff {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // The queue is whole after any panic (single pushes and removes).
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues a frame for the loop, waiting while the queue is full; true when it was empty
+    /// (the loop must be woken).
+    fn push(&self, tun: Out, frame: &[u8], loop_waker: &Waker) -> bool {
+        let mut q = self.lock();
+        while q.bytes + frame.len() > HANDOFF_BYTES
+            && !q.frames.is_empty()
+            && !self.stop.load(Ordering::Relaxed)
+        {
+            let _ = loop_waker.wake();
+            q = match self.room.wait_timeout(q, Duration::from_millis(100)) {
+                Ok((q, _)) => q,
+                Err(e) => e.into_inner().0,
+            };
+        }
+        let was_empty = q.frames.is_empty();
+        q.bytes += frame.len();
+        q.frames.push_back((tun, frame.to_vec()));
+        was_empty
+    }
+}
+
+/// The TUN thread, stopped and joined on drop.
+struct TunThread {
+    stop: Waker,
+    join: Option<JoinHandle<()>>,
 }
 
 /// The kernel's network, from the proxy namespace: the TUN fds, the listeners, and a poll.
 pub struct Kernel {
     poll: Poll,
     events: Events,
-    procs: Vec<OwnedFd>,
-    proxy_tun: OwnedFd,
+    tuns: Arc<Tuns>,
+    handoff: Arc<Handoff>,
+    loop_waker: Arc<Waker>,
+    tun_thread: Option<TunThread>,
     listener: TcpListener,
     /// The IPv6 listener, when the session has IPv6.
     listener6: Option<TcpListener>,
@@ -142,27 +226,18 @@ impl Kernel {
             }
             None => None,
         };
-        poll.registry()
-            .register(
-                &mut SourceFd(&proxy_tun.as_raw_fd()),
-                PROXY_TUN,
-                Interest::READABLE,
-            )
-            .context("failed to watch the proxy TUN")?;
-        for (i, fd) in procs.iter().enumerate() {
-            poll.registry()
-                .register(
-                    &mut SourceFd(&fd.as_raw_fd()),
-                    Token(TUN_BASE + i),
-                    Interest::READABLE,
-                )
-                .context("failed to watch a process TUN")?;
-        }
+        let loop_waker =
+            Arc::new(Waker::new(poll.registry(), HANDOFF).context("failed to create a waker")?);
         let kernel = Kernel {
             poll,
             events: Events::with_capacity(1024),
-            procs,
-            proxy_tun,
+            tuns: Arc::new(Tuns {
+                procs,
+                proxy: proxy_tun,
+            }),
+            handoff: Arc::default(),
+            loop_waker,
+            tun_thread: None,
             listener,
             listener6,
             external,
@@ -180,11 +255,32 @@ impl Kernel {
         self.external.as_ref()
     }
 
-    fn tun(&self, tun: Out) -> &OwnedFd {
-        match tun {
-            Out::Proc(i) => &self.procs[i as usize],
-            Out::Proxy => &self.proxy_tun,
+    /// Starts the TUN thread: from now on the TUNs are read there, what `fwd` carries goes on
+    /// from there, and the rest comes to the loop (`poll`, `tun_read`).
+    pub fn start_tun_thread(&mut self, fwd: Forwarder) -> anyhow::Result<()> {
+        let poll = Poll::new().context("failed to create the TUN thread's poll")?;
+        let stop = Waker::new(poll.registry(), STOP).context("failed to create a waker")?;
+        let tuns = &self.tuns;
+        let fds = tuns.procs.iter().enumerate().map(|(i, fd)| (Token(i), fd));
+        for (token, fd) in fds.chain([(PROXY, &tuns.proxy)]) {
+            poll.registry()
+                .register(&mut SourceFd(&fd.as_raw_fd()), token, Interest::READABLE)
+                .context("failed to watch a TUN")?;
         }
+        let (tuns, handoff, waker) = (
+            self.tuns.clone(),
+            self.handoff.clone(),
+            self.loop_waker.clone(),
+        );
+        let join = std::thread::Builder::new()
+            .name("plg-tun".into())
+            .spawn(move || tun_thread(poll, &tuns, &fwd, &handoff, &waker))
+            .context("failed to start the TUN thread")?;
+        self.tun_thread = Some(TunThread {
+            stop,
+            join: Some(join),
+        });
+        Ok(())
     }
 
     fn listener(&self, v6: bool) -> Option<&TcpListener> {
@@ -196,21 +292,124 @@ impl Kernel {
     }
 }
 
+impl Drop for Kernel {
+    fn drop(&mut self) {
+        if let Some(mut t) = self.tun_thread.take() {
+            self.handoff.stop.store(true, Ordering::Relaxed);
+            self.handoff.room.notify_all();
+            let _ = t.stop.wake();
+            if let Some(join) = t.join.take() {
+                let _ = join.join();
+            }
+        }
+    }
+}
+
+/// The TUN thread: reads every TUN, sends on what the fast path carries, queues the rest for
+/// the loop. Polls without sleeping for `SPIN` after work, as the loop does.
+fn tun_thread(mut poll: Poll, tuns: &Tuns, fwd: &Forwarder, handoff: &Handoff, waker: &Waker) {
+    let n = tuns.procs.len();
+    let out_of = |t: usize| {
+        if t == n {
+            Out::Proxy
+        } else {
+            Out::Proc(t as u16)
+        }
+    };
+    let mut events = Events::with_capacity(256);
+    // Index n is the proxy TUN. A TUN stays busy until a read would block (edge-triggered).
+    let mut busy = vec![false; n + 1];
+    let mut buf = vec![0u8; super::PKT_BUF];
+    let mut spin_until = Instant::now();
+    loop {
+        let timeout = if busy.contains(&true) || Instant::now() < spin_until {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(250)
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return;
+            }
+        }
+        if handoff.stop.load(Ordering::Relaxed) {
+            return;
+        }
+        for ev in events.iter() {
+            match ev.token() {
+                STOP => {}
+                PROXY => busy[n] = true,
+                Token(i) => busy[i] = true,
+            }
+        }
+        let mut worked = false;
+        let mut handed = false;
+        for (t, busy) in busy.iter_mut().enumerate() {
+            let from = out_of(t);
+            let Some(fd) = tuns.get(from) else { continue };
+            for _ in 0..super::TUN_BATCH {
+                if !*busy {
+                    break;
+                }
+                let len = match sockets::tun_read(fd, &mut buf) {
+                    Ok(len) => len,
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    // EAGAIN, or the device is gone (the session is ending).
+                    Err(_) => {
+                        *busy = false;
+                        break;
+                    }
+                };
+                worked = true;
+                let frame = &mut buf[..len];
+                match fwd.forward(from, frame) {
+                    Some(to) => {
+                        // As in the loop: a failed TUN write is a lost packet, which the
+                        // sender's TCP retransmits.
+                        let r = tuns.get(to).map(|fd| sockets::tun_write(fd, frame));
+                        if super::debug() {
+                            eprintln!("plg-debug: fast {from:?} {len} bytes -> {to:?} {r:?}");
+                        }
+                    }
+                    None => handed |= handoff.push(from, frame, waker),
+                }
+            }
+        }
+        if handed {
+            let _ = waker.wake();
+        }
+        if worked {
+            spin_until = Instant::now() + super::SPIN;
+        }
+    }
+}
+
 impl Net for Kernel {
     type Stream = TcpStream;
 
     fn poll(&mut self, ready: &mut Vec<Ready>, timeout: Duration) -> io::Result<()> {
+        let timeout = if self.handoff.lock().frames.is_empty() {
+            timeout
+        } else {
+            Duration::ZERO
+        };
         self.poll.poll(&mut self.events, Some(timeout))?;
+        // Frames the TUN thread handed over: each TUN they came from is ready.
+        let q = self.handoff.lock();
+        let first = ready.len();
+        for (tun, _) in &q.frames {
+            if !ready[first..].contains(&Ready::Tun(*tun)) {
+                ready.push(Ready::Tun(*tun));
+            }
+        }
+        drop(q);
         for ev in self.events.iter() {
             ready.push(match ev.token() {
                 WAKER => Ready::Wake,
-                PROXY_TUN => Ready::Tun(Out::Proxy),
+                HANDOFF => continue,
                 LISTENER => Ready::Listener { v6: false },
                 LISTENER6 => Ready::Listener { v6: true },
                 DNS_UP => Ready::DnsUp,
-                Token(t) if (TUN_BASE..SOCK_BASE).contains(&t) => {
-                    Ready::Tun(Out::Proc((t - TUN_BASE) as u16))
-                }
                 Token(t) => Ready::Sock {
                     id: ((t - SOCK_BASE) >> 1) as ConnId,
                     upstream: (t - SOCK_BASE) & 1 == 1,
@@ -221,12 +420,27 @@ impl Net for Kernel {
         Ok(())
     }
 
+    /// The oldest frame the TUN thread handed over from `tun`.
     fn tun_read(&mut self, tun: Out, buf: &mut [u8]) -> io::Result<usize> {
-        Ok(sockets::tun_read(self.tun(tun), buf)?)
+        let mut q = self.handoff.lock();
+        let Some(at) = q.frames.iter().position(|(t, _)| *t == tun) else {
+            return Err(io::ErrorKind::WouldBlock.into());
+        };
+        let (_, frame) = q.frames.remove(at).expect("found above");
+        let was_full = q.bytes > HANDOFF_BYTES / 2;
+        q.bytes -= frame.len();
+        drop(q);
+        if was_full {
+            self.handoff.room.notify_one();
+        }
+        let n = frame.len().min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        Ok(n)
     }
 
     fn tun_write(&mut self, tun: Out, frame: &[u8]) -> io::Result<usize> {
-        Ok(sockets::tun_write(self.tun(tun), frame)?)
+        let fd = self.tuns.get(tun).ok_or(io::ErrorKind::NotFound)?;
+        Ok(sockets::tun_write(fd, frame)?)
     }
 
     fn accept(&mut self, v6: bool) -> io::Result<(TcpStream, SocketAddr)> {

@@ -39,6 +39,7 @@
 
 pub mod core;
 pub mod dns;
+pub mod forward;
 pub mod io;
 pub mod keylog;
 pub mod nat;
@@ -60,11 +61,11 @@ use crate::format::{
     Summary, EXTERNAL,
 };
 use crate::os::{HostSockets, Netns};
-use crate::wire::{self, vnet, CsumMode};
+use crate::wire::{self, vnet};
 use anyhow::Context as _;
 use io::{Connect, Kernel, Net, Now, Ready};
 use mio::Waker;
-use nat::{Nat, Out, Rule};
+use nat::{Fast, Nat, Out, Rule};
 use plan::{Plan, PROXY6_ADDR, PROXY_ADDR};
 use pump::Pump;
 use std::collections::HashMap;
@@ -332,6 +333,9 @@ struct Engine<W: Write + sink::Close, N: Net> {
     /// Connections to the gateway go to the host (`--allow-external`).
     external: bool,
     nat: Nat,
+    /// The fast path over `nat`'s rules (run by the TUN thread in a session; by the loop
+    /// itself, before its own routing, for every frame it reads).
+    fwd: forward::Forwarder,
     conns: HashMap<ConnId, Conn<N::Stream>>,
     by_fake: HashMap<SocketAddr, ConnId>,
     /// The live cap (`MAX_LIVE_CONNS`, or less if fds are short) and the pending bound.
@@ -430,7 +434,9 @@ impl<W: Write + sink::Close> Engine<W, Kernel> {
             replay: config.replay,
             dns,
         };
-        Ok((Engine::with_net(net, setup), waker))
+        let mut engine = Engine::with_net(net, setup);
+        engine.net.start_tun_thread(engine.fwd.clone())?;
+        Ok((engine, waker))
     }
 }
 
@@ -438,13 +444,17 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
     fn with_net(net: N, s: Setup<W>) -> Self {
         let n = s.procs.len();
         let now = net.now().mono;
+        let nat = Nat::default();
+        let own = s.procs.iter().map(|p| (p.addr, p.addr6)).collect();
+        let fwd = forward::Forwarder::new(nat.shared(), own, s.offload);
         Engine {
             net,
             plan: s.plan,
             procs: s.procs,
             offload: s.offload,
             external: s.external,
-            nat: Nat::default(),
+            nat,
+            fwd,
             conns: HashMap::new(),
             by_fake: HashMap::new(),
             adm: Admission::new(s.max_conns, s.max_pending),
@@ -598,9 +608,13 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
                     wire::summarize(&buf[off..n])
                 );
             }
-            match from {
-                Some(i) => self.on_process_packet(i, &mut buf[..n]),
-                None => self.on_proxy_packet(&mut buf[..n]),
+            if let Some(to) = self.fwd.forward(tun, &mut buf[..n]) {
+                self.write_tun(to, &buf[..n]);
+            } else {
+                match from {
+                    Some(i) => self.on_process_packet(i, &mut buf[..n]),
+                    None => self.on_proxy_packet(&mut buf[..n]),
+                }
             }
             self.pkt = buf;
         }
@@ -637,19 +651,7 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
     }
 
     fn apply(&mut self, frame: &mut [u8], rule: &Rule) {
-        let Some((hdr, pkt)) = self.split(frame) else {
-            return;
-        };
-        let mode = if hdr.flags & vnet::NEEDS_CSUM != 0 {
-            CsumMode::Partial
-        } else {
-            CsumMode::Full
-        };
-        let ok = match (rule.src, rule.dst) {
-            (SocketAddr::V4(src), SocketAddr::V4(dst)) => wire::rewrite(pkt, mode, src, dst),
-            (SocketAddr::V6(src), SocketAddr::V6(dst)) => wire::ipv6::rewrite6(pkt, mode, src, dst),
-            _ => false,
-        };
+        let ok = forward::rewrite(self.offload, frame, rule);
         if debug() {
             eprintln!("plg-debug: rewrite {ok} -> {:?}", rule);
         }
@@ -701,7 +703,19 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
             )
         };
         // What to do is decided by the core (`core::route_tcp`); here it is done.
-        let rule = self.nat.lookup(src, dst).copied();
+        let rule = self.nat.lookup(src, dst);
+        if let Some(r) = rule.filter(|_| self::core::is_syn(tcp.flags)) {
+            // A SYN reusing the 4-tuple of a connection still open here: its client's side may
+            // have ended in segments the fast path already carried (its FIN, its last ACK),
+            // while the socket events that say so wait for this turn's poll. Catch up on them
+            // first, so the SYN meets the connection as it is (ended: a new one opens), not
+            // as the loop last saw it (open: the SYN would go to the old leg).
+            if (self.conns.get(&r.conn))
+                .is_some_and(|c| c.life.is(State::Open) && c.client_addr == src)
+            {
+                self.pump(r.conn);
+            }
+        }
         let flow = rule.map(|r| {
             self.conns.get(&r.conn).map(|c| Known {
                 state: c.life.state(),
@@ -764,7 +778,7 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
                 SocketAddr::V4(SocketAddrV4::new(s.dst, s.dport)),
             )
         };
-        if let Some(rule) = self.nat.lookup(src, dst).copied() {
+        if let Some(rule) = self.nat.lookup(src, dst) {
             self.apply(frame, &rule);
         }
     }
@@ -980,6 +994,7 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
                 dst,
                 out: Out::Proxy,
                 conn: id,
+                fast: Fast::No,
             },
         );
         conn.keys.push((src, dst));
@@ -1104,12 +1119,14 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
                 dst,
                 out: Out::Proc(server),
                 conn: id,
+                fast: Fast::Any,
             };
             let to_upstream = Rule {
                 src: dst,
                 dst: g,
                 out: Out::Proxy,
                 conn: id,
+                fast: Fast::Any,
             };
             self.nat.insert((g, dst), to_server);
             self.nat.insert((dst, src), to_upstream);
@@ -1189,17 +1206,20 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
             SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(PROXY6_ADDR), LISTEN_PORT),
         };
         let (src, dst) = (conn.client_addr, conn.server_addr);
+        // The client's own rule: from now on its plain segments need no decision.
         let to_listener = Rule {
             src: fake,
             dst: l,
             out: Out::Proxy,
             conn: id,
+            fast: Fast::Plain,
         };
         let to_client = Rule {
             src: dst,
             dst: src,
             out: Out::Proc(conn.client),
             conn: id,
+            fast: Fast::Any,
         };
         self.nat.insert((src, dst), to_listener);
         self.nat.insert((l, fake), to_client);

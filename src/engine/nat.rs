@@ -20,10 +20,15 @@
 //! Rules outlive the sockets: the last ACKs and FINs of a closed connection still need them,
 //! so the loop retires a connection's rules a while after it ended (or at once when its client
 //! 4-tuple is reused by a fresh SYN).
+//!
+//! The table is shared ([`Rules`]) with the fast path (`forward`), which may run on a thread
+//! of its own: the loop is its only writer, and each rule says how much of its traffic the
+//! fast path may carry without the loop ([`Fast`]).
 
 use crate::format::ConnId;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::plan::{PROXY6_ADDR, PROXY6_NET, PROXY_ADDR, PROXY_NET};
 
@@ -41,13 +46,49 @@ pub struct Rule {
     pub dst: SocketAddr,
     pub out: Out,
     pub conn: ConnId,
+    pub fast: Fast,
+}
+
+/// What of a rule's traffic the fast path carries on its own; the rest goes to the loop,
+/// whose core (`core::route_tcp`) decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fast {
+    /// Nothing: the client's 4-tuple while its upstream connects (its SYNs are kept, the rest
+    /// held).
+    No,
+    /// Segments without SYN or RST: the client's own rule once its connection is open (a SYN
+    /// may reuse the 4-tuple, an RST may end a connection not yet accepted).
+    Plain,
+    /// Every TCP segment: the rules of the listener's, the upstream's and the server's
+    /// packets, which the core always forwards.
+    Any,
 }
 
 pub type Key = (SocketAddr, SocketAddr);
 
+/// The rules, shared between the loop (the only writer) and the fast path.
+#[derive(Clone, Default)]
+pub struct Rules(Arc<RwLock<HashMap<Key, Rule>>>);
+
+impl Rules {
+    pub fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<Rule> {
+        self.read().get(&(src, dst)).copied()
+    }
+
+    // A panic while holding the lock cannot leave a rule half-written (inserts and removes
+    // are single map operations), so a poisoned lock is used as it is.
+    fn read(&self) -> RwLockReadGuard<'_, HashMap<Key, Rule>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, HashMap<Key, Rule>> {
+        self.0.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 #[derive(Default)]
 pub struct Nat {
-    rules: HashMap<Key, Rule>,
+    rules: Rules,
     next_fake: u64,
     next_fake6: u64,
 }
@@ -58,27 +99,33 @@ const FAKE_PORTS: u64 = 65536 - 1024;
 const FAKE_HOSTS: u64 = 254 * 254;
 
 impl Nat {
-    pub fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<&Rule> {
-        self.rules.get(&(src, dst))
+    pub fn lookup(&self, src: SocketAddr, dst: SocketAddr) -> Option<Rule> {
+        self.rules.lookup(src, dst)
+    }
+
+    /// The table, for the fast path.
+    pub fn shared(&self) -> Rules {
+        self.rules.clone()
     }
 
     pub fn insert(&mut self, key: Key, rule: Rule) {
-        self.rules.insert(key, rule);
+        self.rules.write().insert(key, rule);
     }
 
     /// Removes `key` if it still belongs to `conn` (it may have been taken over by a newer one).
     pub fn remove(&mut self, key: &Key, conn: ConnId) {
-        if self.rules.get(key).is_some_and(|r| r.conn == conn) {
-            self.rules.remove(key);
+        let mut rules = self.rules.write();
+        if rules.get(key).is_some_and(|r| r.conn == conn) {
+            rules.remove(key);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.rules.len()
+        self.rules.read().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.read().is_empty()
     }
 
     /// The next fake client address F:fport (never the proxy's own address).
@@ -163,6 +210,7 @@ mod tests {
             dst,
             out: Out::Proc(1),
             conn,
+            fast: Fast::Any,
         };
         nat.insert((a4, b4), rule(a4, b4, 1));
         nat.insert((a6, b6), rule(a6, b6, 2));
@@ -181,6 +229,7 @@ mod tests {
             dst: b,
             out: Out::Proxy,
             conn,
+            fast: Fast::Any,
         };
         nat.insert((a, b), rule(1));
         nat.insert((a, b), rule(2)); // a reused 4-tuple takes the key over

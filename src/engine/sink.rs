@@ -154,7 +154,8 @@ impl Close for ThreadedFile {
         let Some(f) = &self.space else {
             return Ok(false);
         };
-        let ok = crate::os::file::reserve(f, len)?;
+        // What is reserved stays reserved until `close`: only the rest is asked for.
+        let ok = crate::os::file::reserve(f, self.reserved.get(), len)?;
         if ok {
             self.reserved.set(self.reserved.get().max(len));
         }

@@ -6,16 +6,25 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-/// Allocates the file's blocks up to `len` bytes without changing its size
+/// Allocates the file's blocks from byte `from` up to byte `to` without changing its size
 /// (`fallocate(FALLOC_FL_KEEP_SIZE)`). `Ok(false)` where the filesystem cannot do it.
-pub fn reserve(file: &File, len: u64) -> io::Result<bool> {
+///
+/// Only the new range: the kernel walks every page of the range it is given, even pages
+/// already allocated, so reserving from 0 each time made recording quadratic in the
+/// capture's size (measured on tmpfs: 40% of the relay thread's time after a few GB).
+pub fn reserve(file: &File, from: u64, to: u64) -> io::Result<bool> {
+    let from = from.min(i64::MAX as u64);
+    let to = to.clamp(from, i64::MAX as u64);
+    if to == from {
+        return Ok(true);
+    }
     // SAFETY: fallocate only acts on an fd kept open by `file` for the call.
     let r = unsafe {
         libc::fallocate(
             file.as_raw_fd(),
             libc::FALLOC_FL_KEEP_SIZE,
-            0,
-            len.min(i64::MAX as u64) as libc::off_t,
+            from as libc::off_t,
+            (to - from) as libc::off_t,
         )
     };
     if r == 0 {
@@ -60,11 +69,15 @@ mod tests {
     fn reserve_keeps_the_size_and_release_frees_the_tail() {
         let path = std::env::temp_dir().join(format!("plg-reserve-{}", std::process::id()));
         let f = File::create(&path).unwrap();
-        if reserve(&f, 1 << 20).unwrap() {
+        if reserve(&f, 0, 1 << 20).unwrap() {
             let m = f.metadata().unwrap();
             assert_eq!(m.len(), 0);
             assert!(m.blocks() * 512 >= 1 << 20);
-            release_tail(&f, 1 << 20);
+            // The next range only, adjacent to the first: the two together are allocated.
+            assert!(reserve(&f, 1 << 20, 3 << 20).unwrap());
+            assert!(f.metadata().unwrap().blocks() * 512 >= 3 << 20);
+            assert!(reserve(&f, 3 << 20, 3 << 20).unwrap());
+            release_tail(&f, 3 << 20);
             assert!(f.metadata().unwrap().blocks() * 512 < 1 << 20);
         }
         std::fs::remove_file(&path).unwrap();
