@@ -1,8 +1,10 @@
 //! The event loop that owns the TUN devices, the NAT table and the pipes that record and replay.
 //!
-//! One thread, living in the proxy namespace (so every socket it creates is there), polls every
-//! TUN fd, the listener that accepts the client legs, and every relay socket. Flow of a new TCP
-//! connection (see `nat` for the four rewrite rules):
+//! One thread, living in the proxy namespace (so every socket it creates is there), polls the
+//! listener that accepts the client legs, every relay socket, and the frames of every TUN that
+//! the fast path (`forward`) leaves to it: the segments of established connections go from TUN
+//! to TUN on a second thread (`io::Kernel`'s TUN thread), by the NAT rules this loop writes.
+//! Flow of a new TCP connection (see `nat` for the four rewrite rules):
 //! 1. a client's SYN arrives on its TUN: open a non-blocking upstream socket to the server and
 //!    keep the SYN; the upstream leg's rules are installed at once (its SYN is about to leave
 //!    the proxy TUN);
@@ -29,8 +31,9 @@
 //! through `recorder`, which says no before a byte the capture cannot hold is passed on.
 //!
 //! The engine reads as core (`core`: each connection's lifecycle and the admission bounds, pure),
-//! pump (`pump`: the byte path of record and replay, over any socket), recorder (`recorder`:
-//! every capture write and counter) and this loop, which does the I/O around them, all of it
+//! fast path (`forward`: what of the TUN traffic needs no decision, pure), pump (`pump`: the
+//! byte path of record and replay, over any socket), recorder (`recorder`: every capture write
+//! and counter) and this loop, which does the I/O around them, all of it
 //! through [`io::Net`]: the kernel's network ([`io::Kernel`]: TUN fds, listeners, upstream
 //! sockets, a mio poll, the clock) in a session, an in-memory one in the seeded simulations
 //! of `sim`, which run this whole loop without root. A TCP segment's fate is decided in the
