@@ -1117,12 +1117,15 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
                 SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(PROXY_ADDR), gport),
                 SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(PROXY6_ADDR), gport),
             };
+            // Its SYN has left already: it reaches the TUN thread before this rule exists, and
+            // may meet a rule left by an earlier connection from the same local port (to an
+            // earlier client). SYNs on it are routed here, after this rule is in.
             let to_server = Rule {
                 src,
                 dst,
                 out: Out::Proc(server),
                 conn: id,
-                fast: Fast::Any,
+                fast: Fast::Plain,
             };
             let to_upstream = Rule {
                 src: dst,

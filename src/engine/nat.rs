@@ -57,10 +57,13 @@ pub enum Fast {
     /// held).
     No,
     /// Segments without SYN or RST: the client's own rule once its connection is open (a SYN
-    /// may reuse the 4-tuple, an RST may end a connection not yet accepted).
+    /// may reuse the 4-tuple, an RST may end a connection not yet accepted); the upstream
+    /// socket's rule (its SYN leaves before the loop has installed the rule, and a local port
+    /// may be reused while an earlier connection's rule for it lingers: that SYN must meet
+    /// the new rule, so the loop routes it).
     Plain,
-    /// Every TCP segment: the rules of the listener's, the upstream's and the server's
-    /// packets, which the core always forwards.
+    /// Every TCP segment: the rules of the listener's and the server's packets, which the
+    /// core always forwards.
     Any,
 }
 
