@@ -146,6 +146,66 @@ print("ok", ok)
     }
 }
 
+#[test]
+fn ten_thousand_quick_connections_each_reach_their_own_server_socket() {
+    // The proxy's kernel picks the upstream socket's local port at random from a wide range,
+    // so a port comes back while an earlier connection's rules for it still linger; the
+    // upstream SYN leaves before the loop installs the new rule, and the TUN thread once sent
+    // it by the old one, to the earlier client's address (about 1 connection in 5,000 was
+    // then reset by the server or hung for minutes). Every connection must go through whole.
+    const N: usize = 10_000;
+    let dir = TempDir::new("quick");
+    let cap = dir.join("quick.traffic");
+    let server = r#"
+import socket
+l = socket.create_server(("0.0.0.0", 7000), backlog=1024)
+while True:
+    c, _ = l.accept()
+    c.settimeout(10)
+    try:
+        c.sendall(c.recv(100))
+    except OSError:
+        pass
+    c.close()
+"#;
+    let client = format!(
+        r#"
+import socket
+bad = []
+for i in range({N}):
+    try:
+        s = socket.create_connection(("p0", 7000), timeout=10)
+        s.sendall(b"x")
+        if s.recv(100) != b"x":
+            bad.append(i)
+        s.close()
+    except OSError as e:
+        bad.append((i, str(e)))
+print("bad", bad[:5], len(bad))
+"#
+    );
+    let run = Plg::record(&[
+        "-q",
+        "-f",
+        &cap,
+        "--ready",
+        "p0:7000",
+        &py(server),
+        &py(&client),
+    ])
+    .timeout(300)
+    .run();
+    run.assert_code(0);
+    assert_eq!(run.lines_of("p1"), vec!["bad [] 0"], "{}", run.dump());
+    let c = Capture::read(Path::new(&cap));
+    assert_eq!(c.summary().connections as usize, N);
+    for conn in c.conns.values() {
+        assert_eq!(conn.open.outcome, Outcome::Established);
+        assert_eq!((&conn.c2s[..], &conn.s2c[..]), (&b"x"[..], &b"x"[..]));
+        assert_eq!(conn.close(Direction::ServerToClient), Some(CloseKind::Fin));
+    }
+}
+
 /// plg's resident memory, in bytes.
 fn rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
