@@ -456,6 +456,92 @@ s.close()
 }
 
 #[test]
+fn urgent_data_inside_a_send_keeps_its_urgency_both_ways() {
+    // The urgent byte is the last of a larger send (the read before it stops short at the
+    // mark), in each direction: the relay looks for the mark only once the kernel reports
+    // urgent data, and must still find it wherever it falls.
+    let dir = TempDir::new("oob2");
+    let cap = dir.join("oob2.traffic");
+    let take_urgent = r#"
+def take_urgent(c):
+    select.select([], [], [c], 30)
+    for _ in range(300):
+        try:
+            return c.recv(1, socket.MSG_OOB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EINVAL):
+                raise
+            time.sleep(0.01)
+    return b""
+def read_all(c, n):
+    got = b""
+    while len(got) < n:
+        b = c.recv(100)
+        if not b:
+            break
+        got += b
+    return got
+"#;
+    let server = format!(
+        r#"
+import errno, select, socket, time
+{take_urgent}
+l = socket.create_server(("0.0.0.0", 7000))
+c, _ = l.accept()
+oob = take_urgent(c)
+got = read_all(c, 5)
+c.send(b"uvw?", socket.MSG_OOB)
+print("server got", got.decode(), "urgent", oob.decode())
+time.sleep(0.5)
+c.close()
+"#
+    );
+    let client = format!(
+        r#"
+import errno, select, socket, time
+{take_urgent}
+s = socket.create_connection(("p0", 7000), timeout=20)
+s.send(b"xyz!", socket.MSG_OOB)
+time.sleep(0.2)
+s.sendall(b"cd")
+oob = take_urgent(s)
+print("client got", read_all(s, 3).decode(), "urgent", oob.decode())
+s.close()
+"#
+    );
+    let run = Plg::record(&[
+        "-q",
+        "-f",
+        &cap,
+        "--ready",
+        "p0:7000",
+        &py(&server),
+        &py(&client),
+    ])
+    .timeout(60)
+    .run();
+    run.assert_code(0);
+    assert_eq!(
+        run.lines_of("p0"),
+        vec!["server got xyzcd urgent !"],
+        "{}",
+        run.dump()
+    );
+    assert_eq!(
+        run.lines_of("p1"),
+        vec!["client got uvw urgent ?"],
+        "{}",
+        run.dump()
+    );
+    let c = Capture::read(Path::new(&cap));
+    let conn = c.only_conn_to(0, 7000);
+    assert_eq!(
+        (&conn.c2s[..], &conn.s2c[..]),
+        (&b"xyz!cd"[..], &b"uvw?"[..])
+    );
+}
+
+#[test]
 fn an_icmp_error_from_a_third_process_does_not_break_a_udp_socket() {
     // p1 forges "port unreachable" to p2 about p2's datagrams to p0: it must not reach p2
     // (its connected socket to p0 would fail with ECONNREFUSED).
