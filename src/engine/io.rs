@@ -388,6 +388,11 @@ impl Net for Kernel {
     type Stream = TcpStream;
 
     fn poll(&mut self, ready: &mut Vec<Ready>, timeout: Duration) -> io::Result<()> {
+        // Without it no frame moves: the session must end, loudly, not hang.
+        let t = self.tun_thread.as_ref();
+        if t.is_some_and(|t| t.join.as_ref().is_none_or(JoinHandle::is_finished)) {
+            return Err(io::Error::other("the TUN thread ended"));
+        }
         let timeout = if self.handoff.lock().frames.is_empty() {
             timeout
         } else {
