@@ -96,9 +96,9 @@ pub trait Net {
     fn now(&self) -> Now;
 }
 
+/// The controlling thread has a message, or the TUN thread handed frames over (one waker:
+/// mio allows one per poll).
 pub const WAKER: Token = Token(0);
-/// The TUN thread handed frames over.
-const HANDOFF: Token = Token(1);
 const LISTENER: Token = Token(2);
 const LISTENER6: Token = Token(3);
 /// The DNS forwarder's socket (`--allow-external`).
@@ -226,8 +226,7 @@ impl Kernel {
             }
             None => None,
         };
-        let loop_waker =
-            Arc::new(Waker::new(poll.registry(), HANDOFF).context("failed to create a waker")?);
+        let loop_waker = waker.clone();
         let kernel = Kernel {
             poll,
             events: Events::with_capacity(1024),
@@ -411,7 +410,6 @@ impl Net for Kernel {
         for ev in self.events.iter() {
             ready.push(match ev.token() {
                 WAKER => Ready::Wake,
-                HANDOFF => continue,
                 LISTENER => Ready::Listener { v6: false },
                 LISTENER6 => Ready::Listener { v6: true },
                 DNS_UP => Ready::DnsUp,
