@@ -283,6 +283,105 @@ print("received", n)
     assert_eq!(streams[&(0, Direction::ClientToServer)].0, SIZE);
 }
 
+#[test]
+fn a_udp_flood_beside_a_tcp_transfer_loses_nothing_and_plg_memory_stays_bounded() {
+    // The transfer's segments go from TUN to TUN on the TUN thread; every datagram goes
+    // through the loop, which records it before passing it on. A flood fills the queue
+    // between the two (bounded in bytes) and the capture: the transfer must still complete,
+    // every datagram the receiver got must be in the capture, and plg must not grow with
+    // the flood.
+    const SIZE: u64 = 64 << 20;
+    const DGRAMS: usize = 100_000;
+    let dir = TempDir::new("udpflood");
+    let cap = dir.join("flood.traffic");
+    let server = r#"
+import socket, threading, time
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+u.bind(("0.0.0.0", 9001))
+got = [0, time.time()]
+def count():
+    while True:
+        u.recv(2048)
+        got[0] += 1
+        got[1] = time.time()
+threading.Thread(target=count, daemon=True).start()
+l = socket.create_server(("0.0.0.0", 9000))
+print("listening")
+c, _ = l.accept()
+n = 0
+while True:
+    b = c.recv(1 << 20)
+    if not b:
+        break
+    n += len(b)
+print("received", n)
+while time.time() - got[1] < 2:
+    time.sleep(0.2)
+print("datagrams", got[0])
+"#;
+    let flood = format!(
+        r#"
+import errno, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sent = 0
+for i in range({DGRAMS}):
+    try:
+        s.sendto(b"%08d" % i + b"x" * 1192, ("p0", 9001))
+        sent += 1
+    except OSError as e:
+        if e.errno not in (errno.ENOBUFS, errno.EAGAIN, errno.ECONNREFUSED):
+            raise
+print("flooded", sent > 0)
+"#
+    );
+    let mut plg = Plg::record(&[
+        "-q",
+        "-f",
+        &cap,
+        "--ready",
+        "p0:9000",
+        "--main",
+        "p0",
+        &py(server),
+        &format!("head -c {SIZE} /dev/zero | socat -u - TCP:p0:9000; echo sent"),
+        &py(&flood),
+    ])
+    .timeout(240)
+    .spawn();
+    plg.wait_output("p0| listening");
+    let mut peak = 0;
+    while !plg.stdout_so_far().contains("p0| datagrams") {
+        peak = peak.max(rss(plg.pid()));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let run = plg.wait();
+    run.assert_code(0);
+    let p0 = run.lines_of("p0");
+    assert_eq!(
+        p0[..2],
+        ["listening".to_string(), format!("received {SIZE}")]
+    );
+    let got: u64 = p0[2].strip_prefix("datagrams ").unwrap().parse().unwrap();
+    assert_eq!(run.lines_of("p1"), vec!["sent"]);
+    assert_eq!(run.lines_of("p2"), vec!["flooded True"]);
+    let (streams, summary) = stream_hashes(Path::new(&cap));
+    assert_eq!(streams[&(0, Direction::ClientToServer)].0, SIZE);
+    assert!(
+        summary.packets >= got && got > 0,
+        "p0 received {got} datagrams, the capture holds {} packets",
+        summary.packets
+    );
+    eprintln!(
+        "flood: p0 got {got} datagrams; plg's peak RSS {} MiB",
+        peak >> 20
+    );
+    assert!(
+        peak < 160 << 20,
+        "plg's RSS reached {peak} bytes during the flood"
+    );
+}
+
 /// A 1 MiB socat echo with extra plg flags; checks both ends and the capture.
 fn echo_with(tag: &str, flags: &[&str]) {
     let dir = TempDir::new(tag);
