@@ -205,7 +205,8 @@ struct World {
     /// The initial sequence number of every upstream socket the engine watched, and its
     /// connection.
     upstream: HashMap<u32, ConnId>,
-    /// Every SYN a process's kernel took: its sequence number, source and destination.
+    /// Every SYN a process's kernel took while a socket of the proxy's with its sequence
+    /// number was still open: that sequence number, its source and destination.
     syns: Vec<(u32, SocketAddrV4, SocketAddrV4)>,
     /// When the proxy last connected from each port to each destination, and how often it
     /// did again within `LINGER` (while the engine's rules of the earlier one still held).
