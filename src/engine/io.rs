@@ -91,6 +91,10 @@ pub trait Net {
     fn watch(&mut self, s: &mut Self::Stream, id: ConnId, upstream: bool) -> io::Result<()>;
     /// Where an upstream connect stands.
     fn progress(&mut self, s: &Self::Stream) -> Connect;
+    /// Starts the fast path: from now on `fwd` may carry a frame as soon as a TUN has it,
+    /// before the loop has read anything or changed a rule since (in a session, on the TUN
+    /// thread); what it leaves comes to the loop (`poll`, `tun_read`).
+    fn start_fast_path(&mut self, fwd: Forwarder) -> anyhow::Result<()>;
     /// Stops watching the stream and closes it; `abort`: with RST (SO_LINGER 0), not FIN.
     fn close(&mut self, s: Self::Stream, abort: bool);
     fn now(&self) -> Now;
@@ -256,7 +260,7 @@ impl Kernel {
 
     /// Starts the TUN thread: from now on the TUNs are read there, what `fwd` carries goes on
     /// from there, and the rest comes to the loop (`poll`, `tun_read`).
-    pub fn start_tun_thread(&mut self, fwd: Forwarder) -> anyhow::Result<()> {
+    fn start_tun_thread(&mut self, fwd: Forwarder) -> anyhow::Result<()> {
         let poll = Poll::new().context("failed to create the TUN thread's poll")?;
         let stop = Waker::new(poll.registry(), STOP).context("failed to create a waker")?;
         let tuns = &self.tuns;
@@ -493,6 +497,10 @@ impl Net for Kernel {
             Ok(None) if s.peer_addr().is_err() => Connect::Pending,
             Ok(None) => Connect::Done,
         }
+    }
+
+    fn start_fast_path(&mut self, fwd: Forwarder) -> anyhow::Result<()> {
+        self.start_tun_thread(fwd)
     }
 
     fn close(&mut self, mut s: TcpStream, abort: bool) {

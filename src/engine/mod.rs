@@ -336,8 +336,9 @@ struct Engine<W: Write + sink::Close, N: Net> {
     /// Connections to the gateway go to the host (`--allow-external`).
     external: bool,
     nat: Nat,
-    /// The fast path over `nat`'s rules (run by the TUN thread in a session; by the loop
-    /// itself, before its own routing, for every frame it reads).
+    /// The fast path over `nat`'s rules: run by the `Net` as frames come (`start_fast_path`:
+    /// the TUN thread in a session), and by the loop itself, before its own routing, for
+    /// every frame it reads (the rules may have changed since).
     fwd: forward::Forwarder,
     conns: HashMap<ConnId, Conn<N::Stream>>,
     by_fake: HashMap<SocketAddr, ConnId>,
@@ -437,20 +438,21 @@ impl<W: Write + sink::Close> Engine<W, Kernel> {
             replay: config.replay,
             dns,
         };
-        let mut engine = Engine::with_net(net, setup);
-        engine.net.start_tun_thread(engine.fwd.clone())?;
+        let engine = Engine::with_net(net, setup)?;
         Ok((engine, waker))
     }
 }
 
 impl<W: Write + sink::Close, N: Net> Engine<W, N> {
-    fn with_net(net: N, s: Setup<W>) -> Self {
+    /// The loop over `net`, whose fast path (`Net::start_fast_path`) runs from now on.
+    fn with_net(mut net: N, s: Setup<W>) -> anyhow::Result<Self> {
         let n = s.procs.len();
         let now = net.now().mono;
         let nat = Nat::default();
         let own = s.procs.iter().map(|p| (p.addr, p.addr6)).collect();
         let fwd = forward::Forwarder::new(nat.shared(), own, s.offload);
-        Engine {
+        net.start_fast_path(fwd.clone())?;
+        Ok(Engine {
             net,
             plan: s.plan,
             procs: s.procs,
@@ -476,7 +478,7 @@ impl<W: Write + sink::Close, N: Net> Engine<W, N> {
             last_sweep: now,
             last_tick: now,
             spin_until: now,
-        }
+        })
     }
 
     fn run(&mut self) -> anyhow::Result<Finished> {

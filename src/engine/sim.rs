@@ -1,6 +1,6 @@
 //! Seeded simulations of the whole loop, without root: the real [`Engine`] (its routing, NAT,
-//! connection table, timeouts, pump and recorder) over an in-memory network ([`SimNet`], a
-//! [`Net`]) and a seeded clock advanced by the driver.
+//! connection table, timeouts, fast path, pump and recorder) over an in-memory network
+//! ([`SimNet`], a [`Net`]) and a seeded clock advanced by the driver.
 //!
 //! The network is a small TCP model at the level the engine observes, one kernel per
 //! namespace: each process's kernel (sockets of the simulated applications, listeners, the
@@ -8,19 +8,31 @@
 //! namespace's (the listener that accepts the client legs the engine injects, the upstream
 //! sockets it opens). Frames between them cross the TUNs as real IPv4/TCP packets built and
 //! parsed by `wire` (behind a virtio header on half the seeds, as with offload), so the engine
-//! rewrites real bytes, and every frame it writes is checked (checksums, destination). The model has sequence numbers, cumulative ACKs, retransmission
-//! with back-off (go-back-N), orderly and abortive closes, a close with unread data sending
-//! RST, and data reaching a closed socket answered with RST; no windows (send buffers are
-//! bounded, receive buffers are not), no TIME_WAIT. Frames are lost only where the engine
-//! drops them, or, in one test, at random on their way from the engine (never a RST: nothing
-//! retransmits one, with plg or without).
+//! rewrites real bytes, and every frame it writes is checked (checksums, destination). The
+//! model has sequence numbers, cumulative ACKs, retransmission with back-off (go-back-N),
+//! orderly and abortive closes, a close with unread data sending RST, and data reaching a
+//! closed socket answered with RST; no windows (send buffers are bounded, receive buffers are
+//! not), no TIME_WAIT. Frames are lost only where the engine drops them, or, in one test, at
+//! random on their way from the engine (never a RST: nothing retransmits one, with plg or
+//! without).
+//!
+//! The fast path (`forward`) runs where the loop reads each frame, as the loop runs it; and on
+//! half the seeds (`Shape::eager`) also where a kernel sends it: the network offers it every
+//! frame the moment it is sent, as the TUN thread at its quickest, before the loop has read
+//! anything or changed a rule since (an upstream connect's SYN meets the rules as they were
+//! before the loop saw its connect return). What it carries goes to its kernel as a frame the
+//! engine wrote (and is checked as one); the rest is left to the loop. On half the seeds
+//! (independently) the proxy's kernel picks its upstream ports from a handful
+//! (`Shape::proxy_ports`), so a port comes back while the rules of its earlier connection
+//! still linger in the engine, as the kernel's reuse of a port does.
 //!
 //! Scenarios, mixed per seed: exchanges with half-close both ways (the client's FIN first or
 //! the server's), refused ports, upstream connects that time out, clients and servers that
 //! reset mid-stream, clients that vanish after their SYN (their kernel resets the SYN-ACK) or
 //! go silent (their host drops the SYN-ACK: the accept timeout), bare SYN floods beyond the
 //! pending bound and the cap followed by legitimate connections, a client port reused after
-//! close, more clients at once than the cap, and lost frames.
+//! close, more clients at once than the cap, lost frames, and upstream ports coming back
+//! within the rules' linger with the fast path ahead of the loop.
 //!
 //! Invariants after each scenario, once the clock has passed every timeout:
 //! - the connection table, the NAT table and the fake-address index are empty, nothing counts
@@ -30,12 +42,17 @@
 //!   (every byte a process received was recorded exactly once, in order); a clean exchange is
 //!   recorded whole with both FINs; refusals and timeouts are recorded as such;
 //! - every frame the engine wrote has valid checksums and goes to the host it was written to;
+//! - every SYN a server's kernel takes from an upstream socket still open comes from the
+//!   client, and goes to the server, on the record for that socket's connection (its
+//!   sequence number says which socket sent it): the fast path never rewrote it by a rule the
+//!   loop had not installed yet, nor by an earlier connection's;
 //! - the capture passes the analysis behind `plg inspect --check`; nothing panics.
 //!
 //! And when the capture's disk fills up part-way: the loop ends with the write error, the
 //! capture reads as truncated (not damaged), and every byte a process received is in it.
 
 use super::dns::Dns;
+use super::forward::Forwarder;
 use super::io::{Connect, Net, Now, Ready};
 use super::nat::Out;
 use super::plan::{Plan, Subnet, PROXY_ADDR};
@@ -62,6 +79,8 @@ const MSS: usize = 1400;
 const RTO: Duration = Duration::from_secs(1);
 /// Retransmissions before a socket gives up (Linux: 6 for a SYN).
 const RETRIES: u32 = 6;
+/// The first of the proxy's ephemeral ports when it picks from a handful (`Shape::proxy_ports`).
+const FEW_PORTS: u16 = 30000;
 /// The proxy listener's port (`LISTEN_PORT`).
 const LISTEN: u16 = super::LISTEN_PORT;
 
@@ -174,6 +193,25 @@ struct World {
     offload: bool,
     /// Frames the engine wrote that no kernel would take (bad checksum, wrong host).
     violations: Vec<String>,
+    /// The fast path runs eagerly (`Shape::eager`): it is offered every frame as a kernel
+    /// sends it, before the loop can have read anything or changed a rule since.
+    eager: bool,
+    /// The engine's fast path, once started, when eager.
+    fast: Option<Forwarder>,
+    /// The proxy's kernel picks its ephemeral ports from this many (0: from a wide range), at
+    /// random by a draw of its own (the rest of the world draws as without).
+    proxy_ports: u16,
+    port_rng: Rng,
+    /// The initial sequence number of every upstream socket the engine watched, and its
+    /// connection.
+    upstream: HashMap<u32, ConnId>,
+    /// Every SYN a process's kernel took while a socket of the proxy's with its sequence
+    /// number was still open: that sequence number, its source and destination.
+    syns: Vec<(u32, SocketAddrV4, SocketAddrV4)>,
+    /// When the proxy last connected from each port to each destination, and how often it
+    /// did again within `LINGER` (while the engine's rules of the earlier one still held).
+    proxy_connects: HashMap<(u16, SocketAddrV4), Duration>,
+    reused_in_linger: usize,
 }
 
 type Shared = Rc<RefCell<World>>;
@@ -202,6 +240,14 @@ impl World {
             loss: 0,
             offload: false,
             violations: Vec::new(),
+            eager: false,
+            fast: None,
+            proxy_ports: 0,
+            port_rng: Rng::new(seed ^ 0x9087),
+            upstream: HashMap::new(),
+            syns: Vec::new(),
+            proxy_connects: HashMap::new(),
+            reused_in_linger: 0,
         }
     }
 
@@ -209,6 +255,14 @@ impl World {
         match h {
             Host::Proc(i) => i,
             Host::Proxy => self.procs,
+        }
+    }
+
+    /// The slot of the host behind a TUN.
+    fn tun_slot(&self, tun: Out) -> usize {
+        match tun {
+            Out::Proc(i) => i as usize,
+            Out::Proxy => self.procs,
         }
     }
 
@@ -224,6 +278,22 @@ impl World {
         if self.offload {
             // An empty virtio header: checksums complete, no segmentation.
             frame.splice(0..0, [0u8; vnet::HDR_LEN]);
+        }
+        // The TUN thread at its quickest: the fast path has the frame the moment it is sent,
+        // and what it carries goes to its kernel as a frame the engine wrote; the rest is the
+        // loop's, as without.
+        if let Some(to) = self
+            .fast
+            .as_ref()
+            .and_then(|f| f.forward(h.out(), &mut frame))
+        {
+            match self.tun_slot(to) {
+                d if d <= self.procs => self.inbox[d].push_back(frame),
+                _ => self
+                    .violations
+                    .push(format!("the fast path wrote to {to:?}")),
+            }
+            return;
         }
         self.outbox[s].push_back(frame);
         self.ready.push(Ready::Tun(h.out()));
@@ -317,20 +387,42 @@ impl World {
 
     /// A non-blocking connect from `host` (port `port`, or an ephemeral one) to `to`.
     fn connect(&mut self, host: Host, port: Option<u16>, to: SocketAddrV4) -> usize {
-        let port = port.unwrap_or_else(|| {
-            self.next_port = if self.next_port >= 60000 {
-                40000
-            } else {
-                self.next_port + 1
-            };
-            self.next_port
-        });
+        let port = port.unwrap_or_else(|| self.ephemeral(host, to));
+        if host == Host::Proxy {
+            let now = self.now;
+            if let Some(then) = self.proxy_connects.insert((port, to), now) {
+                self.reused_in_linger += (now - then < LINGER) as usize;
+            }
+        }
         let local = SocketAddrV4::new(self.addr(host), port);
         let t = self.new_tcb(host, local, to, St::SynSent);
         let iss = t.iss;
         let id = self.add_tcb(t);
         self.emit(id, f::SYN, iss, &[]);
         id
+    }
+
+    /// A local port for a connect from `host` to `to`: the next of a wide range; or, for the
+    /// proxy on some seeds, any of a handful not in use towards `to`, at random. So an
+    /// upstream port comes back while the engine's rules of its earlier connection linger,
+    /// as with the kernel's (it picks at random from a wide range, and reuses a port as soon
+    /// as its socket is gone).
+    fn ephemeral(&mut self, host: Host, to: SocketAddrV4) -> u16 {
+        if host == Host::Proxy {
+            let local = |p| (host, SocketAddrV4::new(PROXY_ADDR, p), to);
+            let free: Vec<u16> = (FEW_PORTS..FEW_PORTS + self.proxy_ports)
+                .filter(|&p| !self.by_tuple.contains_key(&local(p)))
+                .collect();
+            if !free.is_empty() {
+                return free[self.port_rng.below(free.len() as u64) as usize];
+            }
+        }
+        self.next_port = if self.next_port >= 60000 {
+            40000
+        } else {
+            self.next_port + 1
+        };
+        self.next_port
     }
 
     /// Sends what the send buffer holds beyond what was sent, then the FIN if queued.
@@ -428,6 +520,13 @@ impl World {
             return;
         };
         let syn = seg.flags & (f::SYN | f::ACK | f::RST | f::FIN) == f::SYN;
+        // Only a SYN whose socket is still there: one that outlived it (still queued in a TUN
+        // when it closed) may meet the rules of the next connection from its port, as an old
+        // duplicate SYN may anywhere (TCP answers its SYN-ACK with RST).
+        let sent_by_live = |t: &Tcb| t.host == Host::Proxy && t.iss == seg.seq;
+        if syn && h != Host::Proxy && self.tcbs.values().any(sent_by_live) {
+            self.syns.push((seg.seq, seg.src, seg.dst));
+        }
         if let Some(&id) = self.by_tuple.get(&(h, seg.dst, seg.src)) {
             if !(syn && self.tcbs[&id].orphan) {
                 return self.segment(id, &seg);
@@ -766,10 +865,7 @@ impl Net for SimNet {
 
     fn tun_read(&mut self, tun: Out, buf: &mut [u8]) -> io::Result<usize> {
         let mut w = self.w.borrow_mut();
-        let s = match tun {
-            Out::Proc(i) => i as usize,
-            Out::Proxy => w.procs,
-        };
+        let s = w.tun_slot(tun);
         let Some(frame) = w.outbox[s].pop_front() else {
             return Err(io::ErrorKind::WouldBlock.into());
         };
@@ -779,10 +875,7 @@ impl Net for SimNet {
 
     fn tun_write(&mut self, tun: Out, frame: &[u8]) -> io::Result<usize> {
         let mut w = self.w.borrow_mut();
-        let s = match tun {
-            Out::Proc(i) => i as usize,
-            Out::Proxy => w.procs,
-        };
+        let s = w.tun_slot(tun);
         w.inbox[s].push_back(frame.to_vec());
         Ok(frame.len())
     }
@@ -836,6 +929,10 @@ impl Net for SimNet {
         t.watch = Some((id, upstream));
         // As epoll does on EPOLL_CTL_ADD: what is ready already is reported.
         let (r, wr, connecting) = (t.readable(), t.writable(), t.st == St::SynSent);
+        let iss = t.iss;
+        if upstream {
+            w.upstream.insert(iss, id);
+        }
         if (r || wr) && !connecting {
             w.ready.push(Ready::Sock {
                 id,
@@ -856,6 +953,14 @@ impl Net for SimNet {
                 _ => Connect::Done,
             },
         }
+    }
+
+    fn start_fast_path(&mut self, fwd: Forwarder) -> anyhow::Result<()> {
+        let mut w = self.w.borrow_mut();
+        if w.eager {
+            w.fast = Some(fwd);
+        }
+        Ok(())
     }
 
     fn close(&mut self, mut s: SimStream, abort: bool) {
@@ -1062,9 +1167,31 @@ struct Shape {
     disk: u64,
     /// TUN frames carry a virtio header (`Config::offload`).
     offload: bool,
+    /// The fast path takes each frame as it is sent (`World::eager`).
+    eager: bool,
+    /// The proxy picks its ephemeral ports from this many (`World::ephemeral`; 0: a wide
+    /// range).
+    proxy_ports: u16,
 }
 
 impl Shape {
+    /// With what the seed's own draw adds: the eager fast path on half the seeds, and the
+    /// proxy's ports from a handful on half (independently).
+    fn seeded(self, seed: u64) -> Shape {
+        let mut rng = Rng::new(seed ^ 0xFA57);
+        let eager = rng.percent(50);
+        let few = rng.percent(50);
+        let ports = 1 + rng.below(4) as u16;
+        Shape {
+            eager: self.eager || eager,
+            proxy_ports: match self.proxy_ports {
+                0 if few => ports,
+                n => n,
+            },
+            ..self
+        }
+    }
+
     /// More clients than the cap may be open at once: some may be refused. (A flood must
     /// not get there: the pending bound gives up its oldest SYNs first.)
     fn may_cap(&self) -> bool {
@@ -1081,6 +1208,8 @@ struct Recorded {
 }
 
 struct Run {
+    /// As run: with what the seed drew (`Shape::seeded`).
+    shape: Shape,
     w: Shared,
     engine: Engine<Disk, SimNet>,
     apps: Vec<App>,
@@ -1103,7 +1232,13 @@ fn setup(seed: u64, shape: Shape) -> Run {
         },
         v6: None,
     };
+    let shape = shape.seeded(seed);
     let w: Shared = Rc::new(RefCell::new(World::new(seed, shape.procs, plan)));
+    {
+        let mut world = w.borrow_mut();
+        world.eager = shape.eager;
+        world.proxy_ports = shape.proxy_ports;
+    }
     let disk = Disk {
         bytes: Rc::new(RefCell::new(Vec::new())),
         limit: shape.disk,
@@ -1149,7 +1284,8 @@ fn setup(seed: u64, shape: Shape) -> Run {
             replay: None,
             dns: Dns::in_loop_only(crate::wire::dns::Zone::default()),
         },
-    );
+    )
+    .expect("the simulated network starts its fast path");
     {
         let mut world = w.borrow_mut();
         for j in 0..shape.procs {
@@ -1167,6 +1303,7 @@ fn setup(seed: u64, shape: Shape) -> Run {
         world.offload = shape.offload;
     }
     Run {
+        shape,
         w,
         engine,
         apps: Vec::new(),
@@ -1472,17 +1609,19 @@ fn read_back(bytes: &[u8]) -> (Vec<Recorded>, Vec<String>) {
 }
 
 /// Runs one seeded scenario and checks every invariant; panics naming the seed.
-fn scenario(seed: u64, shape: Shape) {
+fn scenario(seed: u64, shape: Shape) -> Run {
     let mut run = setup(seed, shape);
     run.flood(shape.flood);
     run.add_clients(shape);
     let capture = run.run();
+    let shape = run.shape;
     let ctx = format!("seed {seed} {shape:?}");
+    let (recorded, problems) = read_back(&capture);
+    check_syns(&ctx, &run.w.borrow(), &recorded);
     assert!(run.leaks.is_empty(), "{ctx}: {:?}", run.leaks);
     let w = run.w.borrow();
     assert!(w.violations.is_empty(), "{ctx}: {:?}", w.violations);
     drop(w);
-    let (recorded, problems) = read_back(&capture);
     assert!(
         problems.is_empty(),
         "{ctx}: capture fails --check: {problems:?}"
@@ -1507,6 +1646,34 @@ fn scenario(seed: u64, shape: Shape) {
         (refused(false)..=refused(true)).contains(&counted),
         "{ctx}: {counted} refusals counted at the cap"
     );
+    run
+}
+
+/// Every SYN a process's kernel took is one an upstream socket of the engine sent (its
+/// sequence number says which: plg never changes one), from the client and to the server on
+/// the record for that connection. A SYN rewritten by a rule the loop had not yet installed,
+/// or by an earlier connection's, reaches a server from someone else.
+fn check_syns(ctx: &str, w: &World, recorded: &[Recorded]) {
+    let opens: HashMap<ConnId, &ConnOpen> = recorded
+        .iter()
+        .filter_map(|r| r.open.as_ref())
+        .map(|o| (o.id, o))
+        .collect();
+    for &(seq, src, dst) in &w.syns {
+        let Some(id) = w.upstream.get(&seq) else {
+            panic!("{ctx}: a SYN {src} -> {dst} that no upstream socket sent");
+        };
+        let Some(open) = opens.get(id) else {
+            panic!("{ctx}: connection {id} (SYN {src} -> {dst}) is not on the record");
+        };
+        let (client, server) = (open.client_addr, open.server_addr);
+        assert_eq!(
+            (SocketAddr::V4(src), SocketAddr::V4(dst)),
+            (client, server),
+            "{ctx}: the upstream SYN of connection {id} ({client} -> {server}) reached its \
+             server from someone else"
+        );
+    }
 }
 
 /// Each client's attempts against the record, and each byte against both ends.
@@ -1599,6 +1766,8 @@ const SHAPE: Shape = Shape {
     loss: 0,
     disk: u64::MAX,
     offload: false,
+    eager: false,
+    proxy_ports: 0,
 };
 
 #[test]
@@ -1665,6 +1834,28 @@ fn a_client_port_reused_after_close_is_a_new_connection() {
 }
 
 #[test]
+fn an_upstream_port_reused_while_its_old_rules_linger_reaches_its_own_server_socket() {
+    // The fast path takes every frame as it is sent, before the loop has installed the rules
+    // of the connection the upstream socket was just opened for; the proxy's kernel picks
+    // from two ports, so one comes back while an earlier connection's rules still hold.
+    let mut reused = 0;
+    for seed in 0..300 {
+        let shape = Shape {
+            clients: 12,
+            spread_ms: 10_000,
+            eager: true,
+            proxy_ports: 2,
+            ..SHAPE
+        };
+        reused += scenario(seed, shape).w.borrow().reused_in_linger;
+    }
+    assert!(
+        reused > 300,
+        "an upstream port came back in time {reused} times only"
+    );
+}
+
+#[test]
 fn beyond_the_cap_connections_are_refused_counted_and_recorded() {
     let mut refused = 0;
     for seed in 0..500 {
@@ -1709,7 +1900,7 @@ fn a_full_disk_stops_the_relay_with_every_delivered_byte_on_the_record() {
         let mut run = setup(seed, shape);
         run.add_clients(shape);
         let capture = run.run();
-        let ctx = format!("seed {seed} {shape:?}");
+        let ctx = format!("seed {seed} {:?}", run.shape);
         stopped += run.failed as u32;
         let (recorded, problems) = read_back(&capture);
         let cut = run.failed && problems == [NO_SUMMARY];
