@@ -1,8 +1,10 @@
 //! The fast path: a TCP segment of a relayed connection, rewritten by its NAT rule, goes on
 //! without the loop. It is what most frames are (every data segment and ACK of every relayed
 //! connection crosses two TUNs each way), so in a session it runs on a thread of its own
-//! (`io::Kernel`), beside the loop's socket relay; in the simulations the loop calls it itself,
-//! frame by frame, before its own routing.
+//! (`io::Kernel`), beside the loop's socket relay. The loop also calls it, frame by frame,
+//! before its own routing, on the frames it reads; the simulations run it that way, and on
+//! half their seeds also at its quickest: on each frame as a kernel sends it, before the loop
+//! has had a chance to change any rule.
 //!
 //! Pure: it reads the shared rules (`nat::Rules`, written only by the loop) and a frame, and
 //! says where the rewritten frame goes; the caller writes it. It never changes a connection's
