@@ -158,7 +158,7 @@ pub(super) struct Replayer {
     cache: ChunkCache,
     /// Played packets recently sent (how an ICMP error quotes them, index), to resend one
     /// its receiver was not ready for (answered "port unreachable").
-    sent: VecDeque<(Quoted, usize, Instant)>,
+    sent: VecDeque<(Quoted, usize)>,
     /// Played packets a live receiver answered "port unreachable" (it had not bound yet), in
     /// recorded order: each is sent again until it draws no error (taken) or the step timeout
     /// passes (lost), so every entry ends within the step timeout.
@@ -206,6 +206,15 @@ pub(super) struct ConnReplay {
 }
 
 impl Replayer {
+    /// Remembers that played packet `idx`, which an error would quote as `q`, was just sent
+    /// (the last 64 are kept: an error comes back within a tick).
+    fn sent_now(&mut self, q: Quoted, idx: usize) {
+        self.sent.push_back((q, idx));
+        if self.sent.len() > 64 {
+            self.sent.pop_front();
+        }
+    }
+
     pub(super) fn new(cfg: ReplayConfig) -> Replayer {
         let mut queues: HashMap<_, VecDeque<usize>> = HashMap::new();
         let mut to_open = VecDeque::new();
@@ -559,10 +568,7 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
                 continue;
             };
             if let Some(q) = Quoted::of(&bytes) {
-                rp.sent.push_back((q, idx, Instant::now()));
-                if rp.sent.len() > 64 {
-                    rp.sent.pop_front();
-                }
+                rp.sent_now(q, idx);
             }
             let n = rp.cfg.live.len();
             if let Some(j) = self.plan.process_index(dst, n) {
@@ -891,7 +897,7 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
         let Some(quoted) = Quoted::port_unreachable(icmp) else {
             return false;
         };
-        let Some(&(_, idx, _)) = rp.sent.iter().find(|(q, _, _)| *q == quoted) else {
+        let Some(&(_, idx)) = rp.sent.iter().find(|(q, _)| *q == quoted) else {
             return false;
         };
         match rp.refused.iter_mut().find(|r| r.idx == idx) {
@@ -960,10 +966,7 @@ impl<W: Write + super::sink::Close, N: Net> Engine<W, N> {
             let (Some(dst), Some(q)) = (ip_dst(&bytes), Quoted::of(&bytes)) else {
                 continue;
             };
-            rp.sent.push_back((q, idx, Instant::now()));
-            if rp.sent.len() > 64 {
-                rp.sent.pop_front();
-            }
+            rp.sent_now(q, idx);
             let n = rp.cfg.live.len();
             if let Some(j) = self.plan.process_index(dst, n) {
                 // Recorded once (the first send); a resend is plg's early delivery repeated.

@@ -7,9 +7,9 @@
 //! `os::process`), and the TUNs vanish with their namespaces.
 //!
 //! Ending: once the main commands have exited, the connections still open get up to
-//! [`QUIESCE`] to close by themselves; then each command's processes get exactly one SIGTERM, then SIGKILL after `--grace` (or
-//! at once on a second SIGINT/SIGTERM/SIGHUP). plg never waits on anything unbounded after
-//! that: output pumps still blocked a second later (a full stdout, a pipe held open) are left
+//! [`QUIESCE`] to close by themselves; then each command's processes get exactly one SIGTERM,
+//! then SIGKILL after `--grace` (or at once on a second SIGINT/SIGTERM/SIGHUP). plg never
+//! waits on anything unbounded after that: output pumps still blocked a second later (a full stdout, a pipe held open) are left
 //! behind and die with the process.
 //!
 //! Nothing here writes for the user: what the session has to show (the live counters, a

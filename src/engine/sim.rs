@@ -252,10 +252,7 @@ impl World {
     }
 
     fn slot(&self, h: Host) -> usize {
-        match h {
-            Host::Proc(i) => i,
-            Host::Proxy => self.procs,
-        }
+        self.tun_slot(h.out())
     }
 
     /// The slot of the host behind a TUN.

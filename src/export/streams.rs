@@ -47,7 +47,6 @@ fn side(dir: Direction) -> usize {
     }
 }
 
-/// Keeps a process name safe in a file name.
 /// An address as it appears in a file name: IPv4 as usual, IPv6 with `-` for `:`.
 fn file_addr(ip: std::net::IpAddr) -> String {
     match ip {
@@ -56,6 +55,7 @@ fn file_addr(ip: std::net::IpAddr) -> String {
     }
 }
 
+/// Keeps a process name safe in a file name.
 fn clean(name: &str) -> String {
     let s: String = name
         .chars()
